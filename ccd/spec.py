@@ -1,0 +1,311 @@
+"""Workflow files -> WorkflowSpec, with every error reported as FILE:LINE:COL at once.
+
+The format is cloudmesh-cc's (the paper, sections 5.1-5.5):
+
+    workflow:
+      nodes:
+        fetch-data: {name: fetch-data, kind: local, script: fetch.sh, label: '{name}'}
+      dependencies:
+        - start,fetch-data,end      # a chain; parallel branches are several chains
+    colors: {status: {done: '#CCFFCC'}}
+
+plus optional extensions: per node `env`, `cwd`, `timeout`; a top-level `hosts:` inventory
+with `max_jobs`. Fields cloudmesh-cc writes into saved workflows are accepted and ignored;
+any other unknown field is a warning, not an error, so files written for cloudmesh-cc load
+unchanged.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from ccd import dag, labels
+from ccd.errors import Problem, SpecError
+from ccd.model import KINDS, HostSpec, JobSpec, WorkflowSpec
+from ccd.yamltree import Mapping, Node, Scalar, Sequence, kind_of, load
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+
+_STRING_FIELDS = ("user", "host", "label", "script", "exec", "venv", "shape", "style", "cwd")
+# Written by cloudmesh-cc itself (save/save_with_state); harmless to read back.
+_CLOUDMESH_FIELDS = frozenset((
+    "format", "label_format", "number", "directory", "filename", "instance", "parent",
+    "pid", "created", "modified", "tstart", "tend", "workflow_name", "experiment",
+))
+_NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout",
+                          *_STRING_FIELDS))
+
+
+class _Checker:
+    """Collects problems while walking the tree; one instance per file."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+        self.edge_positions: dict[tuple[str, str], Scalar] = {}  # where each edge was written
+
+    def error(self, node: Node, message: str, offset: int = 0) -> None:
+        self.problems.append(Problem(self.filename, node.line, node.col + offset, message))
+
+    def warn(self, node: Node, message: str) -> None:
+        self.warnings.append(Problem(self.filename, node.line, node.col, f"warning: {message}"))
+
+    def string(self, node: Node, what: str) -> str | None:
+        if isinstance(node, Scalar) and not node.is_null:
+            return node.text
+        if not (isinstance(node, Scalar) and node.is_null):
+            self.error(node, f"{what} must be a string, not {kind_of(node)}")
+        return None
+
+    def mapping(self, node: Node | None, what: str) -> Mapping | None:
+        if node is None or (isinstance(node, Scalar) and node.is_null):
+            return None
+        if isinstance(node, Mapping):
+            return node
+        self.error(node, f"{what} must be a mapping, not {kind_of(node)}")
+        return None
+
+    def unique_pairs(self, mapping: Mapping, what: str) -> list[tuple[Scalar, Node]]:
+        """The pairs with scalar keys; duplicates and non-scalar keys are reported."""
+        seen: dict[str, Scalar] = {}
+        out: list[tuple[Scalar, Node]] = []
+        for key, value in mapping.pairs:
+            if not isinstance(key, Scalar):
+                self.error(key, f"a key in {what} must be a string, not {kind_of(key)}")
+                continue
+            if key.text in seen:
+                first = seen[key.text]
+                self.error(key, f"duplicate {what} {key.text!r} (first at line {first.line})")
+                continue
+            seen[key.text] = key
+            out.append((key, value))
+        return out
+
+    def number(self, node: Node, what: str, parse: Callable[[Scalar], float | int | None],
+               minimum: float, maximum: float | None = None) -> float | int | None:
+        value = parse(node) if isinstance(node, Scalar) else None
+        if value is None or value < minimum or (maximum is not None and value > maximum):
+            kind = "an integer" if parse is Scalar.as_int else "a number"
+            bounds = f" from {minimum:g} to {maximum:g}" if maximum is not None else \
+                f" >= {minimum:g}"
+            self.error(node, f"{what} must be {kind}{bounds}, not {kind_of(node)}")
+            return None
+        return value
+
+
+def load_spec(path: str | Path, data: bytes | None = None) -> tuple[WorkflowSpec, list[Problem]]:
+    """Read and validate a workflow file; returns the spec and its warnings.
+
+    Raises SpecError listing every problem. `data` overrides the file's content.
+    """
+    source = Path(path).absolute()
+    filename = str(path)
+    if data is None:
+        try:
+            with open(source, "rb") as f:
+                data = f.read(8 * 1024 * 1024 + 1)
+        except OSError as e:
+            raise SpecError([Problem(filename, 1, 1, f"cannot read: {e.strerror}")]) from None
+    root = load(data, filename)
+    c = _Checker(filename)
+    spec = _workflow(c, root, source)
+    if c.problems or spec is None:
+        if not c.problems:
+            c.problems.append(Problem(filename, 1, 1, "empty file: expected `workflow:`"))
+        raise SpecError(c.problems)
+    return spec, c.warnings
+
+
+def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | None:
+    top = c.mapping(root, "the file")
+    if top is None:
+        return None
+    known = ("workflow", "colors", "hosts")
+    for key, _ in c.unique_pairs(top, "top-level key"):
+        if key.text not in known:
+            c.warn(key, f"unknown top-level key {key.text!r} is ignored{_did_you_mean(key.text, known)}")
+    wf = c.mapping(top.get("workflow"), "workflow")
+    if wf is None:
+        if top.get("workflow") is None:
+            c.error(top, "missing `workflow:` (with `nodes:` and `dependencies:`)")
+        return None
+    for key, _ in c.unique_pairs(wf, "key of workflow"):
+        if key.text not in ("nodes", "dependencies"):
+            c.warn(key, f"unknown key {key.text!r} in workflow is ignored"
+                   f"{_did_you_mean(key.text, ('nodes', 'dependencies'))}")
+    hosts = _hosts(c, top.get("hosts"))
+    jobs: dict[str, JobSpec] = {}
+    positions: dict[str, Scalar] = {}
+    nodes = c.mapping(wf.get("nodes"), "workflow.nodes")
+    if nodes is None and wf.get("nodes") is None:
+        c.error(wf, "missing `nodes:` in workflow")
+    for key, value in c.unique_pairs(nodes, "node") if nodes else ():
+        job = _job(c, key, value, source.parent)
+        if job is not None:
+            jobs[job.name] = job
+            positions[job.name] = key
+    edges = _dependencies(c, wf.get("dependencies"), jobs)
+    cycle = dag.find_cycle(list(jobs), edges)
+    if cycle:
+        c.error(c.edge_positions.get((cycle[0], cycle[1])) or positions[cycle[0]],
+                "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
+    return WorkflowSpec(
+        name=source.name.split(".")[0] or "workflow",
+        source=source,
+        jobs=jobs,
+        edges=tuple(edges),
+        colors=_colors(c, top.get("colors")),
+        hosts=hosts,
+    )
+
+
+def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
+    name = key.text
+    if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
+        c.error(key, f"node name {name!r} is not safe as a file name: use letters, digits "
+                     "and . _ - + (at most 128, not starting with . or -)")
+    if isinstance(node, Scalar) and node.is_null:
+        return JobSpec(name=name)
+    body = c.mapping(node, f"node {name!r}")
+    if body is None:
+        return None
+    fields: dict[str, object] = {"name": name}
+    for k, v in c.unique_pairs(body, f"field of node {name!r}"):
+        field = k.text
+        if field == "name":
+            given = c.string(v, "name")
+            if given is not None and given != name:
+                c.error(v, f"name {given!r} differs from its key {name!r}")
+        elif field in _STRING_FIELDS:
+            fields[field] = c.string(v, field)
+        elif field == "kind":
+            kind = c.string(v, "kind")
+            if kind is not None and kind not in KINDS:
+                c.error(v, f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+            fields["kind"] = kind or "local"
+        elif field == "status":
+            fields["status"] = v.text if isinstance(v, Scalar) else c.string(v, "status")
+        elif field == "progress":
+            fields["progress"] = c.number(v, "progress", Scalar.as_int, 0, 100) or 0
+        elif field == "timeout":
+            fields["timeout"] = c.number(v, "timeout (seconds)", Scalar.as_float, 0.001)
+        elif field == "env":
+            fields["env"] = _env(c, v)
+        elif field not in _CLOUDMESH_FIELDS:
+            c.warn(k, f"unknown field {field!r} of node {name!r} is ignored"
+                      f"{_did_you_mean(field, _NODE_FIELDS)}")
+    if fields.get("host") is None:
+        fields.pop("host", None)
+    job = JobSpec(**fields)  # type: ignore[arg-type]
+    _check_job(c, job, body, base)
+    return job
+
+
+def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
+    if job.script is not None and job.exec is not None:
+        c.warn(body.get("exec") or body, f"node {job.name!r} has both script and exec; "
+               "exec is ignored (as cloudmesh-cc does)")
+    if job.script is not None and job.kind == "local":
+        script = base / job.script
+        if not script.is_file():
+            c.error(body.get("script") or body, f"script file not found: {script}")
+    if job.venv is not None and job.kind == "local":
+        venv = base / Path(job.venv).expanduser()
+        if not (venv / "bin" / "activate").is_file():
+            c.error(body.get("venv") or body, f"venv {venv} has no bin/activate")
+    if job.label is not None:
+        label_node = body.get("label") or body
+        quote = 1 if isinstance(label_node, Scalar) and label_node.quoted else 0
+        for offset, message in labels.check(job.label):
+            # The column is exact for one-line labels, the usual case.
+            c.error(label_node, f"label: {message}", quote + offset)
+
+
+def _env(c: _Checker, node: Node) -> tuple[tuple[str, str], ...]:
+    env = c.mapping(node, "env")
+    out: list[tuple[str, str]] = []
+    for k, v in c.unique_pairs(env, "env variable") if env else ():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k.text):
+            c.error(k, f"env variable name {k.text!r} is not a valid shell name")
+        value = c.string(v, f"env.{k.text}")
+        out.append((k.text, value or ""))
+    return tuple(out)
+
+
+def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]) -> list[tuple[str, str]]:
+    """Chains "a,b,c" -> edges a->b, b->c; also cloudmesh-cc's saved {edge: {source, destination}}."""
+    edges = c.edge_positions
+    if node is None or isinstance(node, Mapping) and not node.pairs:
+        return []
+    if isinstance(node, Scalar):
+        if node.is_null:
+            return []
+        chains: list[Node] = [node]
+    elif isinstance(node, Mapping):
+        chains = []
+        for _, edge in node.pairs:
+            e = c.mapping(edge, "a saved dependency")
+            src, dst = (e.get("source"), e.get("destination")) if e else (None, None)
+            if isinstance(src, Scalar) and isinstance(dst, Scalar):
+                chains.append(Scalar(f"{src.text},{dst.text}", False, src.line, src.col))
+            elif e is not None:
+                c.error(e, "a saved dependency needs `source:` and `destination:`")
+    else:
+        chains = node.items
+    for chain in chains:
+        if not isinstance(chain, Scalar) or chain.is_null:
+            c.error(chain, f"a dependency must be a chain like \"a,b,c\", not {kind_of(chain)}")
+            continue
+        names: list[str] = []
+        offset = 1 if chain.quoted else 0
+        for part in chain.text.split(","):
+            name = part.strip()
+            at = offset + (len(part) - len(part.lstrip()))
+            offset += len(part) + 1
+            if not name:
+                c.error(chain, f"empty name in dependency chain {chain.text!r}", at)
+            elif name not in jobs:
+                c.error(chain, f"unknown node {name!r} in dependency{_did_you_mean(name, jobs)}",
+                        at)
+            else:
+                names.append(name)
+                continue
+            names = []  # a broken link: do not connect across it
+        for a, b in zip(names, names[1:]):
+            edges.setdefault((a, b), chain)
+    return list(edges)
+
+
+def _hosts(c: _Checker, node: Node | None) -> dict[str, HostSpec]:
+    hosts = c.mapping(node, "hosts")
+    out: dict[str, HostSpec] = {}
+    for key, value in c.unique_pairs(hosts, "host") if hosts else ():
+        body = c.mapping(value, f"host {key.text!r}")
+        max_jobs = None
+        for k, v in c.unique_pairs(body, f"field of host {key.text!r}") if body else ():
+            if k.text == "max_jobs":
+                max_jobs = c.number(v, "max_jobs", Scalar.as_int, 1)
+            else:
+                c.warn(k, f"unknown field {k.text!r} of host {key.text!r} is ignored")
+        out[key.text] = HostSpec(key.text, int(max_jobs) if max_jobs else None)
+    return out
+
+
+def _colors(c: _Checker, node: Node | None) -> dict[str, str]:
+    colors = c.mapping(node, "colors")
+    status = c.mapping(colors.get("status"), "colors.status") if colors else None
+    out: dict[str, str] = {}
+    for k, v in c.unique_pairs(status, "colour") if status else ():
+        colour = c.string(v, f"colors.status.{k.text}")
+        if colour is not None:
+            out[k.text] = colour
+    return out
+
+
+def _did_you_mean(word: str, choices: object) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)  # type: ignore[call-overload]
+    return f" (did you mean {close[0]!r}?)" if close else ""

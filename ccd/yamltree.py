@@ -1,0 +1,202 @@
+"""Read untrusted YAML into a small tree that remembers where every value was written.
+
+libyaml's event parser (through ruamel.yaml's C extension) does the parsing; we build the
+tree ourselves, iteratively, because ruamel's own composer is slow (1 s for a 10,000-node
+workflow) and its C composer recurses without bound (a deeply nested file crashes the
+interpreter). Scalars keep their source text: the schema decides what type a field needs.
+Hostile input is bounded here: file size, nesting depth and the number of YAML items.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Union
+
+from ccd.errors import Problem, SpecError
+
+MAX_BYTES = 8 * 1024 * 1024
+MAX_DEPTH = 64
+MAX_EVENTS = 2_000_000
+
+_NULLS = frozenset(("", "~", "null", "Null", "NULL"))
+_TRUE = frozenset(("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"))
+_FALSE = frozenset(("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"))
+_INT = re.compile(r"[-+]?[0-9]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+
+
+@dataclass(slots=True)
+class Scalar:
+    """A scalar as written: `text` is its value as a string; `quoted` if it was quoted."""
+
+    text: str
+    quoted: bool
+    line: int  # 1-based
+    col: int  # 1-based
+
+    @property
+    def is_null(self) -> bool:
+        return not self.quoted and self.text in _NULLS
+
+    def as_int(self) -> int | None:
+        """The integer it spells, or None."""
+        return int(self.text) if not self.quoted and _INT.fullmatch(self.text) else None
+
+    def as_float(self) -> float | None:
+        """The number it spells, or None."""
+        return float(self.text) if not self.quoted and _FLOAT.fullmatch(self.text) else None
+
+    def as_bool(self) -> bool | None:
+        """The boolean it spells (YAML 1.1 words too, as PyYAML-based cloudmesh-cc reads them)."""
+        if self.quoted:
+            return None
+        return True if self.text in _TRUE else False if self.text in _FALSE else None
+
+
+@dataclass(slots=True)
+class Mapping:
+    """A mapping with its pairs in file order; duplicate keys are kept for the schema to report."""
+
+    pairs: list[tuple[Node, Node]]
+    line: int
+    col: int
+
+    def get(self, key: str) -> Node | None:
+        """The value of the first pair whose key is the scalar `key`."""
+        for k, v in self.pairs:
+            if isinstance(k, Scalar) and k.text == key:
+                return v
+        return None
+
+
+@dataclass(slots=True)
+class Sequence:
+    items: list[Node]
+    line: int
+    col: int
+
+
+Node = Union[Scalar, Mapping, Sequence]
+
+
+def kind_of(node: Node) -> str:
+    """How a node is named in messages: 'a mapping', 'a list', 'the string "x"'."""
+    if isinstance(node, Mapping):
+        return "a mapping"
+    if isinstance(node, Sequence):
+        return "a list"
+    if node.is_null:
+        return "nothing (null)"
+    return f"{node.text!r}"
+
+
+def load(data: bytes, filename: str) -> Node | None:
+    """Parse one YAML document into a tree; None for an empty document.
+
+    Raises SpecError with the position of the first problem.
+    """
+    if len(data) > MAX_BYTES:
+        raise _error(filename, 1, 1, f"file is {len(data):,} bytes; the limit is {MAX_BYTES:,}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise _error(filename, line, col, "not a UTF-8 text file") from None
+    if "\x00" in text:
+        at = text.index("\x00")
+        line = text.count("\n", 0, at) + 1
+        raise _error(filename, line, at - text.rfind("\n", 0, at), "not a text file (NUL byte)")
+    return _build(text, filename)
+
+
+def _build(text: str, filename: str) -> Node | None:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.events import (
+        AliasEvent,
+        DocumentStartEvent,
+        MappingEndEvent,
+        MappingStartEvent,
+        ScalarEvent,
+        SequenceEndEvent,
+        SequenceStartEvent,
+    )
+    from ruamel.yaml.reader import ReaderError
+
+    anchors: dict[str, Node] = {}
+    stack: list[Mapping | Sequence] = []
+    keys: list[Node | None] = []  # per open container: a mapping's key waiting for its value
+    root: Node | None = None
+    documents = 0
+    plain = (None, "", "|", ">")
+    try:
+        for count, ev in enumerate(YAML(typ="safe", pure=False).parse(text)):
+            cls = type(ev)
+            node: Node
+            if cls is ScalarEvent:
+                mark = ev.start_mark
+                node = Scalar(ev.value, ev.style not in plain, mark.line + 1, mark.column + 1)
+                if ev.anchor:
+                    anchors[ev.anchor] = node
+            elif cls is MappingStartEvent or cls is SequenceStartEvent:
+                mark = ev.start_mark
+                if len(stack) >= MAX_DEPTH:
+                    raise _error(filename, mark.line + 1, mark.column + 1,
+                                 f"nested more than {MAX_DEPTH} levels deep")
+                node = (Mapping([], mark.line + 1, mark.column + 1) if cls is MappingStartEvent
+                        else Sequence([], mark.line + 1, mark.column + 1))
+                if ev.anchor:
+                    anchors[ev.anchor] = node
+            elif cls is MappingEndEvent or cls is SequenceEndEvent:
+                stack.pop()
+                keys.pop()
+                continue
+            elif cls is AliasEvent:
+                if ev.anchor not in anchors:
+                    mark = ev.start_mark
+                    raise _error(filename, mark.line + 1, mark.column + 1,
+                                 f"unknown alias *{ev.anchor}")
+                node = anchors[ev.anchor]  # shared, never copied: alias bombs stay small
+            elif cls is DocumentStartEvent:
+                documents += 1
+                if documents > 1:
+                    mark = ev.start_mark
+                    raise _error(filename, mark.line + 1, mark.column + 1,
+                                 "a workflow file holds one YAML document, found a second")
+                continue
+            else:
+                continue
+            if count > MAX_EVENTS:
+                raise _error(filename, node.line, node.col, f"more than {MAX_EVENTS:,} YAML items")
+            if not stack:
+                root = node
+            else:
+                top = stack[-1]
+                if type(top) is Sequence:
+                    top.items.append(node)
+                elif keys[-1] is None:
+                    keys[-1] = node
+                else:
+                    top.pairs.append((keys[-1], node))  # type: ignore[union-attr, arg-type]
+                    keys[-1] = None
+            if type(node) is not Scalar and cls is not AliasEvent:
+                stack.append(node)  # type: ignore[arg-type]
+                keys.append(None)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = " ".join(str(p) for p in (e.context, e.problem) if p)
+        raise _error(filename, line, col, f"invalid YAML: {what}") from None
+    except ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        col = e.position - text.rfind("\n", 0, e.position)
+        raise _error(filename, line, col, f"invalid YAML: {e.reason} ({e.character!r})") from None
+    except YAMLError as e:
+        raise _error(filename, 1, 1, f"invalid YAML: {e}") from None
+    return root
+
+
+def _error(filename: str, line: int, col: int, message: str) -> SpecError:
+    return SpecError([Problem(filename, line, col, message)])
