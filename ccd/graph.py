@@ -62,7 +62,7 @@ def to_dot(
             _quote_id(job.name),
             label=_quote_label(text),
             style=_quote_id(job.style or DEFAULT_STYLE),
-            fillcolor=_quote_id(colors.get(status.state.value, STATE_COLORS["ready"])),
+            fillcolor=_quote_id(colors[status.state.value]),
         )
         if job.shape:  # otherwise graphviz's own default (an ellipse)
             node.set("shape", _quote_id(job.shape))

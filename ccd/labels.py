@@ -41,7 +41,7 @@ NOT_YET = "N/A"  # a time that does not exist yet, as cloudmesh writes it
 
 _POINTS = ("now", "created", "t0", "t1", "tstart", "tend", "modified")
 _DURATIONS = ("dt0", "dt1", "dt")
-# Fields read from the job's status rather than from its spec.
+# Listed first in messages; `progress` and `status` are read live from the job's status.
 _LIVE = ("name", "progress", "status")
 _ATTRIBUTES = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name not in _LIVE)
 _PLAIN = frozenset(_LIVE + _ATTRIBUTES)
@@ -135,40 +135,40 @@ def _parse(template: str) -> _Parsed:
             problems.append((offset, "'}' was not opened; write '}}' for a literal brace"))
             parts.append(_Part(_Kind.TEXT, token))
         elif token[0] == "{":
-            part, problem = _field(token[1:-1])
-            if problem is None:
-                parts.append(part)
+            field = _field(token[1:-1])
+            if isinstance(field, _Part):
+                parts.append(field)
             else:
-                problems.append((offset, problem))
+                problems.append((offset, field))
                 parts.append(_Part(_Kind.TEXT, token))
         else:
             parts.append(_Part(_Kind.TEXT, token.replace("--", ":")))
     return _Parsed(tuple(_merge(parts)), tuple(problems))
 
 
-def _field(body: str) -> tuple[_Part, str | None]:
+@functools.lru_cache(maxsize=1024)  # fields repeat across templates that differ in text
+def _field(body: str) -> _Part | str:
     """The part for the inside of one `{...}`, or why it is not a field."""
     head, dot, rest = body.partition(".")
-    bad = _Part(_Kind.TEXT, "")
     if not body:
-        return bad, f"empty field '{{}}'; fields are: {_ALLOWED}"
+        return f"empty field '{{}}'; fields are: {_ALLOWED}"
     if head in ("os", "cm"):
         if not rest:
-            return bad, f"'{{{body}}}' needs a variable name, e.g. '{{{head}.HOME}}'"
-        return _Part(_Kind.OS if head == "os" else _Kind.CM, rest), None
+            return f"'{{{body}}}' needs a variable name, e.g. '{{{head}.HOME}}'"
+        return _Part(_Kind.OS if head == "os" else _Kind.CM, rest)
     if head in _POINTS or head in _DURATIONS:
         default = POINT_FORMAT if head in _POINTS else DURATION_FORMAT
         fmt = rest.replace("--", ":") or default
         try:
             time.strftime(fmt, time.gmtime(0))
         except ValueError as error:
-            return bad, f"'{{{body}}}' has a bad time format: {error}"
-        return _Part(_Kind.POINT if head in _POINTS else _Kind.DURATION, head, fmt), None
+            return f"'{{{body}}}' has a bad time format: {error}"
+        return _Part(_Kind.POINT if head in _POINTS else _Kind.DURATION, head, fmt)
     if head in _PLAIN:
         if dot:
-            return bad, f"'{{{body}}}': only times take a format, '{head}' is not a time"
-        return _Part(_Kind.PLAIN, head), None
-    return bad, f"unknown field '{body}'; fields are: {_ALLOWED}"
+            return f"'{{{body}}}': only times take a format, '{head}' is not a time"
+        return _Part(_Kind.PLAIN, head)
+    return f"unknown field '{body}'; fields are: {_ALLOWED}"
 
 
 def _merge(parts: list[_Part]) -> list[_Part]:

@@ -120,3 +120,18 @@ class Event:
     exit_code: int | None = None
     pid: int | None = None
     message: str = ""
+
+
+@dataclass(slots=True)
+class Run:
+    """One execution of a workflow: its spec, every job's status and the run's own times."""
+
+    id: str
+    spec: WorkflowSpec
+    jobs: dict[str, JobStatus]
+    job_root: Path  # <state dir>/runs/<id>: one directory per job below it
+    created: float
+    state: RunState = RunState.RUNNING
+    t0: float | None = None
+    t1: float | None = None
+    message: str = ""

@@ -1,0 +1,1 @@
+"""ccctl: the command line and (with the daemon) the REST client of ccd."""

@@ -1,0 +1,206 @@
+"""The foreground view of a run: a live table on a terminal, one line per job change when
+the output is a file or a pipe, a summary at the end, or JSON for scripts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from ccd.model import Event, JobState, JobStatus, Run, RunState
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from ccd.runs import Opened
+    from ccd.scheduler import Scheduler
+
+STYLES = {
+    "ready": "white", "running": "bold blue", "done": "green", "failed": "bold red",
+    "skipped": "dim", "cancelled": "yellow",
+}
+_ORDER = {JobState.RUNNING: 0, JobState.FAILED: 1, JobState.READY: 2, JobState.CANCELLED: 3,
+          JobState.SKIPPED: 4, JobState.DONE: 5}
+
+
+def elapsed(status: JobStatus, now: float) -> str:
+    """How long a job ran (or has been running), as M:SS or H:MM:SS."""
+    if status.tstart is None:
+        return ""
+    return clock_time((status.tend or now) - status.tstart)
+
+
+def clock_time(seconds: float) -> str:
+    s = max(0, int(seconds))
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02}:{s % 60:02}" if h else f"{m}:{s % 60:02}"
+
+
+class Display:
+    """Runs an opened run and shows it."""
+
+    def __init__(self, opened: Opened, json_out: bool = False) -> None:
+        self.opened = opened
+        self.run: Run = opened.run
+        self.json_out = json_out
+        self._err = _console(stderr=True)
+        self._out = _console(stderr=False)
+        self._live = not json_out and self._out.is_terminal
+        self._scheduler: Scheduler | None = None
+        self._interrupted = 0
+        self._announced: set[str] = set()  # jobs whose start was printed
+
+    async def drive(self, max_jobs: int | None) -> RunState:
+        """Execute the run while showing it; Ctrl-C cancels, a second Ctrl-C leaves."""
+        from ccd import runs
+
+        self._intro()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_sigint() -> None:
+            self._interrupted += 1
+            if self._interrupted == 1 and self._scheduler is not None:
+                self._err.print("[yellow]cancelling: running jobs get SIGTERM "
+                                "(Ctrl-C again to quit and leave them running)[/]")
+                self._scheduler.cancel("cancelled by Ctrl-C")
+            else:
+                task.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            if self._live:
+                from rich.live import Live
+
+                with Live(get_renderable=self._table, console=self._out, auto_refresh=True,
+                          refresh_per_second=8, transient=True):
+                    state = await runs.execute(self.opened, max_jobs=max_jobs,
+                                               started=self._started)
+            else:
+                on_event = None if self.json_out else self._line
+                state = await runs.execute(self.opened, max_jobs=max_jobs, on_event=on_event,
+                                           started=self._started)
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+        self._summary()
+        return state
+
+    def left_running(self) -> None:
+        """After a second Ctrl-C: say how to come back."""
+        self._err.print(f"left run {self.run.id} with its jobs running; run the same command "
+                        "again to resume it")
+
+    def _started(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def _intro(self) -> None:
+        if self.json_out:
+            return
+        for w in self.opened.warnings:
+            self._err.print(str(w), markup=False, highlight=False)
+        for note in self.opened.notes:
+            self._err.print(f"[yellow]{_escape(note)}[/]")
+        verb = "resuming" if self.opened.resumed else "run"
+        self._err.print(f"{verb} [bold]{self.run.id}[/] ({len(self.run.jobs)} jobs)",
+                        highlight=False)
+
+    def _line(self, event: Event) -> None:
+        """One line per job that starts or ends (not per progress step)."""
+        if event.job is None or event.state == "ready":
+            return
+        status = self.run.jobs[event.job]
+        if event.state == "running":
+            if event.job in self._announced:
+                return  # a progress step, not the start
+            self._announced.add(event.job)
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+        extra = f"  {event.message}" if event.message else ""
+        took = f"  {elapsed(status, event.time)}" if event.state != "running" else ""
+        sys.stdout.write(f"{stamp}  {event.state:<9} {event.job}{took}{extra}\n")
+
+    def _table(self) -> RenderableType:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+        from rich.text import Text
+
+        now = time.time()
+        jobs = list(self.run.jobs.values())
+        room = max(3, self._out.size.height - 6)
+        shown = jobs if len(jobs) <= room else sorted(jobs, key=lambda s: _ORDER[s.state])[:room]
+        if len(jobs) > room:
+            position = {name: i for i, name in enumerate(self.run.jobs)}
+            shown.sort(key=lambda s: position[s.name])
+        table = Table(expand=False, box=None, pad_edge=False, header_style="bold")
+        for column in ("job", "state", "progress", "", "elapsed", "host"):
+            table.add_column(column, no_wrap=True, justify="right" if column == "" else "left")
+        for s in shown:
+            table.add_row(Text(s.name), Text(s.state.value, style=STYLES[s.state.value]),
+                          ProgressBar(total=100, completed=s.progress, width=20),
+                          f"{s.progress:>3}%", elapsed(s, now), Text(s.host))
+        footer = Text(self._counts() + f"   elapsed {clock_time(now - (self.run.t0 or now))}",
+                      style="dim")
+        if len(jobs) > room:
+            footer.append(f"   ({len(jobs) - room} more jobs not shown)")
+        return Group(table, footer)
+
+    def _counts(self) -> str:
+        counts: dict[str, int] = {}
+        for s in self.run.jobs.values():
+            counts[s.state.value] = counts.get(s.state.value, 0) + 1
+        return "  ".join(f"{n} {state}" for state, n in counts.items())
+
+    def _summary(self) -> None:
+        run = self.run
+        took = clock_time((run.t1 or time.time()) - (run.t0 or run.created))
+        if self.json_out:
+            print(json.dumps(summary_json(run), indent=2))
+            return
+        if self._live:
+            from rich.table import Table
+            from rich.text import Text
+
+            table = Table(box=None, header_style="bold", pad_edge=False)
+            for column in ("job", "state", "progress", "elapsed", "exit", "message"):
+                table.add_column(column, overflow="fold")
+            notable = [s for s in run.jobs.values()
+                       if len(run.jobs) <= 40 or s.state is not JobState.DONE]
+            for s in notable:
+                table.add_row(Text(s.name), Text(s.state.value, style=STYLES[s.state.value]),
+                              f"{s.progress}%", elapsed(s, run.t1 or time.time()),
+                              "" if s.exit_code is None else str(s.exit_code), Text(s.message))
+            if notable:
+                self._out.print(table)
+        style = STYLES[run.state.value]
+        self._err.print(f"run {run.id} [{style}]{run.state.value}[/] in {took}: {self._counts()}"
+                        f"\njob directories: {run.job_root}", highlight=False)
+
+
+def summary_json(run: Run) -> dict[str, object]:
+    """The run and every job, for `--json`."""
+    return {
+        "run": run.id, "workflow": run.spec.name, "state": run.state.value,
+        "t0": run.t0, "t1": run.t1, "job_root": str(run.job_root),
+        "jobs": [{"name": s.name, "state": s.state.value, "progress": s.progress,
+                  "host": s.host, "exit_code": s.exit_code, "tstart": s.tstart, "tend": s.tend,
+                  "message": s.message} for s in run.jobs.values()],
+    }
+
+
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,3 @@
+from ccd.daemon import main
+
+main()

@@ -1,0 +1,28 @@
+# ccd job wrapper (POSIX sh). Runs one job at most once and records how it ended.
+# usage: sh job.sh JOBDIR CWD VENV COMMAND
+#
+# JOBDIR/status is created exclusively (noclobber: O_EXCL) when the job starts, holding
+# `pid=N`; a second wrapper for the same job finds it and exits 75 without running
+# anything. When the job ends, one `exit=N` line is appended. Readers act only on complete
+# lines, so a half-written status is never taken for a result. Only shell builtins run
+# here besides the job itself: every fork counts when a workflow has thousands of jobs.
+d=$1
+set -C
+{ printf 'pid=%s\n' "$$" > "$d/status"; } 2>/dev/null || exit 75
+set +C
+export CCD_JOB_DIR="$d"
+# A cancel signals the whole process group; let the job end first, then record it.
+trap 'signalled=1' TERM INT HUP
+if cd "$2" 2>/dev/null; then
+    if [ -n "$3" ]; then
+        # shellcheck disable=SC1090,SC1091
+        . "$3/bin/activate"
+    fi
+    ( eval "$4" ) > "$d/log" 2>&1 < /dev/null
+    rc=$?
+else
+    printf 'ccd: cannot change to directory %s\n' "$2" > "$d/log"
+    rc=126
+fi
+printf 'exit=%s\n' "$rc" >> "$d/status"
+exit "$rc"

@@ -1,0 +1,42 @@
+"""Where ccd keeps things on this machine (XDG base directories), and the user's variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def state_dir() -> Path:
+    """`$CCD_STATE_DIR`, else `$XDG_STATE_HOME/ccd`, else `~/.local/state/ccd`."""
+    if os.environ.get("CCD_STATE_DIR"):
+        return Path(os.environ["CCD_STATE_DIR"]).expanduser().absolute()
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base).expanduser().absolute() / "ccd"
+
+
+def config_dir() -> Path:
+    """`$XDG_CONFIG_HOME/ccd`, else `~/.config/ccd`."""
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base).expanduser().absolute() / "ccd"
+
+
+def variables() -> dict[str, str]:
+    """The `cm.NAME` label variables: a flat `name: value` YAML file, `config_dir()/variables.yaml`.
+
+    A missing or unreadable file means no variables; labels then show "" for them.
+    """
+    path = config_dir() / "variables.yaml"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return {}
+    from ccd.yamltree import Mapping, Scalar, load
+    from ccd.errors import SpecError
+
+    try:
+        root = load(data, str(path))
+    except SpecError:
+        return {}
+    if not isinstance(root, Mapping):
+        return {}
+    return {k.text: v.text for k, v in root.pairs if isinstance(k, Scalar) and isinstance(v, Scalar)}

@@ -1,0 +1,223 @@
+"""Durable state: one SQLite database (WAL) with runs, jobs and an append-only event journal.
+
+Writes go through one writer thread that commits whatever has queued up in a single
+transaction, so the event loop never waits on the disk and one scheduler tick costs one
+commit. `synchronous=NORMAL`: a commit survives kill -9 of any ccd process (the pages
+are in the OS); the last commits before a power loss may roll back, which is safe because
+the job's status file, not the database, decides whether a job started. Event ids are
+SQLite's AUTOINCREMENT ids, so several processes (the daemon, `ccctl run` in another
+terminal) can share one database and ids stay unique and increasing.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, workflow TEXT NOT NULL, source TEXT NOT NULL, spec BLOB NOT NULL,
+    state TEXT NOT NULL, created REAL NOT NULL, t0 REAL, t1 REAL, message TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, position INTEGER NOT NULL, state TEXT NOT NULL,
+    progress INTEGER NOT NULL, host TEXT NOT NULL, pid INTEGER, exit_code INTEGER,
+    tstart REAL, tend REAL, modified REAL, message TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, job TEXT, state TEXT NOT NULL,
+    progress INTEGER NOT NULL, time REAL NOT NULL, exit_code INTEGER, pid INTEGER,
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """A run as listed, without its jobs."""
+
+    id: str
+    workflow: str
+    source: str
+    state: RunState
+    created: float
+    t0: float | None
+    t1: float | None
+    message: str
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (and create) the database with the settings every connection needs."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA foreign_keys=ON")
+    db.executescript(_SCHEMA)
+    return db
+
+
+class Store:
+    """The state database of one state directory."""
+
+    def __init__(self, path: Path, on_commit: Callable[[list[tuple[int, Event]]], None] | None
+                 = None) -> None:
+        self.path = path
+        self._db = connect(path)  # the writer thread's
+        self._reader = connect(path)
+        self._queue: queue.SimpleQueue[Event | threading.Event | None] = queue.SimpleQueue()
+        self._on_commit = on_commit
+        self._writer = threading.Thread(target=self._write_loop, name="ccd-store", daemon=True)
+        self._writer.start()
+
+    # -- writing --------------------------------------------------------------------------
+
+    def create_run(self, run: Run, spec_text: bytes) -> None:
+        """Record a new run with all its jobs, in one transaction, before anything starts."""
+        with _transaction(self._db):
+            self._db.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                (run.id, run.spec.name, str(run.spec.source), spec_text, run.state.value,
+                 run.created, run.t0, run.t1, run.message))
+            self._db.executemany(
+                "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(run.id, s.name, i, s.state.value, s.progress, s.host, s.pid, s.exit_code,
+                  s.tstart, s.tend, s.modified, s.message)
+                 for i, s in enumerate(run.jobs.values())])
+
+    def record(self, event: Event) -> None:
+        """Queue an event; the writer thread journals it and applies it to runs/jobs."""
+        self._queue.put(event)
+
+    def flush(self) -> None:
+        """Block until everything recorded so far is committed."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait()
+
+    def close(self) -> None:
+        """Flush and stop the writer."""
+        self._queue.put(None)
+        self._writer.join()
+        self._db.close()
+        self._reader.close()
+
+    def _write_loop(self) -> None:
+        db = self._db
+        while True:
+            item = self._queue.get()
+            batch: list[Event] = []
+            waiters: list[threading.Event] = []
+            stop = False
+            while True:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= 5000:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                committed = self._commit(db, batch)
+                if self._on_commit is not None:
+                    self._on_commit(committed)
+            for w in waiters:
+                w.set()
+            if stop:
+                return
+
+    @staticmethod
+    def _commit(db: sqlite3.Connection, batch: list[Event]) -> list[tuple[int, Event]]:
+        out = []
+        with _transaction(db):
+            for e in batch:
+                cur = db.execute(
+                    "INSERT INTO events (run_id, job, state, progress, time, exit_code, pid,"
+                    " message) VALUES (?,?,?,?,?,?,?,?)",
+                    (e.run_id, e.job, e.state, e.progress, e.time, e.exit_code, e.pid, e.message))
+                out.append((cur.lastrowid or 0, e))
+                if e.job is None:
+                    db.execute(
+                        "UPDATE runs SET state=?, message=?,"
+                        " t0=COALESCE(t0, ?), t1=CASE WHEN ? IN ('running') THEN NULL ELSE ? END"
+                        " WHERE id=?",
+                        (e.state, e.message, e.time, e.state, e.time, e.run_id))
+                else:
+                    db.execute(
+                        "UPDATE jobs SET state=?, progress=?, pid=?, exit_code=?, modified=?,"
+                        " message=?,"
+                        " tstart=CASE WHEN ?='running' THEN COALESCE(tstart, ?) ELSE tstart END,"
+                        " tend=CASE WHEN ? IN ('done','failed','cancelled','skipped')"
+                        " THEN ? ELSE tend END WHERE run_id=? AND name=?",
+                        (e.state, e.progress, e.pid, e.exit_code, e.time, e.message,
+                         e.state, e.time, e.state, e.time, e.run_id, e.job))
+        return out
+
+    # -- reading --------------------------------------------------------------------------
+
+    def runs(self, source: str | None = None, unfinished: bool = False) -> list[RunRow]:
+        """Runs, newest first; optionally of one workflow file, optionally only unfinished."""
+        sql = "SELECT id, workflow, source, state, created, t0, t1, message FROM runs"
+        where, args = [], []
+        if source is not None:
+            where.append("source = ?")
+            args.append(source)
+        if unfinished:
+            where.append("state = 'running'")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._reader.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
+        return [RunRow(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    def spec_text(self, run_id: str) -> tuple[str, bytes] | None:
+        """The workflow file of a run as submitted: (its path, its bytes)."""
+        row = self._reader.execute("SELECT source, spec FROM runs WHERE id=?", (run_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def load_run(self, run_id: str, spec: WorkflowSpec, job_root: Path) -> Run:
+        """Rebuild a run from the database (the spec comes from its stored text)."""
+        r = self._reader.execute("SELECT state, created, t0, t1, message FROM runs WHERE id=?",
+                             (run_id,)).fetchone()
+        rows = self._reader.execute(
+            "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message"
+            " FROM jobs WHERE run_id=? ORDER BY position", (run_id,)).fetchall()
+        jobs = {row[0]: JobStatus(row[0], JobState(row[1]), row[2], row[3], row[4], row[5],
+                                  row[6], row[7], row[8], row[9]) for row in rows}
+        return Run(run_id, spec, jobs, job_root, r[1], RunState(r[0]), r[2], r[3], r[4])
+
+    def events(self, run_id: str | None = None, after: int = 0) -> Iterable[tuple[int, Event]]:
+        """The journal after an event id, optionally for one run."""
+        sql = ("SELECT id, run_id, job, state, progress, time, exit_code, pid, message FROM events"
+               " WHERE id > ?")
+        args: list[object] = [after]
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        for row in self._reader.execute(sql + " ORDER BY id", args):
+            yield row[0], Event(*row[1:])
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -1,0 +1,8 @@
+#!/bin/sh
+echo "# cloudmesh status=running progress=10 pid=$$"
+total=$(cat data/total.txt)
+sleep 0.5
+echo "the total is $total"
+echo "# cloudmesh status=running progress=50 pid=$$"
+rm -r data
+echo "# cloudmesh status=done progress=100 pid=$$"
