@@ -128,7 +128,8 @@ def _dry_run(file: Path, json_out: bool) -> None:
         return
     for i, name in enumerate(order, 1):
         job = spec.jobs[name]
-        what = "join" if job.is_join else f"script {job.script}" if job.script else f"exec {job.exec}"
+        what = ("join" if job.is_join else f"script {job.script}" if job.script
+                else f"exec {job.exec}")
         print(f"{i:>4}  {name}  ({job.kind} on {job.host}: {what})")
 
 

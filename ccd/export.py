@@ -42,7 +42,8 @@ def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None)
     if spec.hosts:
         out.append("hosts:")
         for h in spec.hosts.values():
-            out.append(f"  {q(h.name)}:" + (f"\n    max_jobs: {h.max_jobs}" if h.max_jobs else " {}"))
+            limit = f"\n    max_jobs: {h.max_jobs}" if h.max_jobs else " {}"
+            out.append(f"  {q(h.name)}:{limit}")
     return "\n".join(out) + "\n"
 
 

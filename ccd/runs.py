@@ -66,7 +66,8 @@ def open_run(path: str | Path, state_dir: Path, *, new: bool = False) -> Opened:
             return opened
     now = time.time()
     run_id = new_run_id(spec.name, now)
-    run = Run(run_id, spec, {name: JobStatus(name, host=job.host) for name, job in spec.jobs.items()},
+    statuses = {name: JobStatus(name, host=job.host) for name, job in spec.jobs.items()}
+    run = Run(run_id, spec, statuses,
               run_dir(state_dir, run_id) / "jobs", created=now)
     run.job_root.mkdir(parents=True, exist_ok=True)
     (run.job_root.parent / "spec.yaml").write_bytes(data)

@@ -244,7 +244,8 @@ class Scheduler:
         for name, launch in list(self._running.items()):
             status = self.run.jobs[name]
             limit = launch.job.timeout
-            if name not in self._stopping and limit and status.tstart and now - status.tstart > limit:
+            overdue = limit and status.tstart and now - status.tstart > limit
+            if name not in self._stopping and overdue:
                 await self._stop(name, f"timeout after {limit:g} s")
             elif name in self._stopping and now >= self._stopping[name][1]:
                 await self._executors[launch.job.kind].cancel(launch, force=True)

@@ -30,8 +30,8 @@ def variables() -> dict[str, str]:
         data = path.read_bytes()
     except OSError:
         return {}
-    from ccd.yamltree import Mapping, Scalar, load
     from ccd.errors import SpecError
+    from ccd.yamltree import Mapping, Scalar, load
 
     try:
         root = load(data, str(path))
@@ -39,4 +39,5 @@ def variables() -> dict[str, str]:
         return {}
     if not isinstance(root, Mapping):
         return {}
-    return {k.text: v.text for k, v in root.pairs if isinstance(k, Scalar) and isinstance(v, Scalar)}
+    pairs = root.pairs
+    return {k.text: v.text for k, v in pairs if isinstance(k, Scalar) and isinstance(v, Scalar)}

@@ -25,7 +25,7 @@ from pathlib import Path
 from ccd import dag, labels
 from ccd.errors import Problem, SpecError
 from ccd.model import KINDS, HostSpec, JobSpec, WorkflowSpec
-from ccd.yamltree import Mapping, Node, Scalar, Sequence, kind_of, load
+from ccd.yamltree import Mapping, Node, Scalar, kind_of, load
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 
@@ -127,7 +127,8 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
     known = ("workflow", "colors", "hosts")
     for key, _ in c.unique_pairs(top, "top-level key"):
         if key.text not in known:
-            c.warn(key, f"unknown top-level key {key.text!r} is ignored{_did_you_mean(key.text, known)}")
+            c.warn(key, f"unknown top-level key {key.text!r} is ignored"
+                   f"{_did_you_mean(key.text, known)}")
     wf = c.mapping(top.get("workflow"), "workflow")
     if wf is None:
         if top.get("workflow") is None:
@@ -236,10 +237,11 @@ def _env(c: _Checker, node: Node) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]) -> list[tuple[str, str]]:
-    """Chains "a,b,c" -> edges a->b, b->c; also cloudmesh-cc's saved {edge: {source, destination}}."""
+def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
+                  ) -> list[tuple[str, str]]:
+    """Chains "a,b,c" -> edges a->b, b->c; or cloudmesh-cc's saved {edge: {source, destination}}."""
     edges = c.edge_positions
-    if node is None or isinstance(node, Mapping) and not node.pairs:
+    if node is None or (isinstance(node, Mapping) and not node.pairs):
         return []
     if isinstance(node, Scalar):
         if node.is_null:
@@ -260,7 +262,7 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]) -> l
         if not isinstance(chain, Scalar) or chain.is_null:
             c.error(chain, f"a dependency must be a chain like \"a,b,c\", not {kind_of(chain)}")
             continue
-        names: list[str] = []
+        previous: str | None = None
         offset = 1 if chain.quoted else 0
         for part in chain.text.split(","):
             name = part.strip()
@@ -272,11 +274,11 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]) -> l
                 c.error(chain, f"unknown node {name!r} in dependency{_did_you_mean(name, jobs)}",
                         at)
             else:
-                names.append(name)
+                if previous is not None:
+                    edges.setdefault((previous, name), chain)
+                previous = name
                 continue
-            names = []  # a broken link: do not connect across it
-        for a, b in zip(names, names[1:]):
-            edges.setdefault((a, b), chain)
+            previous = None  # a broken link: do not connect across it
     return list(edges)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Union
 
 from ccd.errors import Problem, SpecError
 
@@ -77,7 +76,7 @@ class Sequence:
     col: int
 
 
-Node = Union[Scalar, Mapping, Sequence]
+Node = Scalar | Mapping | Sequence
 
 
 def kind_of(node: Node) -> str:
@@ -179,7 +178,7 @@ def _build(text: str, filename: str) -> Node | None:
                 elif keys[-1] is None:
                     keys[-1] = node
                 else:
-                    top.pairs.append((keys[-1], node))  # type: ignore[union-attr, arg-type]
+                    top.pairs.append((keys[-1], node))  # type: ignore[union-attr]
                     keys[-1] = None
             if type(node) is not Scalar and cls is not AliasEvent:
                 stack.append(node)  # type: ignore[arg-type]

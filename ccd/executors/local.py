@@ -10,6 +10,7 @@ hop to a thread would cost. Linux only (pidfd_open, /proc).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -105,10 +106,8 @@ class LocalExecutor:
         w = self._watched.get(launch.job_dir)
         pid = w.pid if w else parse_status(_read(launch.job_dir / "status") or "").pid
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL if force else signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     async def read_log(self, launch: Launch, offset: int, limit: int) -> bytes:
         """Bytes of the job's log."""
