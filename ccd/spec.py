@@ -18,6 +18,7 @@ unchanged.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 from ccd import dag, labels
 from ccd.errors import Problem, SpecError
 from ccd.model import KINDS, HostSpec, JobSpec, WorkflowSpec
-from ccd.yamltree import Mapping, Node, Scalar, kind_of, load
+from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, kind_of, load
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 
@@ -107,7 +108,11 @@ def load_spec(path: str | Path, data: bytes | None = None) -> tuple[WorkflowSpec
     if data is None:
         try:
             with open(source, "rb") as f:
-                data = f.read(8 * 1024 * 1024 + 1)
+                size = os.fstat(f.fileno()).st_size
+                if size > MAX_BYTES:
+                    raise SpecError([Problem(filename, 1, 1, f"file is {size:,} bytes; "
+                                                             f"the limit is {MAX_BYTES:,}")])
+                data = f.read(MAX_BYTES + 1)
         except OSError as e:
             raise SpecError([Problem(filename, 1, 1, f"cannot read: {e.strerror}")]) from None
     root = load(data, filename)
@@ -152,7 +157,7 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
     edges = _dependencies(c, wf.get("dependencies"), jobs)
     cycle = dag.find_cycle(list(jobs), edges)
     if cycle:
-        c.error(c.edge_positions.get((cycle[0], cycle[1])) or positions[cycle[0]],
+        c.error(c.edge_positions.get((cycle[0], cycle[1 % len(cycle)])) or positions[cycle[0]],
                 "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
     return WorkflowSpec(
         name=source.name.split(".")[0] or "workflow",
@@ -210,7 +215,7 @@ def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
     if job.script is not None and job.exec is not None:
         c.warn(body.get("exec") or body, f"node {job.name!r} has both script and exec; "
                "exec is ignored (as cloudmesh-cc does)")
-    if job.script is not None and job.kind == "local":
+    if job.script is not None:  # scripts live beside the workflow file, whatever the kind
         script = base / job.script
         if not script.is_file():
             c.error(body.get("script") or body, f"script file not found: {script}")

@@ -1,0 +1,81 @@
+"""Time one command end to end and read that child's own peak RSS (os.wait4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Sample:
+    """One timed run of a command."""
+
+    wall: float  # seconds, from just before the spawn to the reaping of the child
+    maxrss_mb: float  # the child's peak RSS (its largest waited-for descendant included)
+    rc: int  # exit code; negative: killed by that signal
+
+
+def timed(cmd: list[str], *, cwd: Path | None = None, stdout: Path | None = None,
+          timeout: float = 120.0) -> Sample:
+    """Run `cmd` with stdin/stdout/stderr on /dev/null (stdout to a file if given).
+
+    The child leads its own process group; on a timeout or an interrupt the whole group is
+    killed before this returns or raises, so nothing it started directly is left running.
+    """
+    out = open(stdout, "wb") if stdout else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        timer = threading.Timer(timeout, _kill_group, (proc.pid,))
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        except BaseException:
+            _kill_group(proc.pid)
+            os.wait4(proc.pid, 0)
+            proc.returncode = -9
+            raise
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+    finally:
+        if stdout:
+            out.close()  # type: ignore[union-attr]
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    _kill_group(proc.pid)  # anything left in its group (there should be nothing)
+    return Sample(wall, usage.ru_maxrss / 1024, proc.returncode)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_strays(marker: str) -> int:
+    """SIGKILL processes of ours whose command line mentions `marker` (a bench temp dir);
+    ccd starts each job in its own session, so its process group does not hold them.
+    Returns how many were found."""
+    found = 0
+    me = os.getuid()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != me:
+                continue
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                if marker.encode() not in f.read():
+                    continue
+            os.kill(int(entry.name), signal.SIGKILL)
+            found += 1
+        except (OSError, ValueError):
+            continue
+    return found

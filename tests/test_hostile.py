@@ -1,0 +1,52 @@
+"""Hostile workflow files get one clean FILE:LINE:COL error, quickly, in bounded memory."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BOMB = b"""\
+a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+workflow: {nodes: *g, dependencies: *g}
+"""
+
+CASES = {
+    "empty": (b"", ":1:1: empty file"),
+    "binary": (bytes(range(256)) * 64, ":2:118: not a UTF-8 text file"),
+    "nul": (b"workflow:\n  nodes: \x00\n", ":2:10: not a text file (NUL byte)"),
+    "huge": (b"# " + b"x" * (20 * 1024 * 1024), ":1:1: file is 20,971,522 bytes; the limit is"),
+    "deep-flow": (b"[" * 200_000 + b"]" * 200_000, ":1:65: nested more than 64 levels deep"),
+    "deep-block": (b"- " * 100_000 + b"x\n", ":1:129: nested more than 64 levels deep"),
+    "alias-bomb": (BOMB, ":6:4: a dependency must be a chain like \"a,b,c\", not a list"),
+    "control-char": (b"workflow: \x07\n", ":1:11: invalid YAML: control characters are not"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_file_gets_a_clean_error(tmp_path: Path, name: str) -> None:
+    data, expected = CASES[name]
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(data)
+    # Measure the child's own peak memory: 500 MB would mean an alias was expanded.
+    proc = subprocess.Popen([sys.executable, "-m", "ccctl", "validate", str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert proc.returncode == 2, err
+    lines = err.decode().splitlines()
+    assert lines and all(line.startswith(f"{path}:") for line in lines)  # no traceback
+    assert lines[0].startswith(f"{path}{expected}")
+    assert usage.ru_maxrss < 200 * 1024  # KiB

@@ -1,0 +1,231 @@
+"""Workflow files: the paper's format, cloudmesh-cc's files, and every error with its place."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write
+
+from ccd.errors import SpecError
+from ccd.spec import load_spec
+
+
+def errors_of(path: Path) -> list[str]:
+    with pytest.raises(SpecError) as e:
+        load_spec(path)
+    return [str(p) for p in e.value.problems]
+
+
+PAPER_FIGURE_2 = """\
+workflow:
+  nodes:
+    start:
+      name: start
+    fetch-data:
+      name: fetch-data
+      user: gregor
+      host: localhost
+      kind: local
+      status: ready
+      label: '{name}\\nprogress={progress}'
+      script: test-fetch-data.sh
+    compute:
+      name: compute
+      user: gregor
+      host: localhost
+      kind: local
+      status: ready
+      label: '{name}\\nprogress={progress}'
+      script: test-compute.sh
+    end:
+      name: end
+  dependencies:
+    - start,fetch-data,compute,end
+"""
+
+
+def test_papers_figure_2_loads_with_joins_and_a_chain(tmp_path: Path) -> None:
+    for script in ("test-fetch-data.sh", "test-compute.sh"):
+        write(tmp_path / script, "echo hi\n")
+    spec, warnings = load_spec(write(tmp_path / "wf.yaml", PAPER_FIGURE_2))
+    assert list(spec.jobs) == ["start", "fetch-data", "compute", "end"]
+    assert spec.edges == (("start", "fetch-data"), ("fetch-data", "compute"), ("compute", "end"))
+    assert spec.jobs["start"].is_join and not spec.jobs["compute"].is_join
+    assert spec.jobs["fetch-data"].user == "gregor"
+    assert spec.name == "wf" and warnings == []
+
+
+def test_cloudmesh_example_with_dt_colors_and_no_names_loads_unchanged(tmp_path: Path) -> None:
+    path = write(tmp_path / "workflow-example.yaml", """\
+        workflow:
+          nodes:
+            start:
+              label: 'start\\nCreated={created.%Y/%m/%d, %H--%M--%S}\\nNow={now.%Y/%m/%d}'
+              kind: local
+              user: grey
+              host: local
+              status: ready
+              exec: 'echo hello'
+              shape: invhouse
+              style: ''
+            fetch-data:
+              label: '{name}\\nProgress={progress}\\nStart={tstart.%H--%M}\\nJob Time={dt.}'
+              kind: local
+              exec: 'echo hello'
+              name: fetch-data
+          dependencies:
+              - start,fetch-data
+
+        colors:
+          status:
+            ready: white
+            undefined: '#DBFF33'
+            done: '#CCFFCC'
+        """)
+    spec, _ = load_spec(path)
+    assert spec.jobs["start"].exec == "echo hello" and spec.jobs["start"].style == ""
+    assert spec.colors == {"ready": "white", "undefined": "#DBFF33", "done": "#CCFFCC"}
+
+
+def test_empty_dependencies_mapping_and_fields_cloudmesh_saves_are_accepted(tmp_path: Path) -> None:
+    path = write(tmp_path / "mnist.yaml", """\
+        workflow:
+          nodes:
+            start: {label: start, kind: local, exec: echo start, number: 0, format: start}
+            end: {label: stop, kind: local, exec: echo end}
+          dependencies: {}
+        """)
+    spec, warnings = load_spec(path)
+    assert spec.edges == () and warnings == []
+
+
+def test_cloudmesh_saved_edges_mapping_is_read_as_dependencies(tmp_path: Path) -> None:
+    path = write(tmp_path / "saved.yaml", """\
+        workflow:
+          nodes: {a: {exec: 'true'}, b: {exec: 'true'}}
+          dependencies:
+            a-b: {source: a, destination: b, name: a-b}
+        """)
+    assert load_spec(path)[0].edges == (("a", "b"),)
+
+
+def test_parallel_branches_are_several_chains(tmp_path: Path) -> None:
+    path = write(tmp_path / "p.yaml", """\
+        workflow:
+          nodes: {start: , a: {exec: 'true'}, b: {exec: 'true'}, c: {exec: 'true'}, end: }
+          dependencies:
+            - start,a,end
+            - start, b ,end
+            - start,c,end
+        """)
+    spec, _ = load_spec(path)
+    assert set(spec.edges) == {("start", x) for x in "abc"} | {(x, "end") for x in "abc"}
+
+
+def test_unknown_field_is_a_warning_with_a_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path / "w.yaml", """\
+        workflow:
+          nodes:
+            a:
+              exce: 'echo typo'
+          dependencies: []
+        """)
+    _, warnings = load_spec(path)
+    assert [str(w) for w in warnings] == [
+        f"{path}:4:7: warning: unknown field 'exce' of node 'a' is ignored (did you mean 'exec'?)"]
+
+
+def test_every_error_is_reported_at_once_with_file_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.yaml", """\
+        workflow:
+          nodes:
+            a:
+              name: b
+              kind: cloud
+              script: missing.sh
+              progress: lots
+            a:
+              exec: 'true'
+            "../evil":
+              exec: 'true'
+            c:
+              exec: 'true'
+              timeout: -1
+              label: '{name} {bogus}'
+          dependencies:
+            - a,nope,c
+            - 42
+        """)
+    f = str(path)
+    problems = errors_of(path)
+    assert len(problems) == 10
+    for problem, expected in zip(problems, [
+        f"{f}:4:13: name 'b' differs from its key 'a'",
+        f"{f}:5:13: unknown kind 'cloud'; expected one of local, ssh, slurm, lsf, wsl",
+        f"{f}:6:15: script file not found: {tmp_path / 'missing.sh'}",
+        f"{f}:7:17: progress must be an integer from 0 to 100, not 'lots'",
+        f"{f}:8:5: duplicate node 'a' (first at line 3)",
+        f"{f}:10:5: node name '../evil' is not safe as a file name: use letters, digits "
+        "and . _ - + (at most 128, not starting with . or -)",
+        f"{f}:14:16: timeout (seconds) must be a number >= 0.001, not '-1'",
+        f"{f}:15:22: label: unknown field 'bogus'; fields are: name, progress",
+        f"{f}:17:9: unknown node 'nope' in dependency",
+        f"{f}:18:7: unknown node '42' in dependency",
+    ], strict=True):
+        assert problem.startswith(expected)
+
+
+def test_cycle_is_printed_as_a_path(tmp_path: Path) -> None:
+    path = write(tmp_path / "cycle.yaml", """\
+        workflow:
+          nodes: {a: {exec: 'true'}, b: {exec: 'true'}, c: {exec: 'true'}, d: {exec: 'true'}}
+          dependencies:
+            - d,a
+            - a,b,c
+            - c,a
+        """)
+    assert errors_of(path) == [f"{path}:5:7: dependency cycle: a -> b -> c -> a"]
+
+
+def test_a_job_depending_on_itself_is_a_cycle(tmp_path: Path) -> None:
+    path = write(tmp_path / "self.yaml", """\
+        workflow:
+          nodes: {a: {exec: 'true'}}
+          dependencies: ["a,a"]
+        """)
+    assert errors_of(path) == [f"{path}:3:18: dependency cycle: a -> a"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "1:1: empty file: expected `workflow:`"),
+    ("- a\n- b\n", "1:1: the file must be a mapping, not a list"),
+    ("colors: {}\n", "1:1: missing `workflow:` (with `nodes:` and `dependencies:`)"),
+    ("workflow:\n  dependencies: []\n", "2:3: missing `nodes:` in workflow"),
+    ("workflow:\n  nodes: [a, b]\n", "2:10: workflow.nodes must be a mapping, not a list"),
+    ("workflow: {nodes: {a: {exec: [1]}}}\n",
+     "1:30: exec must be a string, not a list"),
+    ("workflow:\n  nodes:\n    a: {exec: 'x'\n", "4:1: invalid YAML: while parsing a flow mapping "
+     "did not find expected ',' or '}'"),
+    ("workflow: {nodes: {'a b': {exec: 'true'}}}\n",
+     "1:20: node name 'a b' is not safe as a file name"),
+])
+def test_malformed_files_get_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "m.yaml", text)
+    problems = errors_of(path)
+    assert problems[0].startswith(f"{path}:{message}")
+
+
+def test_ten_thousand_nodes_validate_quickly(tmp_path: Path) -> None:
+    lines = ["workflow:", "  nodes:"]
+    for i in range(10_000):
+        lines += [f"    j{i}:", f"      name: j{i}", "      kind: local",
+                  "      label: '{name}\\nprogress={progress}'", "      exec: echo hi"]
+    lines += ["  dependencies:"] + [f"    - j{i},j{i + 1}" for i in range(9_999)]
+    path = write(tmp_path / "big.yaml", "\n".join(lines) + "\n")
+    t = time.perf_counter()
+    spec, _ = load_spec(path)
+    assert len(spec.jobs) == 10_000 and len(spec.edges) == 9_999
+    # A generous bound that still catches an accidental quadratic step; `make bench` measures.
+    assert time.perf_counter() - t < 10
