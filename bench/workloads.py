@@ -3,6 +3,7 @@ JSON the asyncio baseline (bench/baseline.py) reads."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ class Workload:
     @property
     def edges(self) -> list[tuple[str, str]]:
         """Every parent -> child edge of the chains, in order, without duplicates."""
-        return list(dict.fromkeys(e for c in self.chains for e in zip(c, c[1:], strict=False)))
+        return list(dict.fromkeys(e for c in self.chains for e in itertools.pairwise(c)))
 
     @property
     def n_exec(self) -> int:
@@ -78,7 +79,7 @@ def diamond(layers: int, width: int) -> Workload:
     """`layers` layers of `width` jobs; each job depends on every job of the layer above."""
     grid = [[f"d{layer}_{i}" for i in range(width)] for layer in range(layers)]
     jobs = {name: JOB_CMD for row in grid for name in row}
-    chains = [[a, b] for upper, lower in zip(grid, grid[1:], strict=False)
+    chains = [[a, b] for upper, lower in itertools.pairwise(grid)
               for b in lower for a in upper]
     return Workload("diamond", jobs, chains)
 

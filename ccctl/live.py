@@ -101,8 +101,6 @@ class Display:
         self._scheduler = scheduler
 
     def _intro(self) -> None:
-        if self.json_out:
-            return
         for w in self.opened.warnings:
             self._err.print(str(w), markup=False, highlight=False)
         for note in self.opened.notes:
@@ -161,7 +159,7 @@ class Display:
         run = self.run
         took = clock_time((run.t1 or time.time()) - (run.t0 or run.created))
         if self.json_out:
-            print(json.dumps(summary_json(run), indent=2))
+            print(json.dumps(summary_json(run, self.opened.resumed), indent=2))
             return
         if self._live:
             from rich.table import Table
@@ -183,10 +181,11 @@ class Display:
                         f"\njob directories: {run.job_root}", highlight=False)
 
 
-def summary_json(run: Run) -> dict[str, object]:
+def summary_json(run: Run, resumed: bool) -> dict[str, object]:
     """The run and every job, for `--json`."""
     return {
         "run": run.id, "workflow": run.spec.name, "state": run.state.value,
+        "resumed": resumed,
         "t0": run.t0, "t1": run.t1, "job_root": str(run.job_root),
         "jobs": [{"name": s.name, "state": s.state.value, "progress": s.progress,
                   "host": s.host, "exit_code": s.exit_code, "tstart": s.tstart, "tend": s.tend,

@@ -156,6 +156,7 @@ class Scheduler:
                 blocked.append(name)
                 continue
             launch = self._launch_of(name)
+            status.tstart = self._clock()
             try:
                 await self._executors[job.kind].start(launch)
             except ExecutorError as e:
@@ -164,7 +165,6 @@ class Scheduler:
                 continue
             self._running[name] = launch
             self._per_host[job.host] += 1
-            status.tstart = self._clock()
             self._set(status, JobState.RUNNING)
         self._ready = blocked
 
@@ -193,7 +193,7 @@ class Scheduler:
         job = self.run.spec.jobs[name]
         self._running.pop(name, None)
         self._per_host[job.host] -= 1
-        status.tend = obs.tend or self._clock()
+        status.tend = max(obs.tend or self._clock(), status.tstart or 0)
         status.exit_code = obs.exit_code
         progress = max(status.progress, obs.progress or 0)
         stopping = self._stopping.pop(name, None)

@@ -41,7 +41,7 @@ def test_hostile_file_gets_a_clean_error(tmp_path: Path, name: str) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "ccctl", "validate", str(path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        out, err = proc.communicate(timeout=30)
+        _out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)

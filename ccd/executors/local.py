@@ -45,6 +45,7 @@ class _Watched:
     tstart: float
     returncode: int | None = None
     gone: bool = False
+    tend: float | None = None  # when we saw it end (file mtimes are coarse: ~4 ms)
     log: LogFollower = field(default_factory=LogFollower)
 
 
@@ -143,7 +144,7 @@ class LocalExecutor:
                 w.returncode = os.waitstatus_to_exitcode(status)
             except ChildProcessError:
                 pass
-        w.gone = True
+        w.gone, w.tend = True, time.time()
         self._notify()
 
     def _unwatch(self, d: Path) -> None:
@@ -172,7 +173,8 @@ class LocalExecutor:
                 obs.pid = status.pid
                 return obs
         self._unwatch(launch.job_dir)
-        obs.ended, obs.tend = True, _mtime(launch.job_dir / "status") or time.time()
+        obs.ended = True
+        obs.tend = (w.tend if w else None) or _mtime(launch.job_dir / "status") or time.time()
         obs.exit_code = status.exit_code
         if status.exit_code is None:
             rc = w.returncode if w else None

@@ -1,0 +1,306 @@
+"""ccd benchmark: `ccctl run` against a minimal asyncio baseline, measured in the same run.
+
+usage: .venv/bin/python bench/run.py [--reps N] [--json PATH] [--keep]
+
+Workloads (generated under .bench/, never /tmp: both sides run in the same tree):
+one (fixed cost), chain100, fan500 (start -> 500 -> end), diamond (10 layers x 10, each
+job after every job of the layer above). Every job is `echo "# progress=100" > log`.
+Each repetition runs ccd then the baseline (A B A B ...) so machine noise hits both; wall
+times are medians, per-job cost is (wall(workload) - wall(one)) / jobs. Then: loading and
+validating a 10,000-node workflow. Prints a table with the targets, writes
+.bench/results.json, exits 0 even when a target is missed (a measurement, not a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from measure import Sample, kill_strays, timed
+from workloads import Workload, big_yaml, standard
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / ".bench"
+BIN = Path(sys.executable).parent
+CCCTL = str(BIN / "ccctl") if (BIN / "ccctl").exists() else shutil.which("ccctl") or "ccctl"
+BASELINE = str(Path(__file__).resolve().parent / "baseline.py")
+
+# Targets.
+RATIO_MAX = 1.5  # ccd/baseline per-job cost, chain100 and fan500
+RATIO_WORKLOADS = ("chain100", "fan500")
+STARTUP_MAX = 0.5  # s, wall of `ccctl run` on `one`
+LOAD_MAX = 1.0  # s, load_spec of 10k nodes
+LOAD_RSS_MAX = 150.0  # MB
+
+LOADER = """\
+import json, sys, time
+t0 = time.perf_counter()
+from ccd.spec import load_spec
+t1 = time.perf_counter()
+spec, warnings = load_spec(sys.argv[1])
+t2 = time.perf_counter()
+json.dump({"import_s": t1 - t0, "load_s": t2 - t1, "jobs": len(spec.jobs),
+           "edges": len(spec.edges), "warnings": len(warnings)}, sys.stdout)
+"""
+
+
+@dataclass
+class Series:
+    """Repeated samples of one command."""
+
+    samples: list[Sample] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        """Median wall time in seconds (NaN when there is no good sample)."""
+        good = [s.wall for s in self.samples if s.rc == 0]
+        return statistics.median(good) if good else float("nan")
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        """(min, max) wall time of the good samples."""
+        good = [s.wall for s in self.samples if s.rc == 0]
+        return (min(good), max(good)) if good else (float("nan"), float("nan"))
+
+    @property
+    def rss(self) -> float:
+        """Largest peak RSS over the samples, MB."""
+        return max((s.maxrss_mb for s in self.samples), default=float("nan"))
+
+    def add(self, sample: Sample, what: str) -> None:
+        """Keep a sample; a non-zero exit is recorded as a failure (its time is not used)."""
+        self.samples.append(sample)
+        if sample.rc != 0:
+            self.failures.append(f"{what}: exit {sample.rc}")
+
+    def to_json(self) -> dict[str, object]:
+        """Summary and raw samples."""
+        return {"median_wall_s": _num(self.wall), "min_max_wall_s": [_num(x) for x in self.spread],
+                "peak_rss_mb": _num(self.rss), "failures": self.failures,
+                "samples": [asdict(s) for s in self.samples]}
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else round(x, 6)  # NaN -> null in JSON
+
+
+@dataclass
+class Big:
+    """The large-workflow load test."""
+
+    nodes: int
+    file_mb: float
+    load: Series = field(default_factory=Series)  # the whole `python -c load_spec` process
+    validate: Series = field(default_factory=Series)  # `ccctl validate FILE`
+    load_s: float = float("nan")  # median, load_spec() alone (perf_counter in the process)
+    import_s: float = float("nan")  # median, importing ccd.spec
+    jobs: int | None = None
+    edges: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """Summary and raw samples."""
+        return {"nodes": self.nodes, "file_mb": round(self.file_mb, 3), "jobs": self.jobs,
+                "edges": self.edges, "load_spec_s": _num(self.load_s),
+                "import_s": _num(self.import_s), "load_process": self.load.to_json(),
+                "ccctl_validate": self.validate.to_json()}
+
+
+class Bench:
+    """Holds the temp tree and the results; every method runs its commands to the end."""
+
+    def __init__(self, tmp: Path, reps: int, timeout: float) -> None:
+        self.tmp = tmp
+        self.reps = reps
+        self.timeout = timeout
+        self.runs = 0
+
+    def ccd(self, yaml_path: Path) -> Sample:
+        """`ccctl run FILE --state-dir <fresh dir>`, the state dir removed afterwards."""
+        self.runs += 1
+        state = self.tmp / f"state-{self.runs}"
+        try:
+            return timed([CCCTL, "run", str(yaml_path), "--state-dir", str(state)],
+                         timeout=self.timeout)
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
+    def baseline(self, json_path: Path) -> Sample:
+        """The asyncio baseline on the same DAG."""
+        return timed([sys.executable, BASELINE, str(json_path)], timeout=self.timeout)
+
+    def workloads(self, workloads: list[Workload]) -> dict[str, tuple[Series, Series]]:
+        """Each workload `reps` times, ccd and baseline interleaved."""
+        files = {w.name: w.write(self.tmp / w.name) for w in workloads}
+        warm = files[workloads[0].name]  # warm the page cache and imports; not counted
+        self.ccd(warm[0])
+        self.baseline(warm[1])
+        out: dict[str, tuple[Series, Series]] = {}
+        for w in workloads:
+            yaml_path, json_path = files[w.name]
+            ccd, base = Series(), Series()
+            for rep in range(self.reps):
+                ccd.add(self.ccd(yaml_path), f"ccd {w.name} rep {rep}")
+                base.add(self.baseline(json_path), f"baseline {w.name} rep {rep}")
+            out[w.name] = (ccd, base)
+            _progress(f"{w.name:9} ccd {ccd.wall:.3f} s   baseline {base.wall:.3f} s")
+        return out
+
+    def big(self, nodes: int) -> Big:
+        """load_spec in a fresh interpreter, and `ccctl validate`, on a `nodes`-node chain."""
+        path = self.tmp / "big" / f"big{nodes}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(big_yaml(nodes))
+        big = Big(nodes, path.stat().st_size / 1e6)
+        inner: list[dict[str, float]] = []
+        for rep in range(self.reps):
+            out = path.parent / f"load-{rep}.json"
+            big.load.add(timed([sys.executable, "-c", LOADER, str(path)], stdout=out,
+                               timeout=self.timeout), f"load_spec rep {rep}")
+            if big.load.samples[-1].rc == 0:
+                inner.append(json.loads(out.read_text()))
+            big.validate.add(timed([CCCTL, "validate", str(path)], timeout=self.timeout),
+                             f"ccctl validate rep {rep}")
+        if inner:
+            big.load_s = statistics.median(x["load_s"] for x in inner)
+            big.import_s = statistics.median(x["import_s"] for x in inner)
+            big.jobs, big.edges = int(inner[0]["jobs"]), int(inner[0]["edges"])
+        _progress(f"big{nodes}  load_spec {big.load_s:.3f} s  "
+                  f"ccctl validate {big.validate.wall:.3f} s")
+        return big
+
+
+def _progress(text: str) -> None:
+    print(f"  {text}", file=sys.stderr, flush=True)
+
+
+def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int],
+           big: Big) -> tuple[list[str], dict[str, object]]:
+    """The table as lines, and the JSON document."""
+    ccd_one, base_one = results["one"]
+    targets: list[dict[str, object]] = []
+
+    def target(what: str, value: float, ok: bool, want: str) -> str:
+        targets.append({"what": what, "value": _num(value), "target": want, "ok": ok})
+        return f"{want}: {'ok' if ok else 'MISS <<<'}"
+
+    head = (f"{'workload':9} {'jobs':>4}  {'ccd s':>6} {'(min-max)':>13}  {'base s':>6} "
+            f"{'(min-max)':>13}  {'ccd ms/job':>10} {'base ms/job':>11} {'ratio':>6}  "
+            f"{'ccd MB':>6} {'base MB':>7}  target")
+    lines = [head, "-" * len(head)]
+    doc_workloads: dict[str, object] = {}
+    for name, (ccd, base) in results.items():
+        jobs = sizes[name]
+        entry: dict[str, object] = {"jobs": jobs, "ccd": ccd.to_json(), "baseline": base.to_json()}
+        row = (f"{name:9} {jobs:>4}  {ccd.wall:6.3f} {_mm(ccd):>13}  {base.wall:6.3f} "
+               f"{_mm(base):>13}  ")
+        if name == "one":
+            row += f"{'':>10} {'':>11} {'':>6}  {ccd.rss:6.1f} {base.rss:7.1f}  "
+            row += target("ccctl run fixed start-up (one job), s", ccd.wall,
+                          ccd.wall <= STARTUP_MAX, f"ccd <= {STARTUP_MAX} s")
+        else:
+            per_ccd = (ccd.wall - ccd_one.wall) / jobs
+            per_base = (base.wall - base_one.wall) / jobs
+            ratio = per_ccd / per_base if per_base > 0 else float("nan")
+            entry.update(ccd_ms_per_job=_num(per_ccd * 1e3),
+                         baseline_ms_per_job=_num(per_base * 1e3), ratio=_num(ratio))
+            row += (f"{per_ccd * 1e3:10.2f} {per_base * 1e3:11.2f} {ratio:6.2f}  "
+                    f"{ccd.rss:6.1f} {base.rss:7.1f}  ")
+            if name in RATIO_WORKLOADS:
+                row += target(f"{name} per-job cost ratio ccd/baseline", ratio,
+                              ratio <= RATIO_MAX, f"ratio <= {RATIO_MAX}")
+        if ccd.failures or base.failures:
+            row += "  FAILED RUNS: " + "; ".join(ccd.failures + base.failures)
+        lines.append(row)
+        doc_workloads[name] = entry
+    lines += ["", f"fixed start-up (wall of `one`): ccctl run {ccd_one.wall:.3f} s, "
+                  f"baseline {base_one.wall:.3f} s", ""]
+
+    lines.append(f"{big.nodes} nodes ({big.file_mb:.1f} MB YAML; {big.jobs} jobs, "
+                 f"{big.edges} edges loaded):")
+    load, validate = big.load, big.validate
+    lines.append(
+        f"  load_spec() in process      {big.load_s:6.3f} s (+ import {big.import_s:.3f} s)  "
+        f"peak RSS {load.rss:6.1f} MB  "
+        + target(f"{big.nodes}-node load_spec, s", big.load_s, big.load_s < LOAD_MAX,
+                 f"< {LOAD_MAX:g} s") + "  "
+        + target(f"{big.nodes}-node load_spec process peak RSS, MB", load.rss,
+                 load.rss < LOAD_RSS_MAX, f"< {LOAD_RSS_MAX:g} MB"))
+    lines.append(
+        f"  ccctl validate, end to end  {validate.wall:6.3f} s {'':24}"
+        f"peak RSS {validate.rss:6.1f} MB  "
+        + target(f"{big.nodes}-node ccctl validate end to end, s", validate.wall,
+                 validate.wall < LOAD_MAX, f"< {LOAD_MAX:g} s") + "  "
+        + target(f"{big.nodes}-node ccctl validate peak RSS, MB", validate.rss,
+                 validate.rss < LOAD_RSS_MAX, f"< {LOAD_RSS_MAX:g} MB"))
+    for s in (load, validate):
+        if s.failures:
+            lines.append("  FAILED RUNS: " + "; ".join(s.failures))
+
+    missed = [t for t in targets if not t["ok"]]
+    lines += ["", f"targets: {len(targets) - len(missed)}/{len(targets)} met"]
+    lines += [f"  MISSED: {t['what']} = {t['value']} (want {t['target']})" for t in missed]
+    doc: dict[str, object] = {"workloads": doc_workloads, "big": big.to_json(),
+                              "targets": targets}
+    return lines, doc
+
+
+def _mm(s: Series) -> str:
+    lo, hi = s.spread
+    return f"({lo:.3f}-{hi:.3f})"
+
+
+def main() -> int:
+    """Run everything, print the table, write the JSON; 0 unless the bench itself broke."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per command (5)")
+    parser.add_argument("--nodes", type=int, default=10_000, help="size of the load test")
+    parser.add_argument("--timeout", type=float, default=120.0, help="per command, seconds")
+    parser.add_argument("--json", type=Path, default=BENCH_DIR / "results.json")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args()
+    if args.reps < 1:
+        parser.error("--reps must be at least 1")
+
+    BENCH_DIR.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-", dir=BENCH_DIR))
+    started = time.perf_counter()
+    print(f"bench: {args.reps} reps, files in {tmp}", file=sys.stderr, flush=True)
+    try:
+        bench = Bench(tmp, args.reps, args.timeout)
+        workloads = standard()
+        results = bench.workloads(workloads)
+        big = bench.big(args.nodes)
+    finally:
+        strays = kill_strays(str(tmp))
+        if strays:
+            print(f"bench: killed {strays} stray processes", file=sys.stderr)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    lines, doc = report(results, {w.name: w.n_exec for w in workloads}, big)
+    doc["meta"] = {
+        "reps": args.reps, "python": sys.version.split()[0], "platform": platform.platform(),
+        "cpus": len(os.sched_getaffinity(0)), "ccctl": CCCTL,
+        "bench_seconds": round(time.perf_counter() - started, 1),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    print()
+    print("\n".join(lines))
+    print(f"\n({args.reps} reps, medians; bench took {doc['meta']['bench_seconds']} s; "  # type: ignore[index]
+          f"results in {args.json})")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

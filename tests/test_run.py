@@ -1,0 +1,309 @@
+"""`ccctl run` end to end with real processes: order, parallelism, failures, signals,
+cancel, and resuming after kill -9 without running any job twice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Ccctl, write
+
+
+def wait_for(condition, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    """Poll a condition (not a timing assertion: the bound only stops a hung test)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def result(proc: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:
+    """Jobs by name from `ccctl run --json` output."""
+    data = json.loads(proc.stdout)
+    return {job["name"]: job for job in data["jobs"]} | {"": data}
+
+
+def test_paper_example_runs_from_a_fresh_copy(tmp_path: Path, ccctl: Ccctl) -> None:
+    example = shutil.copytree(ROOT / "examples" / "workflow-example", tmp_path / "example")
+    for script in example.glob("*.sh"):
+        script.chmod(0o644)  # copied without the exec bit: still runs by its shebang
+    proc = ccctl("run", example / "workflow-example.yaml", "--json")
+    assert proc.returncode == 0, proc.stderr
+    jobs = result(proc)
+    names = ["start", "fetch-data", "compute", "analyze", "end"]
+    assert [jobs[n]["state"] for n in names] == ["done"] * 5
+    assert all(jobs[n]["progress"] == 100 for n in names)
+    starts = [jobs[n]["tstart"] for n in names]
+    assert starts == sorted(starts)
+    log = Path(jobs[""]["job_root"]) / "analyze" / "log"  # type: ignore[arg-type]
+    assert "the total is 55" in log.read_text()
+
+
+def test_parallel_branches_really_overlap(tmp_path: Path, ccctl: Ccctl) -> None:
+    # Each branch waits for the other to have started: only overlapping jobs both succeed.
+    barrier = ("touch {me}.started; i=0; while [ ! -f {other}.started ]; do "
+               "i=$((i+1)); [ $i -gt 400 ] && exit 1; sleep 0.05; done")
+    wf = write(tmp_path / "par.yaml", f"""\
+        workflow:
+          nodes:
+            start:
+            a: {{exec: '{barrier.format(me="a", other="b")}'}}
+            b: {{exec: '{barrier.format(me="b", other="a")}'}}
+            end:
+          dependencies: ['start,a,end', 'start,b,end']
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = result(proc)
+    assert jobs["a"]["state"] == jobs["b"]["state"] == jobs["end"]["state"] == "done"
+
+
+def test_failed_job_skips_its_descendants_and_other_branches_go_on(
+        tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "fail.yaml", """\
+        workflow:
+          nodes:
+            start:
+            bad: {exec: 'echo oops >&2; exit 3'}
+            after-bad: {exec: 'touch after-bad.ran'}
+            good: {exec: 'true'}
+            after-good: {exec: 'touch after-good.ran'}
+            end:
+          dependencies:
+            - start,bad,after-bad,end
+            - start,good,after-good,end
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 1
+    jobs = result(proc)
+    assert jobs["bad"]["state"] == "failed" and jobs["bad"]["exit_code"] == 3
+    assert jobs["after-bad"]["state"] == jobs["end"]["state"] == "skipped"
+    assert jobs["good"]["state"] == jobs["after-good"]["state"] == "done"
+    assert jobs[""]["state"] == "failed"
+    assert not (tmp_path / "after-bad.ran").exists() and (tmp_path / "after-good.ran").exists()
+    log = Path(jobs[""]["job_root"]) / "bad" / "log"  # type: ignore[arg-type]
+    assert log.read_text() == "oops\n"
+
+
+def test_job_without_progress_100_completes(tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "p.yaml", """\
+        workflow:
+          nodes:
+            quiet: {exec: 'echo "# cloudmesh status=running progress=10 pid=$$"'}
+          dependencies: []
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 0
+    assert result(proc)["quiet"]["state"] == "done"
+
+
+def test_job_killed_by_a_signal_fails(tmp_path: Path, ccctl: Ccctl) -> None:
+    write(tmp_path / "die.sh", "#!/bin/sh\necho dying\nkill -KILL $$\n")
+    wf = write(tmp_path / "k.yaml", """\
+        workflow:
+          nodes:
+            die: {script: die.sh}
+            after: {exec: 'true'}
+          dependencies: ['die,after']
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 1
+    jobs = result(proc)
+    assert jobs["die"]["state"] == "failed" and jobs["die"]["exit_code"] == 128 + 9
+    assert jobs["after"]["state"] == "skipped"
+
+
+def test_progress_is_followed_and_never_goes_backwards(tmp_path: Path, ccctl: Ccctl,
+                                                      state_dir: Path) -> None:
+    write(tmp_path / "p.py", """\
+        import os, time
+        from ccd.progress import progress
+        progress(60)
+        while not os.path.exists("release"):
+            time.sleep(0.02)
+        progress(30)
+        """)
+    wf = write(tmp_path / "w.yaml", """\
+        workflow:
+          nodes:
+            py: {script: p.py}
+          dependencies: []
+        """)
+    with ccctl.start("run", wf, "--json") as proc:
+        try:
+            wait_for(lambda: (state_dir / "ccd.db").exists() and 60 in progress_of(state_dir, "py"),
+                     what="progress 60 to be recorded")
+            (tmp_path / "release").touch()
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    steps = progress_of(state_dir, "py")
+    assert steps == sorted(steps) and steps[-1] == 100
+    log = (Path(json.loads(out)["job_root"]) / "py" / "log").read_text().splitlines()
+    assert [line.split()[3] for line in log] == ["progress=60", "progress=30"]
+
+
+def progress_of(state_dir: Path, job: str) -> list[int]:
+    """Every progress the journal recorded for a job, in order."""
+    from ccd.store import Store
+
+    store = Store(state_dir / "ccd.db")
+    try:
+        return [e.progress for _, e in store.events() if e.job == job]
+    finally:
+        store.close()
+
+
+def test_timeout_fails_the_job(tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "t.yaml", """\
+        workflow:
+          nodes:
+            slow: {exec: 'sleep 30', timeout: 0.5}
+          dependencies: []
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 1
+    slow = result(proc)["slow"]
+    assert slow["state"] == "failed" and slow["message"] == "timeout after 0.5 s"
+
+
+def test_ctrl_c_cancels_and_kills_the_jobs_process_group(tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "c.yaml", """\
+        workflow:
+          nodes:
+            long: {exec: 'sh -c "echo \\$\\$ > long.pid; exec sleep 60"'}
+            never: {exec: 'touch never.ran'}
+          dependencies: ['long,never']
+        """)
+    with ccctl.start("run", wf, "--json") as proc:
+        try:
+            wait_for(lambda: (tmp_path / "long.pid").exists() and
+                     (tmp_path / "long.pid").read_text().strip() != "", what="the job to start")
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err
+    data = json.loads(out)
+    assert [j["state"] for j in data["jobs"]] == ["cancelled", "cancelled"]
+    assert data["state"] == "cancelled"
+    pid = int((tmp_path / "long.pid").read_text())
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), what="the job's sleep to end")
+    assert not (tmp_path / "never.ran").exists()
+
+
+def counted_workflow(tmp_path: Path, fan: int) -> Path:
+    """start -> gate (waits for a file) and `fan` quick jobs -> end; every job counts itself."""
+    nodes = "\n".join(f"    j{i}: {{exec: 'echo j{i} >> counter'}}" for i in range(fan))
+    deps = "\n".join(f"    - start,j{i},end" for i in range(fan))
+    return write(tmp_path / "count.yaml", f"""\
+workflow:
+  nodes:
+    start: {{exec: 'echo start >> counter'}}
+    gate: {{exec: 'echo gate >> counter; while [ ! -f release ]; do sleep 0.02; done'}}
+{nodes}
+    end: {{exec: 'echo end >> counter'}}
+  dependencies:
+    - start,gate,end
+{deps}
+""")
+
+
+@pytest.mark.parametrize("kill_after", [1, 5, 15])
+def test_kill_9_then_rerun_runs_no_job_twice(tmp_path: Path, ccctl: Ccctl,
+                                             kill_after: int) -> None:
+    wf = counted_workflow(tmp_path, fan=20)
+    counter = tmp_path / "counter"
+    with ccctl.start("run", wf, "--max-jobs", "3") as proc:
+        try:
+            wait_for(lambda: counter.exists() and len(counter.read_text().split()) >= kill_after,
+                     what=f"{kill_after} jobs to have run")
+        finally:
+            proc.kill()  # SIGKILL: no chance to clean up
+    (tmp_path / "release").touch()  # the gate job, still running, may now finish
+    again = ccctl("run", wf, "--json")
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stderr
+    ran = counter.read_text().split()
+    assert sorted(ran) == sorted(["start", "gate", "end", *(f"j{i}" for i in range(20))])
+    jobs = result(again)
+    assert all(jobs[name]["state"] == "done" for name in ["start", "gate", "end"])
+
+
+def test_gate_job_running_across_the_kill_is_reattached_not_restarted(
+        tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = counted_workflow(tmp_path, fan=0)
+    counter = tmp_path / "counter"
+    with ccctl.start("run", wf) as proc:
+        try:
+            wait_for(lambda: counter.exists() and "gate" in counter.read_text(),
+                     what="gate to run")
+        finally:
+            proc.kill()
+    with ccctl.start("run", wf, "--json") as again:
+        try:
+            assert again.stderr is not None
+            assert "resuming" in again.stderr.readline()
+            (tmp_path / "release").touch()
+            _out, err = again.communicate(timeout=30)
+        finally:
+            again.kill()
+    assert again.returncode == 0, err
+    assert counter.read_text().split() == ["start", "gate", "end"]
+
+
+def test_new_starts_afresh_instead_of_resuming(tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "n.yaml", """\
+        workflow:
+          nodes: {a: {exec: 'echo a >> counter'}}
+          dependencies: []
+        """)
+    assert ccctl("run", wf).returncode == 0
+    assert ccctl("run", wf, "--new").returncode == 0
+    assert ccctl("run", wf).returncode == 0  # a finished run is not resumed: a new one starts
+    assert (tmp_path / "counter").read_text().split() == ["a", "a", "a"]
+
+
+def test_invalid_file_writes_no_state_and_exits_2(tmp_path: Path, ccctl: Ccctl,
+                                                  state_dir: Path) -> None:
+    wf = write(tmp_path / "bad.yaml", "workflow:\n  nodes: {a: {kind: nope}}\n")
+    proc = ccctl("run", wf)
+    assert proc.returncode == 2
+    assert proc.stderr == (f"{wf}:2:21: unknown kind 'nope'; expected one of local, ssh, slurm, "
+                           "lsf, wsl\n")
+    assert not state_dir.exists()
+
+
+def test_dry_run_prints_the_topological_order(tmp_path: Path, ccctl: Ccctl,
+                                              state_dir: Path) -> None:
+    wf = write(tmp_path / "d.yaml", """\
+        workflow:
+          nodes: {end: , b: {exec: 'touch b'}, a: {exec: 'touch a'}, start: }
+          dependencies: ['start,a,b,end']
+        """)
+    proc = ccctl("run", wf, "--dry-run", "--json")
+    assert json.loads(proc.stdout) == {"order": ["start", "a", "b", "end"]}
+    assert not (tmp_path / "a").exists() and not state_dir.exists()
+
+
+def test_state_survives_as_paper_yaml_with_states(tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "s.yaml", """\
+        workflow:
+          nodes: {a: {exec: 'true', label: '{name}'}, b: {exec: 'false'}}
+          dependencies: ['a,b']
+        """)
+    proc = ccctl("run", wf, "--json")
+    snapshot = Path(json.loads(proc.stdout)["job_root"]).parent / "workflow.yaml"
+    from ccd.spec import load_spec
+
+    spec, _ = load_spec(snapshot)  # loads back as a workflow
+    assert spec.edges == (("a", "b"),)
+    text = snapshot.read_text()
+    assert 'status: "done"' in text and 'status: "failed"' in text
