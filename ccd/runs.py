@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ccd import export
 from ccd.errors import Problem, RunError, SpecError
-from ccd.model import Event, JobStatus, Run, RunState
+from ccd.model import Event, JobStatus, Run, RunState, WorkflowSpec
 from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
 from ccd.store import Store
@@ -64,15 +64,21 @@ def open_run(path: str | Path, state_dir: Path, *, new: bool = False) -> Opened:
                     " submitted (use --new to start afresh)")
             opened.warnings = warnings
             return opened
+    opened = create(store, state_dir, spec, data)
+    opened.warnings = warnings
+    return opened
+
+
+def create(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes) -> Opened:
+    """Record a new run of a validated spec (`data` is its YAML as submitted)."""
     now = time.time()
     run_id = new_run_id(spec.name, now)
     statuses = {name: JobStatus(name, host=job.host) for name, job in spec.jobs.items()}
-    run = Run(run_id, spec, statuses,
-              run_dir(state_dir, run_id) / "jobs", created=now)
+    run = Run(run_id, spec, statuses, run_dir(state_dir, run_id) / "jobs", created=now)
     run.job_root.mkdir(parents=True, exist_ok=True)
     (run.job_root.parent / "spec.yaml").write_bytes(data)
     store.create_run(run, data)
-    return Opened(run, store, resumed=False, warnings=warnings)
+    return Opened(run, store, resumed=False)
 
 
 def resume(store: Store, state_dir: Path, run_id: str) -> Opened:

@@ -1,0 +1,244 @@
+"""The paper's Python API (Figures 8-10): `Workflow` and `Job`, with cloudmesh-cc's names.
+
+Plain synchronous methods over the async engine:
+
+    w = Workflow(name="workflow-analyze")
+    w.add_job(name="fetch-data", exec="hostname", label="{name}\\nprogress={progress}")
+    w.add_job(name="compute", exec="echo compute")
+    w.add_dependencies("fetch-data,compute")
+    w.run_topo()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ccd import dag, export
+from ccd.model import JobSpec, JobState, JobStatus, RunState, WorkflowSpec
+
+
+class Job:
+    """One job of a workflow: what it runs (`spec`) and what it is doing (`status`)."""
+
+    def __init__(self, spec: JobSpec, status: JobStatus, job_dir: Path | None = None) -> None:
+        self.spec = spec
+        self.status = status
+        self.job_dir = job_dir
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def get_status(self) -> str:
+        """The job's state: ready, running, done, failed, skipped or cancelled."""
+        return self.status.state.value
+
+    def get_progress(self) -> int:
+        """Progress 0-100."""
+        return self.status.progress
+
+    def get_pid(self) -> int | None:
+        """The pid of the job's wrapper on its host, once started."""
+        return self.status.pid
+
+    def get_log(self) -> str:
+        """The job's output so far ("" before it ran)."""
+        if self.job_dir is None:
+            return ""
+        try:
+            return (self.job_dir / "log").read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def __getitem__(self, key: str) -> Any:
+        """The paper's dict access: job["status"], job["progress"], job["script"], ..."""
+        if key in ("status", "progress", "pid", "exit_code", "tstart", "tend", "modified"):
+            value = getattr(self.status, "state" if key == "status" else key)
+            return value.value if isinstance(value, JobState) else value
+        return getattr(self.spec, key)
+
+    def __repr__(self) -> str:
+        return f"Job({self.name!r}, {self.get_status()}, {self.get_progress()}%)"
+
+
+class Workflow:
+    """A DAG of jobs, built in Python or loaded from the paper's YAML, and run here."""
+
+    def __init__(self, name: str = "workflow", filename: str | Path | None = None,
+                 state_dir: str | Path | None = None) -> None:
+        from ccd.settings import state_dir as default_state_dir
+
+        self.name = name
+        self.base_dir = Path.cwd()
+        self.jobs: dict[str, JobSpec] = {}
+        self.edges: list[tuple[str, str]] = []
+        self.colors: dict[str, str] = {}
+        self.statuses: dict[str, JobStatus] = {}
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir()
+        self.run_id: str | None = None
+        self._job_root: Path | None = None
+        if filename is not None:
+            self.load(filename)
+
+    # -- building -------------------------------------------------------------------------
+
+    def load(self, filename: str | Path, clear: bool = True) -> None:
+        """Load a workflow YAML (validated; raises SpecError with every problem)."""
+        from ccd.spec import load_spec
+
+        spec, _ = load_spec(filename)
+        if clear:
+            self.jobs, self.edges, self.statuses = {}, [], {}
+        self.name = spec.name
+        self.base_dir = spec.base_dir
+        self.colors = dict(spec.colors)
+        for job in spec.jobs.values():
+            self._put(job)
+        self.edges += [e for e in spec.edges if e not in self.edges]
+
+    def add_job(self, name: str, **fields: Any) -> Job:
+        """Add (or replace) a job; fields as in the YAML: script, exec, kind, host, label..."""
+        fields.pop("filename", None)  # cloudmesh-cc passes its runtime file; not needed here
+        if "command" in fields:  # the paper's Figure 10 spells exec so
+            fields["exec"] = fields.pop("command")
+        known = {f.name for f in dataclasses.fields(JobSpec)}
+        unknown = set(fields) - known
+        if unknown:
+            raise TypeError(f"add_job() got unknown fields: {', '.join(sorted(unknown))}")
+        if isinstance(fields.get("env"), dict):
+            fields["env"] = tuple(fields["env"].items())
+        self._put(JobSpec(name=name, **fields))
+        return self.job(name)
+
+    def add_dependency(self, source: str, destination: str) -> None:
+        """source must finish before destination starts."""
+        self.add_dependencies(f"{source},{destination}")
+
+    def add_dependencies(self, dependency: str) -> None:
+        """A chain "a,b,c": a before b before c. Unknown names are added as joins."""
+        names = [n.strip() for n in dependency.split(",") if n.strip()]
+        for n in names:
+            if n not in self.jobs:
+                self._put(JobSpec(name=n))
+        for edge in itertools.pairwise(names):
+            if edge not in self.edges:
+                self.edges.append(edge)
+
+    def remove_job(self, name: str, state: bool = False) -> None:
+        """Remove a job and its dependencies (`state` is accepted for compatibility)."""
+        del self.jobs[name]
+        self.statuses.pop(name, None)
+        self.edges = [e for e in self.edges if name not in e]
+
+    def job(self, name: str) -> Job:
+        """A job by name."""
+        job_dir = self._job_root / name if self._job_root else None
+        return Job(self.jobs[name], self.statuses[name], job_dir)
+
+    def update_status(self, name: str, status: str) -> None:
+        """Set a job's state by hand."""
+        self.statuses[name].state = JobState(status)
+        self.statuses[name].modified = time.time()
+
+    def update_progress(self, name: str) -> int:
+        """Re-read a job's progress from its log (never lower than what was seen)."""
+        from ccd.progress import LogFollower
+
+        follower = LogFollower(progress=self.statuses[name].progress)
+        follower.feed(self.job(name).get_log().encode())
+        self.statuses[name].progress = follower.progress
+        return follower.progress
+
+    # -- reading --------------------------------------------------------------------------
+
+    def sequential_order(self) -> list[str]:
+        """The jobs in a topological order (file order among equals)."""
+        return dag.topological_order(list(self.jobs), self.edges)
+
+    @property
+    def table(self) -> str:
+        """A text table of the jobs: name, state, progress, kind, host, script/exec."""
+        rows = [("job", "state", "progress", "kind", "host", "runs")]
+        for name, job in self.jobs.items():
+            s = self.statuses[name]
+            rows.append((name, s.state.value, f"{s.progress}%", job.kind, job.host,
+                         job.script or job.exec or "(join)"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                         for r in rows)
+
+    def spec(self) -> WorkflowSpec:
+        """The workflow as a spec (not yet validated)."""
+        return WorkflowSpec(self.name, self.base_dir / f"{self.name}.yaml", dict(self.jobs),
+                            tuple(self.edges), dict(self.colors))
+
+    def save(self, filename: str | Path) -> None:
+        """Write the workflow as YAML (no state)."""
+        export.write_atomically(Path(filename).absolute(), export.with_state(self.spec()))
+
+    def save_with_state(self, filename: str | Path, stdout: bool = False) -> str | None:
+        """Write the workflow as YAML with every job's status and progress."""
+        text = export.with_state(self.spec(), self.statuses)
+        export.write_atomically(Path(filename).absolute(), text)
+        return text if stdout else None
+
+    def display(self, filename: str | Path | None = None, name: str = "workflow",
+                first: bool = True) -> str:
+        """The graph as DOT; with a filename, also rendered to it (.dot, .svg or .png)."""
+        from ccd import graph
+        from ccd.labels import RunTimes
+        from ccd.settings import variables
+
+        dot = graph.to_dot(self.spec(), self.statuses, RunTimes(), time.time(), variables(),
+                           os.environ)
+        if filename is not None:
+            path = Path(filename)
+            fmt = path.suffix.lstrip(".")
+            path.write_bytes(dot.encode() if fmt == "dot" else graph.render(dot, fmt))
+        return dot
+
+    # -- running --------------------------------------------------------------------------
+
+    def run_topo(self, order: list[str] | None = None, dryrun: bool = False, show: bool = False,
+                 filename: str | Path | None = None) -> list[str] | RunState:
+        """Run one job at a time in topological order; with dryrun, only return the order."""
+        order = order or self.sequential_order()
+        if dryrun:
+            if show:
+                print("\n".join(order))
+            return order
+        return self._run(max_jobs=1)
+
+    def run_parallel(self, max_jobs: int | None = None) -> RunState:
+        """Run every ready job at once (up to max_jobs processes); returns the run's state."""
+        return self._run(max_jobs=max_jobs)
+
+    def _run(self, max_jobs: int | None) -> RunState:
+        from ccd import runs
+        from ccd.spec import load_spec
+        from ccd.store import Store
+
+        # Round-trip through the YAML form: the API gets exactly the file format's checks.
+        text = export.with_state(self.spec()).encode()
+        spec, _ = load_spec(self.base_dir / f"{self.name}.yaml", text)
+        store = Store(self.state_dir / "ccd.db")
+        try:
+            opened = runs.create(store, self.state_dir, spec, text)
+            self.run_id, self._job_root = opened.run.id, opened.run.job_root
+            self.statuses = opened.run.jobs
+            return asyncio.run(runs.execute(opened, max_jobs=max_jobs))
+        finally:
+            store.close()
+
+    def _put(self, job: JobSpec) -> None:
+        if job.name in self.jobs and self.jobs[job.name] == job:
+            return
+        self.jobs[job.name] = job
+        self.statuses[job.name] = JobStatus(job.name, host=job.host, progress=job.progress)
+
