@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -259,6 +260,10 @@ def _mm(s: Series) -> str:
     return f"({lo:.3f}-{hi:.3f})"
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     """Run everything, print the table, write the JSON; 0 unless the bench itself broke."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -268,6 +273,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: kill what runs, clean up
     if args.reps < 1:
         parser.error("--reps must be at least 1")
 
@@ -303,4 +309,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        sys.exit(130)

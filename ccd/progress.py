@@ -16,8 +16,8 @@ import sys
 _LINE = re.compile(rb"^#\s*(?:cloudmesh\s+)?(?:\S+=\S*\s+)*?progress=(\d{1,3})\b", re.MULTILINE)
 
 
-def last_progress(chunk: bytes) -> int | None:
-    """The progress of the last progress line in `chunk` (complete lines only), or None."""
+def highest_progress(chunk: bytes) -> int | None:
+    """The highest progress among the complete progress lines in `chunk`, or None."""
     value = None
     for m in _LINE.finditer(chunk):
         n = int(m.group(1))
@@ -42,7 +42,7 @@ class LogFollower:
         data = self.partial + data
         end = data.rfind(b"\n") + 1
         self.partial = data[end:][-4096:]  # a progress line is short; keep memory bounded
-        found = last_progress(data[:end])
+        found = highest_progress(data[:end])
         if found is not None and found > self.progress:
             self.progress = found
             return True

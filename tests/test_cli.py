@@ -1,0 +1,70 @@
+"""`ccctl validate` and `ccctl graph` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Ccctl, write
+
+EXAMPLE = ROOT / "examples" / "workflow-example" / "workflow-example.yaml"
+
+
+def require_dot() -> None:
+    """Graphviz is a real component: missing it skips locally and fails under CI=true."""
+    if shutil.which("dot") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("graphviz `dot` is not installed (make test installs it as root)")
+        pytest.skip("graphviz `dot` is not installed")
+
+
+def test_validate_says_ok_with_counts(ccctl: Ccctl) -> None:
+    proc = ccctl("validate", EXAMPLE)
+    assert proc.returncode == 0
+    assert proc.stdout == f"{EXAMPLE}: ok, 5 jobs, 4 dependencies\n"
+
+
+def test_validate_json_lists_errors(tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "w.yaml", "workflow:\n  nodes: {a: {exec: [x]}}\n")
+    proc = ccctl("validate", wf, "--json")
+    assert proc.returncode == 2
+    assert json.loads(proc.stdout) == {
+        "valid": False, "errors": [f"{wf}:2:21: exec must be a string, not a list"]}
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path, ccctl: Ccctl) -> None:
+    proc = ccctl("run", tmp_path / "nope.yaml")
+    assert proc.returncode == 2
+    assert proc.stderr == f"{tmp_path / 'nope.yaml'}:1:1: cannot read: No such file or directory\n"
+
+
+def test_graph_of_a_file_is_dot_with_labels_and_shapes(ccctl: Ccctl) -> None:
+    proc = ccctl("graph", EXAMPLE)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("digraph")
+    assert "invhouse" in proc.stdout and '"fetch-data" -> "compute"' in proc.stdout
+
+
+def test_graph_of_a_finished_run_is_coloured_by_state(tmp_path: Path, ccctl: Ccctl) -> None:
+    require_dot()
+    wf = write(tmp_path / "g.yaml", """\
+        workflow:
+          nodes: {ok: {exec: 'true'}, bad: {exec: 'false'}}
+          dependencies: []
+        colors: {status: {failed: '#FF0000'}}
+        """)
+    run_id = json.loads(ccctl("run", wf, "--json").stdout)["run"]
+    svg = ccctl("graph", run_id, "--format", "svg")
+    assert svg.returncode == 0, svg.stderr
+    assert "<svg" in svg.stdout and 'fill="#ff0000"' in svg.stdout.lower()
+    png = tmp_path / "g.png"
+    assert ccctl("graph", run_id, "-f", "png", "-o", png).returncode == 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_graph_of_an_unknown_run_says_so(ccctl: Ccctl) -> None:
+    proc = ccctl("graph", "no-such-run")
+    assert proc.returncode == 2 and "no-such-run" in proc.stderr
