@@ -7,6 +7,8 @@ the scheduler drive it while the store journals every event.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -30,6 +32,29 @@ class Opened:
     resumed: bool
     warnings: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    lock: int | None = None  # fd holding the run's lock while this process drives it
+
+    def release(self) -> None:
+        """Let another process drive the run (the OS also releases it when we die)."""
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
+
+
+def lock(state_dir: Path, run_id: str) -> int | None:
+    """Take the exclusive right to drive a run: an flock the kernel drops when the holder
+    dies, even by kill -9. None if another live process holds it."""
+    path = run_dir(state_dir, run_id) / "lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def new_run_id(name: str, now: float) -> str:
@@ -57,7 +82,14 @@ def open_run(path: str | Path, state_dir: Path, *, new: bool = False) -> Opened:
     if not new:
         unfinished = store.runs(source=str(spec.source), unfinished=True)
         if unfinished:
-            opened = resume(store, state_dir, unfinished[0].id)
+            run_id = unfinished[0].id
+            held = lock(state_dir, run_id)
+            if held is None:
+                store.close()
+                raise RunError(f"run {run_id} of {path} is being driven by another process; "
+                               "wait for it, or use --new to start another run")
+            opened = resume(store, state_dir, run_id)
+            opened.lock = held
             if opened.run.spec != spec:
                 opened.notes.append(
                     f"{path} changed since run {opened.run.id} started; resuming it as it was"
@@ -76,9 +108,10 @@ def create(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes) -> Op
     statuses = {name: JobStatus(name, host=job.host) for name, job in spec.jobs.items()}
     run = Run(run_id, spec, statuses, run_dir(state_dir, run_id) / "jobs", created=now)
     run.job_root.mkdir(parents=True, exist_ok=True)
+    held = lock(state_dir, run_id)
     (run.job_root.parent / "spec.yaml").write_bytes(data)
     store.create_run(run, data)
-    return Opened(run, store, resumed=False)
+    return Opened(run, store, resumed=False, lock=held)
 
 
 def resume(store: Store, state_dir: Path, run_id: str) -> Opened:
@@ -99,6 +132,8 @@ async def execute(opened: Opened, *, max_jobs: int | None = None,
                   on_event: Callable[[Event], None] | None = None,
                   started: Callable[[Scheduler], None] | None = None) -> RunState:
     """Drive the run to its end; every event goes to the store, then to `on_event`."""
+    if opened.lock is None:
+        raise RunError(f"run {opened.run.id} is not locked by this process")
     store = opened.store
 
     def record(event: Event) -> None:
@@ -117,6 +152,8 @@ async def execute(opened: Opened, *, max_jobs: int | None = None,
     finally:
         export.write_atomically(snapshot, export.with_state(run.spec, run.jobs))
         store.flush()
+        if run.state.final:
+            opened.release()
     return state
 
 

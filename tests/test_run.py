@@ -307,3 +307,21 @@ def test_state_survives_as_paper_yaml_with_states(tmp_path: Path, ccctl: Ccctl) 
     assert spec.edges == (("a", "b"),)
     text = snapshot.read_text()
     assert 'status: "done"' in text and 'status: "failed"' in text
+
+
+def test_a_run_in_progress_is_not_driven_twice(tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = counted_workflow(tmp_path, fan=0)
+    counter = tmp_path / "counter"
+    with ccctl.start("run", wf) as first:
+        try:
+            wait_for(lambda: counter.exists() and "gate" in counter.read_text(),
+                     what="gate to run")
+            second = ccctl("run", wf)
+            assert second.returncode == 2
+            assert "is being driven by another process" in second.stderr
+            (tmp_path / "release").touch()
+            first.communicate(timeout=30)
+        finally:
+            first.kill()
+    assert first.returncode == 0
+    assert counter.read_text().split() == ["start", "gate", "end"]
