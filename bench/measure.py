@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -78,3 +79,26 @@ def kill_strays(marker: str) -> int:
         except (OSError, ValueError):
             continue
     return found
+
+
+def fs_probe(directory: Path, n: int = 100) -> dict[str, float]:
+    """Mean ms per mkdir, per new-file creation and per `sh -c true` spawn+wait in
+    `directory`: the raw costs every job pays, which vary a lot on this machine."""
+    probe = directory / f"fs-probe-{time.monotonic_ns()}"
+    probe.mkdir(parents=True)
+    try:
+        t0 = time.perf_counter()
+        for i in range(n):
+            os.mkdir(probe / f"d{i}")
+        t1 = time.perf_counter()
+        for i in range(n):
+            os.close(os.open(probe / f"d{i}" / "f", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        t2 = time.perf_counter()
+        for _ in range(n):
+            pid = os.posix_spawn("/bin/sh", ["sh", "-c", "true"], os.environ)
+            os.waitpid(pid, 0)
+        t3 = time.perf_counter()
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+    return {"mkdir_ms": (t1 - t0) * 1e3 / n, "create_ms": (t2 - t1) * 1e3 / n,
+            "sh_spawn_wait_ms": (t3 - t2) * 1e3 / n}

@@ -1,6 +1,6 @@
 """ccd benchmark: `ccctl run` against a minimal asyncio baseline, measured in the same run.
 
-usage: .venv/bin/python bench/run.py [--reps N] [--json PATH] [--keep]
+usage: .venv/bin/python bench/run.py [--reps N] [--nodes N] [--timeout S] [--json PATH] [--keep]
 
 Workloads (generated under .bench/, never /tmp: both sides run in the same tree):
 one (fixed cost), chain100, fan500 (start -> 500 -> end), diamond (10 layers x 10, each
@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from measure import Sample, kill_strays, timed
+from measure import Sample, fs_probe, kill_strays, timed
 from workloads import Workload, big_yaml, standard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,8 +184,8 @@ def _progress(text: str) -> None:
     print(f"  {text}", file=sys.stderr, flush=True)
 
 
-def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int],
-           big: Big) -> tuple[list[str], dict[str, object]]:
+def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int], big: Big,
+           fs: dict[str, dict[str, float]]) -> tuple[list[str], dict[str, object]]:
     """The table as lines, and the JSON document."""
     ccd_one, base_one = results["one"]
     targets: list[dict[str, object]] = []
@@ -224,7 +224,11 @@ def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int],
         lines.append(row)
         doc_workloads[name] = entry
     lines += ["", f"fixed start-up (wall of `one`): ccctl run {ccd_one.wall:.3f} s, "
-                  f"baseline {base_one.wall:.3f} s", ""]
+                  f"baseline {base_one.wall:.3f} s"]
+    lines += [f"raw costs in the bench tree {when} the runs: mkdir {c['mkdir_ms']:.2f} ms, "
+              f"file create {c['create_ms']:.2f} ms, sh spawn+wait {c['sh_spawn_wait_ms']:.2f} ms"
+              for when, c in fs.items()]
+    lines.append("")
 
     lines.append(f"{big.nodes} nodes ({big.file_mb:.1f} MB YAML; {big.jobs} jobs, "
                  f"{big.edges} edges loaded):")
@@ -251,7 +255,7 @@ def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int],
     lines += ["", f"targets: {len(targets) - len(missed)}/{len(targets)} met"]
     lines += [f"  MISSED: {t['what']} = {t['value']} (want {t['target']})" for t in missed]
     doc: dict[str, object] = {"workloads": doc_workloads, "big": big.to_json(),
-                              "targets": targets}
+                              "targets": targets, "fs_probe": fs}
     return lines, doc
 
 
@@ -284,7 +288,9 @@ def main() -> int:
     try:
         bench = Bench(tmp, args.reps, args.timeout)
         workloads = standard()
+        fs = {"before": fs_probe(tmp)}
         results = bench.workloads(workloads)
+        fs["after"] = fs_probe(tmp)
         big = bench.big(args.nodes)
     finally:
         strays = kill_strays(str(tmp))
@@ -292,7 +298,7 @@ def main() -> int:
             print(f"bench: killed {strays} stray processes", file=sys.stderr)
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    lines, doc = report(results, {w.name: w.n_exec for w in workloads}, big)
+    lines, doc = report(results, {w.name: w.n_exec for w in workloads}, big, fs)
     doc["meta"] = {
         "reps": args.reps, "python": sys.version.split()[0], "platform": platform.platform(),
         "cpus": len(os.sched_getaffinity(0)), "ccctl": CCCTL,

@@ -78,7 +78,7 @@ def fan(n: int) -> Workload:
 def diamond(layers: int, width: int) -> Workload:
     """`layers` layers of `width` jobs; each job depends on every job of the layer above."""
     grid = [[f"d{layer}_{i}" for i in range(width)] for layer in range(layers)]
-    jobs = {name: JOB_CMD for row in grid for name in row}
+    jobs: dict[str, str | None] = {name: JOB_CMD for row in grid for name in row}
     chains = [[a, b] for upper, lower in itertools.pairwise(grid)
               for b in lower for a in upper]
     return Workload("diamond", jobs, chains)
