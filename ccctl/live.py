@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ccd.model import Event, JobState, JobStatus, Run, RunState
+from ccd.views import run_json
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -159,7 +160,7 @@ class Display:
         run = self.run
         took = clock_time((run.t1 or time.time()) - (run.t0 or run.created))
         if self.json_out:
-            print(json.dumps(summary_json(run, self.opened.resumed), indent=2))
+            print(json.dumps(run_json(run, self.opened.resumed), indent=2))
             return
         if self._live:
             from rich.table import Table
@@ -179,18 +180,6 @@ class Display:
         style = STYLES[run.state.value]
         self._err.print(f"run {run.id} [{style}]{run.state.value}[/] in {took}: {self._counts()}"
                         f"\njob directories: {run.job_root}", highlight=False)
-
-
-def summary_json(run: Run, resumed: bool) -> dict[str, object]:
-    """The run and every job, for `--json`."""
-    return {
-        "run": run.id, "workflow": run.spec.name, "state": run.state.value,
-        "resumed": resumed,
-        "t0": run.t0, "t1": run.t1, "job_root": str(run.job_root),
-        "jobs": [{"name": s.name, "state": s.state.value, "progress": s.progress,
-                  "host": s.host, "exit_code": s.exit_code, "tstart": s.tstart, "tend": s.tend,
-                  "message": s.message} for s in run.jobs.values()],
-    }
 
 
 def _console(stderr: bool) -> Console:

@@ -1,12 +1,189 @@
-"""The ccd daemon. Not built yet: this version runs workflows in the foreground only."""
+"""The ccd daemon: one asyncio process serving the API on a Unix socket and on TCP.
+
+    ccd [--socket PATH] [--host 127.0.0.1] [--port 8000] [--no-tcp] [--state-dir DIR]
+
+SIGTERM/SIGINT stop it gracefully: the server stops, the runs detach from their jobs
+(which keep running in their own sessions), the journal is flushed. Starting it again
+resumes every unfinished run. Under systemd (`Type=notify`) it reports READY=1 once both
+sockets listen. Logs are JSON lines on stderr.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
 import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("ccd")
 
 
-def main() -> None:
+def runtime_dir() -> Path:
+    """`$XDG_RUNTIME_DIR/ccd`, else `/tmp/ccd-<uid>`."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(base) / "ccd" if base else Path(f"/tmp/ccd-{os.getuid()}")
+
+
+def default_socket() -> Path:
+    return runtime_dir() / "ccd.sock"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from ccd.settings import state_dir
+
+    p = argparse.ArgumentParser(prog="ccd", description="The ccd workflow daemon.")
+    p.add_argument("--socket", type=Path, default=None,
+                   help=f"Unix socket path [default: {default_socket()}]")
+    p.add_argument("--host", default="127.0.0.1", help="TCP address [default: 127.0.0.1]")
+    p.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one")
+    p.add_argument("--no-tcp", action="store_true", help="serve the Unix socket only")
+    p.add_argument("--state-dir", type=Path, default=None,
+                   help=f"state directory [default: {state_dir()}]")
+    p.add_argument("--max-jobs", type=int, default=None,
+                   help="processes at once per run [default: CPUs x 4]")
+    p.add_argument("--upload", type=Path, action="append", default=[],
+                   help="upload this workflow file at start (make run uses it)")
+    return p.parse_args(argv)
+
+
+class _JsonLines(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": round(record.created, 3), "level": record.levelname.lower(),
+               "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def unix_listener(path: Path) -> socket.socket:
+    """A listening Unix socket, mode 0600 in a 0700 directory; refuses to steal a live one."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    if path.exists():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()  # stale: left by a daemon that was killed
+        else:
+            raise SystemExit(f"ccd: another daemon is already serving {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def tcp_listener(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise SystemExit(f"ccd: cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def sd_notify(message: str) -> bool:
+    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return False
+    if address.startswith("@"):
+        address = "\0" + address[1:]  # abstract namespace
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.connect(address)
+        s.sendall(message.encode())
+    return True
+
+
+async def serve(args: argparse.Namespace) -> None:
+    """Run the daemon until SIGTERM or SIGINT."""
+    from ccd.auth import load_or_create_token
+    from ccd.settings import state_dir
+
+    state = (args.state_dir.expanduser().absolute() if args.state_dir else state_dir())
+    sock_path = args.socket or default_socket()
+    token = load_or_create_token()
+    listeners = [unix_listener(sock_path)]
+    try:
+        if not args.no_tcp:
+            listeners.append(tcp_listener(args.host, args.port))
+        await _serve(args, state, token, listeners, sock_path)
+    finally:
+        for sock in listeners:
+            sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+
+
+async def _serve(args: argparse.Namespace, state: Path, token: str,
+                 listeners: list[socket.socket], sock_path: Path) -> None:
+    import uvicorn
+
+    from ccd import api
+    from ccd.service import Service
+    from ccd.uploads import pack
+
+    async with Service(state, max_jobs=args.max_jobs) as service:
+        for path in args.upload:
+            row = service.add_workflow(*pack(path))
+            log.info("uploaded workflow %s from %s", row.name, path)
+        app, logins = api.build(service, token)
+        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=3, server_header=False)
+        server = uvicorn.Server(config)
+        where = [f"unix:{sock_path}"]
+        if not args.no_tcp:
+            host, port = listeners[1].getsockname()[:2]
+            url = f"http://{host}:{port}"
+            where.append(url)
+            print(f"ccd {url}/  (API {url}/api/v1, docs {url}/docs)", flush=True)
+            print(f"login: {url}{'/login?code='}{logins.new_code()}", flush=True)
+        log.info("serving %s with state in %s", " and ".join(where), state)
+        sd_notify("READY=1")
+        await server.serve(sockets=listeners)
+        sd_notify("STOPPING=1")
+        log.info("stopping: %d run(s) detach, their jobs keep running", service.active)
+
+
+def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    sys.stderr.write("ccd: the daemon is not part of this version yet; run a workflow in the "
-                     "foreground with `ccctl run FILE`\n")
-    raise SystemExit(2)
+    args = parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonLines())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    logging.getLogger("sse_starlette").setLevel(logging.WARNING)
+    # uvicorn re-raises the signal that stopped it once it has shut down; catch it so a
+    # graceful stop ends with exit status 0.
+    stopped: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda s, _f: stopped.append(s))
+    t = time.monotonic()
+    from ccd.errors import CcdError
+
+    try:
+        asyncio.run(serve(args))
+    except* CcdError as group:
+        for e in group.exceptions:
+            sys.stderr.write(f"ccd: {e}\n")
+        raise SystemExit(2) from None
+    log.info("stopped after %.1f s", time.monotonic() - t)

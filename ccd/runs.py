@@ -68,17 +68,18 @@ def run_dir(state_dir: Path, run_id: str) -> Path:
     return state_dir / "runs" / run_id
 
 
-def open_run(path: str | Path, state_dir: Path, *, new: bool = False) -> Opened:
+def open_run(path: str | Path, state_dir: Path, *, new: bool = False,
+             store: Store | None = None) -> Opened:
     """Validate `path`, then resume its unfinished run in `state_dir` or create a new one.
 
-    Raises SpecError (nothing written) or RunError.
+    Raises SpecError (nothing written) or RunError. Opens the store unless given one.
     """
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise SpecError([Problem(str(path), 1, 1, f"cannot read: {e.strerror}")]) from None
     spec, warnings = load_spec(path, data)
-    store = Store(state_dir / "ccd.db")
+    store = store or Store(state_dir / "ccd.db")
     if not new:
         unfinished = store.runs(source=str(spec.source), unfinished=True)
         if unfinished:
@@ -101,11 +102,14 @@ def open_run(path: str | Path, state_dir: Path, *, new: bool = False) -> Opened:
     return opened
 
 
-def create(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes) -> Opened:
-    """Record a new run of a validated spec (`data` is its YAML as submitted)."""
+def create(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes,
+           done: dict[str, JobStatus] | None = None) -> Opened:
+    """Record a new run of a validated spec (`data` is its YAML as submitted); jobs in
+    `done` start out done (a rerun keeps what already succeeded)."""
     now = time.time()
     run_id = new_run_id(spec.name, now)
     statuses = {name: JobStatus(name, host=job.host) for name, job in spec.jobs.items()}
+    statuses.update(done or {})
     run = Run(run_id, spec, statuses, run_dir(state_dir, run_id) / "jobs", created=now)
     run.job_root.mkdir(parents=True, exist_ok=True)
     held = lock(state_dir, run_id)

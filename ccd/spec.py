@@ -98,13 +98,15 @@ class _Checker:
         return value
 
 
-def load_spec(path: str | Path, data: bytes | None = None) -> tuple[WorkflowSpec, list[Problem]]:
+def load_spec(path: str | Path, data: bytes | None = None, display: str | None = None
+              ) -> tuple[WorkflowSpec, list[Problem]]:
     """Read and validate a workflow file; returns the spec and its warnings.
 
-    Raises SpecError listing every problem. `data` overrides the file's content.
+    Raises SpecError listing every problem. `data` overrides the file's content; `display`
+    is the file's name in messages (an upload's own name rather than where it was put).
     """
     source = Path(path).absolute()
-    filename = str(path)
+    filename = display or str(path)
     if data is None:
         try:
             with open(source, "rb") as f:

@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_by_run ON events (run_id, id);
+CREATE TABLE IF NOT EXISTS workflows (
+    name TEXT PRIMARY KEY, path TEXT NOT NULL, created REAL NOT NULL, jobs INTEGER NOT NULL
+);
 """
 
 
@@ -52,6 +55,16 @@ class RunRow:
     t0: float | None
     t1: float | None
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowRow:
+    """A workflow uploaded to the daemon: its main YAML file and its size."""
+
+    name: str
+    path: str
+    created: float
+    jobs: int
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -181,6 +194,42 @@ class Store:
             sql += " WHERE " + " AND ".join(where)
         rows = self._reader.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
         return [RunRow(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Jobs per state of every run."""
+        out: dict[str, dict[str, int]] = {}
+        for run_id, state, n in self._reader.execute(
+                "SELECT run_id, state, count(*) FROM jobs GROUP BY run_id, state"):
+            out.setdefault(run_id, {})[state] = n
+        return out
+
+    def last_event_id(self) -> int:
+        """The newest journal id (0 for an empty journal)."""
+        row = self._reader.execute("SELECT max(id) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    # -- workflows (rare writes, on the caller's thread) ----------------------------------
+
+    def put_workflow(self, row: WorkflowRow) -> None:
+        """Add or replace a stored workflow."""
+        self._reader.execute("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?)",
+                             (row.name, row.path, row.created, row.jobs))
+
+    def workflows(self) -> list[WorkflowRow]:
+        """Stored workflows by name."""
+        rows = self._reader.execute("SELECT name, path, created, jobs FROM workflows"
+                                    " ORDER BY name").fetchall()
+        return [WorkflowRow(*r) for r in rows]
+
+    def workflow(self, name: str) -> WorkflowRow | None:
+        """One stored workflow."""
+        r = self._reader.execute("SELECT name, path, created, jobs FROM workflows WHERE name=?",
+                                 (name,)).fetchone()
+        return WorkflowRow(*r) if r else None
+
+    def delete_workflow(self, name: str) -> None:
+        """Forget a stored workflow (its runs stay)."""
+        self._reader.execute("DELETE FROM workflows WHERE name=?", (name,))
 
     def spec_text(self, run_id: str) -> tuple[str, bytes] | None:
         """The workflow file of a run as submitted: (its path, its bytes)."""

@@ -1,0 +1,341 @@
+"""The HTTP face of the daemon: REST under /api/v1, server-sent events, OpenAPI, the paper's
+aliases, login, and the static web page. Every handler turns a ccd error into a 4xx; no
+client input may produce a 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ccd import graph, views
+from ccd.auth import COOKIE, Guard, Logins
+from ccd.errors import CcdError, SpecError
+from ccd.labels import RunTimes
+from ccd.openapi import document
+from ccd.service import Conflict, NotFound, Service
+from ccd.settings import variables
+from ccd.uploads import MAX_BODY, UploadError
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+LOG_LIMIT = 1 << 20
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _errors(handler: Handler) -> Handler:
+    """Map ccd's errors to HTTP statuses with a JSON body that says what and where."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except SpecError as e:
+            return JSONResponse({"error": "invalid workflow",
+                                 "problems": [str(p) for p in e.problems]}, 422)
+        except UploadError as e:
+            return JSONResponse({"error": str(e)}, e.status)
+        except NotFound as e:
+            return JSONResponse({"error": str(e)}, 404)
+        except Conflict as e:
+            return JSONResponse({"error": str(e)}, 409)
+        except CcdError as e:
+            return JSONResponse({"error": str(e)}, 400)
+
+    return wrapped
+
+
+class Api:
+    """Handlers bound to one Service."""
+
+    def __init__(self, service: Service, logins: Logins) -> None:
+        self.service = service
+        self.logins = logins
+
+    # -- health ---------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        s = self.service
+        return JSONResponse({
+            "status": "ok", "pid": os.getpid(), "uptime": round(time.time() - s.started, 3),
+            "state_dir": str(s.state_dir), "active_runs": s.active,
+            "event_subscribers": s.bus.subscribers, "events_published": s.bus.published,
+            "last_event_id": s.bus.last_id,
+        })
+
+    # -- workflows ------------------------------------------------------------------------
+
+    async def list_workflows(self, request: Request) -> Response:
+        return JSONResponse([_workflow_json(w) for w in self.service.workflows()])
+
+    async def upload_workflow(self, request: Request) -> Response:
+        name = request.query_params.get("name") or None
+        archive = request.query_params.get("archive")
+        data, filename = await _upload_body(request)
+        if not data and archive:
+            data, filename = _server_file(archive)
+        if not data:
+            raise UploadError("empty upload: send a YAML file, a .tar/.tar.gz, or a multipart "
+                              "form with a `file` field")
+        row = self.service.add_workflow(data, filename or archive or "workflow.yaml", name)
+        return JSONResponse(_workflow_json(row), 201)
+
+    async def get_workflow(self, request: Request) -> Response:
+        row, text = self.service.workflow(request.path_params["name"])
+        return JSONResponse({**_workflow_json(row), "yaml": text.decode("utf-8", "replace")})
+
+    async def delete_workflow(self, request: Request) -> Response:
+        self.service.delete_workflow(request.path_params["name"])
+        return Response(status_code=204)
+
+    # -- runs -----------------------------------------------------------------------------
+
+    async def list_runs(self, request: Request) -> Response:
+        return JSONResponse(self.service.list_runs(request.query_params.get("workflow")))
+
+    async def start_run(self, request: Request) -> Response:
+        workflow = request.query_params.get("workflow")
+        if workflow is None:
+            body = await _json_body(request)
+            workflow = body.get("workflow") if isinstance(body, dict) else None
+        if not isinstance(workflow, str) or not workflow:
+            raise UploadError('say which workflow to run: {"workflow": "NAME"}', 422)
+        run = self.service.start_run(workflow)
+        return JSONResponse(views.run_json(run), 201)
+
+    async def get_run(self, request: Request) -> Response:
+        return JSONResponse(views.run_json(self.service.run(request.path_params["run"])))
+
+    async def cancel_run(self, request: Request) -> Response:
+        run = self.service.cancel(request.path_params["run"])
+        return JSONResponse(views.run_json(run, jobs=False), 202)
+
+    async def rerun(self, request: Request) -> Response:
+        run = self.service.rerun(request.path_params["run"])
+        return JSONResponse(views.run_json(run), 201)
+
+    async def job_log(self, request: Request) -> Response:
+        path = self.service.job_log(request.path_params["run"], request.path_params["job"])
+        q = request.query_params
+        offset = _int(q.get("offset"), "offset", 0)
+        limit = min(_int(q.get("limit"), "limit", LOG_LIMIT), LOG_LIMIT)
+        tail = _int(q.get("tail"), "tail", -1) if "tail" in q else None
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if tail is not None:
+            offset = max(0, size - min(tail, LOG_LIMIT))
+            limit = LOG_LIMIT
+        data = b""
+        if size > offset:
+            async with aiofiles.open(path, "rb") as f:
+                await f.seek(offset)
+                data = await f.read(limit)
+        return Response(data, media_type="text/plain; charset=utf-8", headers={
+            "X-Log-Offset": str(offset), "X-Log-Next": str(offset + len(data)),
+            "X-Log-Size": str(size)})
+
+    async def run_graph(self, request: Request) -> Response:
+        run = self.service.run(request.path_params["run"])
+        fmt = request.query_params.get("format", "dot")
+        if fmt not in ("dot", "svg"):
+            raise UploadError("format must be dot or svg", 422)
+        dot = graph.to_dot(run.spec, run.jobs, RunTimes(run.created, run.t0, run.t1),
+                           time.time(), variables(), os.environ)
+        if fmt == "dot":
+            return Response(dot, media_type="text/vnd.graphviz")
+        svg = await asyncio.to_thread(graph.render, dot, "svg")
+        return Response(svg, media_type="image/svg+xml")
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def events(self, request: Request) -> Response:
+        run_id = request.path_params.get("run")
+        if run_id is not None:
+            self.service.run(run_id)  # 404 for an unknown run
+        header = request.headers.get("last-event-id") or request.query_params.get("after")
+        if header is not None:
+            after = _int(header, "Last-Event-ID", 0)
+        else:  # a run's stream starts at its beginning; the global one at now
+            after = 0 if run_id is not None else self.service.bus.last_id
+        return EventSourceResponse(self._stream(run_id, after), ping=15, send_timeout=30)
+
+    async def _stream(self, run_id: str | None, after: int) -> AsyncIterator[dict[str, Any]]:
+        bus = self.service.bus
+        sub = bus.subscribe(run_id)  # before the replay, so nothing falls in between
+        try:
+            replay = await asyncio.to_thread(
+                lambda: list(self.service.store.events(run_id, after=after)))
+            for event_id, e in replay:
+                after = event_id
+                yield _sse(event_id, e)
+            while True:
+                if sub.overflowed:
+                    yield {"event": "resync", "data": json.dumps(
+                        {"after": after, "reason": "this client fell behind; reconnect with "
+                                                   "Last-Event-ID to catch up"})}
+                    return
+                event_id, e = await sub.queue.get()
+                if event_id > after:
+                    after = event_id
+                    yield _sse(event_id, e)
+        finally:
+            bus.unsubscribe(sub)
+
+    # -- the paper's calls ----------------------------------------------------------------
+
+    async def paper_run(self, request: Request) -> Response:
+        run = self.service.start_run(request.path_params["name"])
+        return JSONResponse(views.run_json(run), 201)
+
+    # -- browser --------------------------------------------------------------------------
+
+    async def login(self, request: Request) -> Response:
+        code = request.query_params.get("code", "")
+        if not self.logins.redeem(code):
+            return JSONResponse({"error": "this login link is used up or expired; get a new "
+                                 "one with `ccctl open`"}, 403)
+        response = RedirectResponse("/", 303)
+        response.set_cookie(COOKIE, self.logins.session, httponly=True, samesite="strict",
+                            path="/")
+        return response
+
+    async def login_link(self, request: Request) -> Response:
+        return JSONResponse({"path": f"/login?code={self.logins.new_code()}"}, 201)
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(document())
+
+    async def index(self, request: Request) -> Response:
+        page = WEB / "index.html"
+        if page.is_file():
+            return Response(page.read_bytes(), media_type="text/html; charset=utf-8")
+        return JSONResponse({"service": "ccd", "api": "/api/v1", "docs": "/docs"})
+
+
+def _sse(event_id: int, e: Any) -> dict[str, Any]:
+    return {"id": str(event_id), "event": "job" if e.job else "run",
+            "data": json.dumps(views.event_json(event_id, e))}
+
+
+def _workflow_json(row: Any) -> dict[str, Any]:
+    return {"name": row.name, "jobs": row.jobs, "created": row.created, "path": row.path}
+
+
+def _int(value: str | None, what: str, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise UploadError(f"{what} must be a whole number, not {value[:40]!r}", 422) from None
+    if n < 0:
+        raise UploadError(f"{what} must not be negative", 422)
+    return n
+
+
+async def _json_body(request: Request) -> Any:
+    body = await _limited_body(request)
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise UploadError("the body is not JSON") from None
+
+
+async def _limited_body(request: Request) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise UploadError(f"request body over {MAX_BODY:,} bytes", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _upload_body(request: Request) -> tuple[bytes, str]:
+    """The uploaded bytes and their file name, from a raw body or a multipart form."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_BODY:
+            raise UploadError(f"request body over {MAX_BODY:,} bytes", 413)
+        try:
+            form = await request.form(max_files=1, max_fields=10)
+        except Exception as e:  # the multipart parser's own errors have no common base
+            raise UploadError(f"unreadable multipart form: {e}") from None
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise UploadError("the form needs a `file` field holding the workflow")
+        data = await upload.read(MAX_BODY + 1)
+        if len(data) > MAX_BODY:
+            raise UploadError(f"upload over {MAX_BODY:,} bytes", 413)
+        return data, upload.filename or ""
+    return await _limited_body(request), request.query_params.get("filename", "")
+
+
+def _server_file(archive: str) -> tuple[bytes, str]:
+    """The paper's `POST /workflow?archive=FILE` names a file on the daemon's machine."""
+    path = Path(archive).expanduser()
+    try:
+        if not path.is_file():
+            raise UploadError(f"archive {archive!r} is not a file on the daemon's machine", 404)
+        if path.stat().st_size > MAX_BODY:
+            raise UploadError(f"archive {archive!r} is over {MAX_BODY:,} bytes", 413)
+        return path.read_bytes(), path.name
+    except OSError as e:
+        raise UploadError(f"cannot read archive {archive!r}: {e.strerror}", 404) from None
+
+
+def build(service: Service, token: str) -> tuple[Guard, Logins]:
+    """The ASGI app (guarded) and its login-link issuer."""
+    logins = Logins(token)
+    api = Api(service, logins)
+
+    def r(path: str, handler: Handler, methods: list[str]) -> Route:
+        return Route(path, _errors(handler), methods=methods)
+
+    routes: list[BaseRoute] = [
+        r("/", api.index, ["GET"]),
+        r("/login", api.login, ["GET"]),
+        r("/openapi.json", api.openapi, ["GET"]),
+        r("/api/v1/health", api.health, ["GET"]),
+        r("/api/v1/login-links", api.login_link, ["POST"]),
+        r("/api/v1/workflows", api.list_workflows, ["GET"]),
+        r("/api/v1/workflows", api.upload_workflow, ["POST"]),
+        r("/api/v1/workflows/{name}", api.get_workflow, ["GET"]),
+        r("/api/v1/workflows/{name}", api.delete_workflow, ["DELETE"]),
+        r("/api/v1/runs", api.list_runs, ["GET"]),
+        r("/api/v1/runs", api.start_run, ["POST"]),
+        r("/api/v1/runs/{run}", api.get_run, ["GET"]),
+        r("/api/v1/runs/{run}/cancel", api.cancel_run, ["POST"]),
+        r("/api/v1/runs/{run}/rerun", api.rerun, ["POST"]),
+        r("/api/v1/runs/{run}/jobs/{job}/log", api.job_log, ["GET"]),
+        r("/api/v1/runs/{run}/graph", api.run_graph, ["GET"]),
+        r("/api/v1/runs/{run}/events", api.events, ["GET"]),
+        r("/api/v1/events", api.events, ["GET"]),
+        # The paper's calls (section 6.3, Figures 15, 16, 19).
+        r("/workflows", api.list_workflows, ["GET"]),
+        r("/workflow", api.upload_workflow, ["POST"]),
+        r("/workflow/run/{name}", api.paper_run, ["GET"]),
+    ]
+    docs = WEB / "docs"
+    if docs.is_dir():
+        routes.append(Mount("/docs", StaticFiles(directory=docs, html=True)))
+    vendor = WEB / "vendor"
+    if vendor.is_dir():
+        routes.append(Mount("/vendor", StaticFiles(directory=vendor)))
+    app = Starlette(routes=routes)
+    return Guard(app, token, logins), logins

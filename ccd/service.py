@@ -1,0 +1,268 @@
+"""The daemon's work, without HTTP: stored workflows, runs in progress, control, recovery.
+
+Every run the daemon drives is one task in the service's TaskGroup. Stopping the service
+cancels those tasks, which detaches from the jobs (they are in their own sessions and
+keep running); the next start re-attaches through their status files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from ccd import runs
+from ccd.bus import Bus
+from ccd.errors import CcdError, RunError
+from ccd.model import Event, JobState, JobStatus, Run
+from ccd.scheduler import Scheduler
+from ccd.spec import SAFE_NAME, load_spec
+from ccd.store import Store, WorkflowRow
+from ccd.uploads import UploadError, main_yaml, unpack
+
+log = logging.getLogger("ccd.service")
+
+
+class NotFound(CcdError):
+    """No such workflow, run or job."""
+
+
+class Conflict(CcdError):
+    """The request does not fit the current state (e.g. cancel a finished run)."""
+
+
+@dataclass(eq=False)
+class _Active:
+    opened: runs.Opened
+    task: asyncio.Task[None]
+    scheduler: Scheduler | None = None
+
+
+class Service:
+    """Workflows and runs of one state directory, driven in this process."""
+
+    def __init__(self, state_dir: Path, max_jobs: int | None = None,
+                 journal_poll: float = 0.25) -> None:
+        self.state_dir = state_dir
+        self.max_jobs = max_jobs
+        self.bus = Bus()
+        self.started = time.time()
+        self._journal_poll = journal_poll
+        self._loop = asyncio.get_running_loop()
+        self.store = Store(state_dir / "ccd.db", on_commit=self._committed)
+        self.bus.last_id = self.store.last_event_id()
+        self._external_seen = self.bus.last_id
+        self._active: dict[str, _Active] = {}
+        self._driven: set[str] = set()  # runs whose events this process publishes itself
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._group = asyncio.TaskGroup()
+
+    async def __aenter__(self) -> Service:
+        await self._group.__aenter__()
+        self._tasks.add(self._group.create_task(self._follow_journal()))
+        self.recover()
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        for task in self._tasks:
+            task.cancel()
+        try:
+            await self._group.__aexit__(kind, exc, tb)
+        finally:
+            self.store.close()
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Resume every unfinished run no other live process drives; returns their ids."""
+        resumed = []
+        for row in self.store.runs(unfinished=True):
+            if row.id in self._active:
+                continue
+            held = runs.lock(self.state_dir, row.id)
+            if held is None:
+                continue  # a `ccctl run` in a terminal drives it
+            try:
+                opened = runs.resume(self.store, self.state_dir, row.id)
+            except RunError as e:
+                log.error("cannot resume run %s: %s", row.id, e)
+                os.close(held)
+                continue
+            opened.lock = held
+            self._drive(opened)
+            resumed.append(row.id)
+        if resumed:
+            log.info("resumed %d run(s): %s", len(resumed), ", ".join(resumed))
+        return resumed
+
+    def start_run(self, workflow: str) -> Run:
+        """Start a new run of a stored workflow."""
+        row = self._workflow(workflow)
+        opened = runs.open_run(row.path, self.state_dir, new=True, store=self.store)
+        self._drive(opened)
+        return opened.run
+
+    def rerun(self, run_id: str) -> Run:
+        """A new run of a finished run's spec: its done jobs stay done, the rest run again."""
+        old = self.run(run_id)
+        if not old.state.final:
+            raise Conflict(f"run {run_id} is still {old.state.value}; cancel it first")
+        stored = self.store.spec_text(run_id)
+        assert stored is not None
+        done = {
+            name: JobStatus(name, JobState.DONE, 100, s.host, s.pid, s.exit_code, s.tstart,
+                            s.tend, s.modified, f"done in run {run_id}")
+            for name, s in old.jobs.items() if s.state is JobState.DONE
+        }
+        opened = runs.create(self.store, self.state_dir, old.spec, stored[1], done=done)
+        self._drive(opened)
+        return opened.run
+
+    def cancel(self, run_id: str) -> Run:
+        """Cancel a run this daemon drives."""
+        active = self._active.get(run_id)
+        if active is None:
+            run = self.run(run_id)
+            raise Conflict(f"run {run_id} is {run.state.value}" if run.state.final else
+                           f"run {run_id} is driven by another process; cancel it there")
+        if active.scheduler is not None:
+            active.scheduler.cancel("cancelled through the API")
+        return active.opened.run
+
+    def run(self, run_id: str) -> Run:
+        """A run, live if this daemon drives it, else as the database has it."""
+        active = self._active.get(run_id)
+        if active is not None:
+            return active.opened.run
+        try:
+            return runs.resume(self.store, self.state_dir, run_id).run
+        except RunError:
+            raise NotFound(f"no run {run_id!r}") from None
+
+    def list_runs(self, workflow: str | None = None) -> list[dict[str, Any]]:
+        """Every run, newest first, with job counts."""
+        counts = self.store.counts()
+        out = []
+        for row in self.store.runs():
+            if workflow is not None and row.workflow != workflow:
+                continue
+            active = self._active.get(row.id)
+            state = active.opened.run.state.value if active else row.state.value
+            out.append({"run": row.id, "workflow": row.workflow, "state": state,
+                        "created": row.created, "t0": row.t0, "t1": row.t1,
+                        "message": row.message, "counts": counts.get(row.id, {}),
+                        "driven_here": active is not None})
+        return out
+
+    def job_log(self, run_id: str, job: str) -> Path:
+        """The log file of a job of a run."""
+        run = self.run(run_id)
+        if job not in run.jobs:
+            raise NotFound(f"run {run_id} has no job {job!r}")
+        return run.job_root / job / "log"
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    def _drive(self, opened: runs.Opened) -> None:
+        active = _Active(opened, task=None)  # type: ignore[arg-type]
+        self._active[opened.run.id] = active
+        self._driven.add(opened.run.id)
+
+        def started(scheduler: Scheduler) -> None:
+            active.scheduler = scheduler
+
+        async def drive() -> None:
+            try:
+                await runs.execute(opened, max_jobs=self.max_jobs, started=started)
+            except asyncio.CancelledError:
+                raise  # the daemon is stopping: detach, the jobs go on
+            except Exception:
+                log.exception("run %s stopped by an internal error", opened.run.id)
+            finally:
+                self._active.pop(opened.run.id, None)
+                self._tasks.discard(active.task)
+                opened.release()
+
+        active.task = self._group.create_task(drive(), name=f"run {opened.run.id}")
+        self._tasks.add(active.task)
+
+    # -- workflows ------------------------------------------------------------------------
+
+    def add_workflow(self, data: bytes, filename: str, name: str | None = None) -> WorkflowRow:
+        """Store an uploaded workflow (YAML or tar) after validating it. Raises UploadError or
+        SpecError; nothing is kept from a refused upload."""
+        files = unpack(data, filename)
+        main = main_yaml(files, prefer=name)
+        name = name or Path(main).stem
+        if not SAFE_NAME.fullmatch(name):
+            raise UploadError(f"workflow name {name!r} is not safe as a file name", 422)
+        root = self.state_dir / "workflows" / name
+        tmp = root.parent / f".upload-{secrets.token_hex(4)}"
+        try:
+            for rel, content in files.items():
+                path = tmp / (f"{name}.yaml" if rel == main else rel)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+            spec, _ = load_spec(tmp / f"{name}.yaml", display=main)
+            version = root / (time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2))
+            version.parent.mkdir(parents=True, exist_ok=True)
+            tmp.rename(version)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        row = WorkflowRow(name, str(version / f"{name}.yaml"), time.time(), len(spec.jobs))
+        self.store.put_workflow(row)
+        return row
+
+    def workflows(self) -> list[WorkflowRow]:
+        return self.store.workflows()
+
+    def workflow(self, name: str) -> tuple[WorkflowRow, bytes]:
+        """A stored workflow and its YAML text."""
+        row = self._workflow(name)
+        return row, Path(row.path).read_bytes()
+
+    def delete_workflow(self, name: str) -> None:
+        """Forget a workflow and its files; refused while one of its runs is active."""
+        row = self._workflow(name)
+        busy = [a.opened.run.id for a in self._active.values()
+                if str(a.opened.run.spec.source).startswith(str(Path(row.path).parent.parent))]
+        if busy:
+            raise Conflict(f"workflow {name!r} has active runs: {', '.join(busy)}")
+        self.store.delete_workflow(name)
+        shutil.rmtree(Path(row.path).parent.parent, ignore_errors=True)
+
+    def _workflow(self, name: str) -> WorkflowRow:
+        row = self.store.workflow(name)
+        if row is None:
+            raise NotFound(f"no workflow {name!r}")
+        return row
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _committed(self, batch: list[tuple[int, Event]]) -> None:
+        # Called on the store's writer thread.
+        with contextlib.suppress(RuntimeError):  # the loop closed while shutting down
+            self._loop.call_soon_threadsafe(self.bus.publish, batch)
+
+    async def _follow_journal(self) -> None:
+        """Publish events that other processes (a `ccctl run` in a terminal) journal."""
+        while True:
+            await asyncio.sleep(self._journal_poll)
+            batch = []
+            for i, e in self.store.events(after=self._external_seen):
+                self._external_seen = i
+                if e.run_id not in self._driven:
+                    batch.append((i, e))
+            if batch:
+                self.bus.publish(batch)

@@ -1,0 +1,48 @@
+"""JSON views of runs, jobs and events: one shape for the API, `ccctl --json` and SSE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ccd.model import Event, JobStatus, Run
+
+
+def job_json(status: JobStatus, run: Run) -> dict[str, Any]:
+    """One job of a run as the API shows it."""
+    job = run.spec.jobs[status.name]
+    return {
+        "name": status.name, "state": status.state.value, "progress": status.progress,
+        "host": status.host, "kind": job.kind, "label": job.label, "pid": status.pid,
+        "exit_code": status.exit_code, "tstart": status.tstart, "tend": status.tend,
+        "modified": status.modified, "message": status.message,
+    }
+
+
+def run_json(run: Run, resumed: bool | None = None, jobs: bool = True) -> dict[str, Any]:
+    """A run, with every job unless `jobs` is False."""
+    out: dict[str, Any] = {
+        "run": run.id, "workflow": run.spec.name, "state": run.state.value,
+        "created": run.created, "t0": run.t0, "t1": run.t1, "message": run.message,
+        "job_root": str(run.job_root),
+        "counts": counts(run),
+    }
+    if resumed is not None:
+        out["resumed"] = resumed
+    if jobs:
+        out["jobs"] = [job_json(s, run) for s in run.jobs.values()]
+    return out
+
+
+def counts(run: Run) -> dict[str, int]:
+    """How many jobs are in each state."""
+    out: dict[str, int] = {}
+    for s in run.jobs.values():
+        out[s.state.value] = out.get(s.state.value, 0) + 1
+    return out
+
+
+def event_json(event_id: int, e: Event) -> dict[str, Any]:
+    """One journal entry."""
+    return {"id": event_id, "run": e.run_id, "job": e.job, "state": e.state,
+            "progress": e.progress, "time": e.time, "exit_code": e.exit_code, "pid": e.pid,
+            "message": e.message}
