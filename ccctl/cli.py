@@ -7,11 +7,17 @@ Heavy modules are imported inside the commands: start-up time is part of every c
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from ccctl.client import Client
 
 app = typer.Typer(
     name="ccctl",
@@ -21,7 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 1, 2, 130
+EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_CANCELLED = 1, 2, 3, 130
 
 StateDir = Annotated[
     Optional[Path],  # noqa: UP045 - typer needs Optional here
@@ -142,37 +148,13 @@ def graph(
     state_dir: StateDir = None,
 ) -> None:
     """The workflow as a graph: nodes coloured by state, with their labels."""
-    import os
-    import time
-
     from ccd import graph as graphs
-    from ccd import runs
     from ccd.errors import CcdError, SpecError
-    from ccd.labels import RunTimes
-    from ccd.model import JobStatus
-    from ccd.settings import variables
-    from ccd.spec import load_spec
-    from ccd.store import Store
 
     if fmt not in ("dot", "svg", "png"):
         raise _fail(f"ccctl: unknown format {fmt!r}; use dot, svg or png", EXIT_INVALID)
     try:
-        if Path(target).is_file():
-            spec, _ = load_spec(target)
-            statuses = {n: JobStatus(n, host=j.host) for n, j in spec.jobs.items()}
-            times = RunTimes()
-        else:
-            sd = _state_dir(state_dir)
-            if not (sd / "ccd.db").exists():
-                raise _fail(f"ccctl: {target!r} is neither a file nor a run in {sd}", EXIT_INVALID)
-            store = Store(sd / "ccd.db")
-            try:
-                run = runs.resume(store, sd, target).run
-            finally:
-                store.close()
-            spec, statuses = run.spec, run.jobs
-            times = RunTimes(run.created, run.t0, run.t1)
-        dot = graphs.to_dot(spec, statuses, times, time.time(), variables(), os.environ)
+        dot = _dot_of(target, state_dir)
         data = dot.encode() if fmt == "dot" else graphs.render(dot, fmt)
     except SpecError as e:
         raise _fail(str(e), EXIT_INVALID) from None
@@ -189,6 +171,237 @@ def graph(
         raise _fail("ccctl: not writing PNG to a terminal; use -o FILE", EXIT_INVALID)
     else:
         sys.stdout.buffer.write(data)
+
+
+def _dot_of(target: str, state_dir: Path | None) -> str:
+    """DOT of a workflow file, or of a run (from the daemon, else from the state directory)."""
+    import os
+    import time
+
+    from ccd import graph as graphs
+    from ccd import runs
+    from ccd.labels import RunTimes
+    from ccd.model import JobStatus
+    from ccd.settings import variables
+    from ccd.spec import load_spec
+    from ccd.store import Store
+
+    if Path(target).is_file():
+        spec, _ = load_spec(target)
+        statuses = {n: JobStatus(n, host=j.host) for n, j in spec.jobs.items()}
+        times = RunTimes()
+    elif state_dir is None and (dot := _graph_from_daemon(target)) is not None:
+        return dot
+    else:
+        sd = _state_dir(state_dir)
+        if not (sd / "ccd.db").exists():
+            raise _fail(f"ccctl: {target!r} is neither a file nor a run in {sd}", EXIT_INVALID)
+        store = Store(sd / "ccd.db")
+        try:
+            run = runs.resume(store, sd, target).run
+        finally:
+            store.close()
+        spec, statuses = run.spec, run.jobs
+        times = RunTimes(run.created, run.t0, run.t1)
+    return graphs.to_dot(spec, statuses, times, time.time(), variables(), os.environ)
+
+
+def _graph_from_daemon(run_id: str) -> str | None:
+    """The run's DOT from the daemon; None when no daemon is running."""
+    from ccctl.client import Client, ClientError
+
+    try:
+        with Client() as client:
+            return client.request("GET", f"/api/v1/runs/{run_id}/graph").text
+    except ClientError as e:
+        if e.status is None:
+            return None
+        raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
+
+
+# -- the daemon's commands ---------------------------------------------------------------
+
+JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+@contextlib.contextmanager
+def _daemon() -> Iterator[Client]:
+    """A client of the running daemon; its errors become one line and an exit code."""
+    from ccctl.client import Client, ClientError
+    from ccd.errors import SpecError
+
+    try:
+        with Client() as client:
+            yield client
+    except ClientError as e:
+        raise _fail(f"ccctl: {e}", EXIT_UNREACHABLE if e.status is None else EXIT_INVALID
+                    ) from None
+    except SpecError as e:
+        raise _fail(str(e), EXIT_INVALID) from None
+
+
+def _exit_for(state: str) -> typer.Exit:
+    return typer.Exit({"done": 0, "cancelled": EXIT_CANCELLED}.get(state, EXIT_FAILED))
+
+
+@app.command()
+def submit(
+    target: Annotated[Path, typer.Argument(help="Workflow YAML, a directory holding one, or a "
+                                           ".tar/.tar.gz with the YAML and its scripts")],
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the run to its end")]
+    = False,
+    name: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--name", help="Store the workflow under this name")] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Upload a workflow to the daemon and start a run; prints the run id."""
+    from ccctl.remote import watch as follow
+    from ccd.uploads import pack
+
+    with _daemon() as client:
+        data, filename = pack(target)
+        params = {"filename": filename, **({"name": name} if name else {})}
+        workflow = client.json("POST", "/api/v1/workflows", content=data, params=params)
+        run = client.json("POST", "/api/v1/runs", json={"workflow": workflow["name"]})
+        if not watch:
+            if json_out:
+                _print_json(run)
+            else:
+                print(run["run"])
+            return
+        sys.stderr.write(f"run {run['run']} ({len(run['jobs'])} jobs)\n")
+        state = follow(client, run["run"], json_out)
+    raise _exit_for(state.value)
+
+
+@app.command("list")
+def list_runs(json_out: JsonOut = False) -> None:
+    """Runs the daemon knows, newest first."""
+    with _daemon() as client:
+        runs = client.json("GET", "/api/v1/runs")
+    if json_out:
+        _print_json(runs)
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from ccctl.live import STYLES
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("run", "workflow", "state", "jobs", "started"):
+        table.add_column(column)
+    for r in runs:
+        counts = "  ".join(f"{n} {s}" for s, n in r["counts"].items())
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["t0"])) if r["t0"] else ""
+        table.add_row(r["run"], r["workflow"], Text(r["state"], style=STYLES[r["state"]]),
+                      counts, started)
+    Console().print(table if runs else "no runs yet: `ccctl submit FILE` starts one")
+
+
+@app.command()
+def status(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the run to its end")]
+    = False,
+    json_out: JsonOut = False,
+) -> None:
+    """A run with every job's state, progress, times and host."""
+    from ccctl.live import Board
+    from ccctl.remote import run_from_json
+    from ccctl.remote import watch as follow
+
+    with _daemon() as client:
+        if watch:
+            state = follow(client, run_id, json_out).value
+        else:
+            run = run_from_json(client.json("GET", f"/api/v1/runs/{run_id}"))
+            board = Board(run, json_out)
+            board.live = board.live or not json_out  # always the table, never lines
+            board.summary()
+            state = run.state.value
+    if watch or state != "running":
+        raise _exit_for(state)
+
+
+@app.command()
+def logs(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
+    job: Annotated[str, typer.Argument(help="A job of the run")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing as it grows")]
+    = False,
+) -> None:
+    """A job's log (stdout and stderr)."""
+    offset = 0
+    out = sys.stdout.buffer
+    with _daemon() as client:
+        while True:
+            response = client.request("GET", f"/api/v1/runs/{run_id}/jobs/{job}/log",
+                                      params={"offset": offset})
+            out.write(response.content)
+            out.flush()
+            offset = int(response.headers["X-Log-Next"])
+            if len(response.content) == 0:
+                if not follow:
+                    return
+                run = client.json("GET", f"/api/v1/runs/{run_id}")
+                state = next(j["state"] for j in run["jobs"] if j["name"] == job)
+                if state not in ("ready", "running"):
+                    if offset >= int(response.headers["X-Log-Size"]):
+                        return
+                    continue
+                time.sleep(0.25)
+
+
+@app.command()
+def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")]) -> None:
+    """Cancel a run: running jobs get SIGTERM, waiting ones never start."""
+    with _daemon() as client:
+        client.json("POST", f"/api/v1/runs/{run_id}/cancel")
+    print(f"cancelling {run_id}")
+
+
+@app.command()
+def rerun(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A finished run")],
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the new run")] = False,
+) -> None:
+    """Run a finished run's failed, skipped and cancelled jobs again (a new run)."""
+    from ccctl.remote import watch as follow
+
+    with _daemon() as client:
+        run = client.json("POST", f"/api/v1/runs/{run_id}/rerun")
+        print(run["run"])
+        if watch:
+            raise _exit_for(follow(client, run["run"]).value)
+
+
+@app.command("open")
+def open_browser(
+    show: Annotated[bool, typer.Option("--print", help="Only print the link")] = False,
+) -> None:
+    """Print (and open) a one-time login link for the web page."""
+    with _daemon() as client:
+        health = client.json("GET", "/api/v1/health")
+        link = client.json("POST", "/api/v1/login-links")["path"]
+    url = health.get("url")
+    if not url:
+        raise _fail("ccctl: the daemon serves no TCP port (started with --no-tcp)", EXIT_INVALID)
+    print(f"{url}{link}")
+    if not show:
+        import webbrowser
+
+        webbrowser.open(f"{url}{link}")
+
+
+@app.command()
+def ping() -> None:
+    """Is the daemon running? Prints its address and counters."""
+    with _daemon() as client:
+        h = client.json("GET", "/api/v1/health")
+        where = client.where
+    print(f"ccd is running at {where} (pid {h['pid']}, up {h['uptime']:.0f} s, "
+          f"{h['active_runs']} active runs, {h['event_subscribers']} event subscribers)")
 
 
 def _print_json(data: object) -> None:

@@ -16,6 +16,7 @@ from ccd.views import run_json
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+    from rich.live import Live
 
     from ccd.runs import Opened
     from ccd.scheduler import Scheduler
@@ -41,74 +42,30 @@ def clock_time(seconds: float) -> str:
     return f"{h}:{m:02}:{s % 60:02}" if h else f"{m}:{s % 60:02}"
 
 
-class Display:
-    """Runs an opened run and shows it."""
+class Board:
+    """Shows a run: a live table on a terminal, lines otherwise, then a summary or JSON."""
 
-    def __init__(self, opened: Opened, json_out: bool = False) -> None:
-        self.opened = opened
-        self.run: Run = opened.run
+    def __init__(self, run: Run, json_out: bool = False, resumed: bool | None = None) -> None:
+        self.run = run
         self.json_out = json_out
+        self.resumed = resumed
         self._err = _console(stderr=True)
         self._out = _console(stderr=False)
-        self._live = not json_out and self._out.is_terminal
-        self._scheduler: Scheduler | None = None
-        self._interrupted = 0
+        self.live = not json_out and self._out.is_terminal
         self._announced: set[str] = set()  # jobs whose start was printed
 
-    async def drive(self, max_jobs: int | None) -> RunState:
-        """Execute the run while showing it; Ctrl-C cancels, a second Ctrl-C leaves."""
-        from ccd import runs
+    def live_view(self) -> Live:
+        """A rich Live that redraws the table; use as a context manager."""
+        from rich.live import Live
 
-        self._intro()
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        assert task is not None
+        return Live(get_renderable=self._table, console=self._out, auto_refresh=True,
+                    refresh_per_second=8, transient=True)
 
-        def on_sigint() -> None:
-            self._interrupted += 1
-            if self._interrupted == 1 and self._scheduler is not None:
-                self._err.print("[yellow]cancelling: running jobs get SIGTERM "
-                                "(Ctrl-C again to quit and leave them running)[/]")
-                self._scheduler.cancel("cancelled by Ctrl-C")
-            else:
-                task.cancel()
+    def on_event(self, event: Event) -> None:
+        """Print a line for a job event when not drawing the live table."""
+        if not self.live and not self.json_out:
+            self._line(event)
 
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-        try:
-            if self._live:
-                from rich.live import Live
-
-                with Live(get_renderable=self._table, console=self._out, auto_refresh=True,
-                          refresh_per_second=8, transient=True):
-                    state = await runs.execute(self.opened, max_jobs=max_jobs,
-                                               started=self._started)
-            else:
-                on_event = None if self.json_out else self._line
-                state = await runs.execute(self.opened, max_jobs=max_jobs, on_event=on_event,
-                                           started=self._started)
-        except asyncio.CancelledError:
-            raise KeyboardInterrupt from None
-        finally:
-            loop.remove_signal_handler(signal.SIGINT)
-        self._summary()
-        return state
-
-    def left_running(self) -> None:
-        """After a second Ctrl-C: say how to come back."""
-        self._err.print(f"left run {self.run.id} with its jobs running; run the same command "
-                        "again to resume it")
-
-    def _started(self, scheduler: Scheduler) -> None:
-        self._scheduler = scheduler
-
-    def _intro(self) -> None:
-        for w in self.opened.warnings:
-            self._err.print(str(w), markup=False, highlight=False)
-        for note in self.opened.notes:
-            self._err.print(f"[yellow]{_escape(note)}[/]")
-        verb = "resuming" if self.opened.resumed else "run"
-        self._err.print(f"{verb} [bold]{self.run.id}[/] ({len(self.run.jobs)} jobs)",
-                        highlight=False)
 
     def _line(self, event: Event) -> None:
         """One line per job that starts or ends (not per progress step)."""
@@ -156,13 +113,14 @@ class Display:
             counts[s.state.value] = counts.get(s.state.value, 0) + 1
         return "  ".join(f"{n} {state}" for state, n in counts.items())
 
-    def _summary(self) -> None:
+    def summary(self) -> None:
+        """The end of a run: a table of notable jobs and one line, or the JSON."""
         run = self.run
         took = clock_time((run.t1 or time.time()) - (run.t0 or run.created))
         if self.json_out:
-            print(json.dumps(run_json(run, self.opened.resumed), indent=2))
+            print(json.dumps(run_json(run, self.resumed), indent=2))
             return
-        if self._live:
+        if self.live:
             from rich.table import Table
             from rich.text import Text
 
@@ -181,6 +139,66 @@ class Display:
         self._err.print(f"run {run.id} [{style}]{run.state.value}[/] in {took}: {self._counts()}"
                         f"\njob directories: {run.job_root}", highlight=False)
 
+
+class Display(Board):
+    """Runs an opened run and shows it."""
+
+    def __init__(self, opened: Opened, json_out: bool = False) -> None:
+        super().__init__(opened.run, json_out, opened.resumed)
+        self.opened = opened
+        self._scheduler: Scheduler | None = None
+        self._interrupted = 0
+
+    async def drive(self, max_jobs: int | None) -> RunState:
+        """Execute the run while showing it; Ctrl-C cancels, a second Ctrl-C leaves."""
+        from ccd import runs
+
+        self._intro()
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_sigint() -> None:
+            self._interrupted += 1
+            if self._interrupted == 1 and self._scheduler is not None:
+                self._err.print("[yellow]cancelling: running jobs get SIGTERM "
+                                "(Ctrl-C again to quit and leave them running)[/]")
+                self._scheduler.cancel("cancelled by Ctrl-C")
+            else:
+                task.cancel()
+
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            if self.live:
+                with self.live_view():
+                    state = await runs.execute(self.opened, max_jobs=max_jobs,
+                                               started=self._started)
+            else:
+                state = await runs.execute(self.opened, max_jobs=max_jobs,
+                                           on_event=self.on_event, started=self._started)
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+        self.summary()
+        return state
+
+    def left_running(self) -> None:
+        """After a second Ctrl-C: say how to come back."""
+        self._err.print(f"left run {self.run.id} with its jobs running; run the same command "
+                        "again to resume it")
+
+    def _started(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def _intro(self) -> None:
+        for w in self.opened.warnings:
+            self._err.print(str(w), markup=False, highlight=False)
+        for note in self.opened.notes:
+            self._err.print(f"[yellow]{_escape(note)}[/]")
+        verb = "resuming" if self.opened.resumed else "run"
+        self._err.print(f"{verb} [bold]{self.run.id}[/] ({len(self.run.jobs)} jobs)",
+                        highlight=False)
 
 def _console(stderr: bool) -> Console:
     from rich.console import Console

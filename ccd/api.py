@@ -59,16 +59,18 @@ def _errors(handler: Handler) -> Handler:
 class Api:
     """Handlers bound to one Service."""
 
-    def __init__(self, service: Service, logins: Logins) -> None:
+    def __init__(self, service: Service, logins: Logins, url: str | None) -> None:
         self.service = service
         self.logins = logins
+        self.url = url
 
     # -- health ---------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
         s = self.service
         return JSONResponse({
-            "status": "ok", "pid": os.getpid(), "uptime": round(time.time() - s.started, 3),
+            "status": "ok", "pid": os.getpid(), "url": self.url,
+            "uptime": round(time.time() - s.started, 3),
             "state_dir": str(s.state_dir), "active_runs": s.active,
             "event_subscribers": s.bus.subscribers, "events_published": s.bus.published,
             "last_event_id": s.bus.last_id,
@@ -299,10 +301,10 @@ def _server_file(archive: str) -> tuple[bytes, str]:
         raise UploadError(f"cannot read archive {archive!r}: {e.strerror}", 404) from None
 
 
-def build(service: Service, token: str) -> tuple[Guard, Logins]:
-    """The ASGI app (guarded) and its login-link issuer."""
+def build(service: Service, token: str, url: str | None = None) -> tuple[Guard, Logins]:
+    """The ASGI app (guarded) and its login-link issuer; `url` is where TCP clients reach it."""
     logins = Logins(token)
-    api = Api(service, logins)
+    api = Api(service, logins, url)
 
     def r(path: str, handler: Handler, methods: list[str]) -> Route:
         return Route(path, _errors(handler), methods=methods)

@@ -25,18 +25,8 @@ from pathlib import Path
 log = logging.getLogger("ccd")
 
 
-def runtime_dir() -> Path:
-    """`$XDG_RUNTIME_DIR/ccd`, else `/tmp/ccd-<uid>`."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    return Path(base) / "ccd" if base else Path(f"/tmp/ccd-{os.getuid()}")
-
-
-def default_socket() -> Path:
-    return runtime_dir() / "ccd.sock"
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from ccd.settings import state_dir
+    from ccd.settings import default_socket, state_dir
 
     p = argparse.ArgumentParser(prog="ccd", description="The ccd workflow daemon.")
     p.add_argument("--socket", type=Path, default=None,
@@ -118,7 +108,7 @@ def sd_notify(message: str) -> bool:
 async def serve(args: argparse.Namespace) -> None:
     """Run the daemon until SIGTERM or SIGINT."""
     from ccd.auth import load_or_create_token
-    from ccd.settings import state_dir
+    from ccd.settings import default_socket, state_dir
 
     state = (args.state_dir.expanduser().absolute() if args.state_dir else state_dir())
     sock_path = args.socket or default_socket()
@@ -147,14 +137,16 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
         for path in args.upload:
             row = service.add_workflow(*pack(path))
             log.info("uploaded workflow %s from %s", row.name, path)
-        app, logins = api.build(service, token)
+        url = None
+        if not args.no_tcp:
+            host, port = listeners[1].getsockname()[:2]
+            url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        app, logins = api.build(service, token, url)
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=3, server_header=False)
         server = uvicorn.Server(config)
         where = [f"unix:{sock_path}"]
-        if not args.no_tcp:
-            host, port = listeners[1].getsockname()[:2]
-            url = f"http://{host}:{port}"
+        if url:
             where.append(url)
             print(f"ccd {url}/  (API {url}/api/v1, docs {url}/docs)", flush=True)
             print(f"login: {url}{'/login?code='}{logins.new_code()}", flush=True)

@@ -14,6 +14,16 @@ def state_dir() -> Path:
     return Path(base).expanduser().absolute() / "ccd"
 
 
+def runtime_dir() -> Path:
+    """`$XDG_RUNTIME_DIR/ccd`, else `/tmp/ccd-<uid>`."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(base) / "ccd" if base else Path(f"/tmp/ccd-{os.getuid()}")
+
+
+def default_socket() -> Path:
+    return runtime_dir() / "ccd.sock"
+
+
 def config_dir() -> Path:
     """`$XDG_CONFIG_HOME/ccd`, else `~/.config/ccd`."""
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"

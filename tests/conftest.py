@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,9 +36,14 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(state_dir: Path) -> dict[str, str]:
-    """The environment `ccctl` runs with in tests."""
-    return {**os.environ, "CCD_STATE_DIR": str(state_dir), "COLUMNS": "200"}
+def env(state_dir: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The environment ccd and ccctl run with in tests: private state, config and runtime
+    directories (the runtime one short: a Unix socket path has at most 107 bytes)."""
+    runtime = tempfile.mkdtemp(prefix="ccd-rt-")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("CCD_")}
+    yield {**base, "CCD_STATE_DIR": str(state_dir), "COLUMNS": "200",
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_RUNTIME_DIR": runtime}
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 class Ccctl:
@@ -53,3 +64,84 @@ class Ccctl:
 @pytest.fixture
 def ccctl(env: dict[str, str]) -> Iterator[Ccctl]:
     yield Ccctl(env)
+
+
+class Daemon:
+    """A real `ccd` process on a Unix socket and a free loopback port."""
+
+    def __init__(self, env: dict[str, str], state_dir: Path, *extra: str) -> None:
+        self.env = env
+        self.state_dir = state_dir
+        self.extra = extra
+        self.socket = Path(env["XDG_RUNTIME_DIR"]) / "ccd" / "ccd.sock"
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.login = ""
+        self.port = 0
+
+    def start(self) -> Daemon:
+        port = ["--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ccd", "--state-dir", str(self.state_dir), *port, *self.extra],
+            env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        if not first.startswith("ccd http://"):
+            self.proc.kill()
+            _, err = self.proc.communicate()
+            raise RuntimeError(f"ccd did not start: {first}{err}")
+        self.url = first.split()[1].rstrip("/")
+        self.port = int(self.url.rsplit(":", 1)[1])  # a restart keeps the port
+        self.login = self.proc.stdout.readline().split()[1]
+        return self
+
+    @property
+    def token(self) -> str:
+        return (Path(self.env["XDG_CONFIG_HOME"]) / "ccd" / "token").read_text().strip()
+
+    def http(self) -> httpx.Client:
+        """A client over the Unix socket (no token needed)."""
+        return httpx.Client(transport=httpx.HTTPTransport(uds=str(self.socket)),
+                            base_url="http://localhost", timeout=30)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.communicate(timeout=30)
+        finally:
+            self.proc.kill()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def daemon(env: dict[str, str], state_dir: Path) -> Iterator[Daemon]:
+    """A running daemon, stopped (and its jobs' process groups with it) after the test."""
+    d = Daemon(env, state_dir).start()
+    yield d
+    if d.proc is not None and d.proc.poll() is None:
+        d.stop()
+    kill_jobs(state_dir)
+
+
+def kill_jobs(state_dir: Path) -> None:
+    """End every job a test left running (they live in their own sessions)."""
+    for status in state_dir.glob("runs/*/jobs/*/status"):
+        pid = next((int(line[4:]) for line in status.read_text().splitlines()
+                    if line.startswith("pid=") and line[4:].isdigit()), None)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30,
+             what: str = "condition") -> None:
+    """Poll a condition (not a timing assertion: the bound only stops a hung test)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

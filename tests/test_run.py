@@ -7,20 +7,10 @@ import json
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Ccctl, write
-
-
-def wait_for(condition, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    """Poll a condition (not a timing assertion: the bound only stops a hung test)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+from conftest import ROOT, Ccctl, wait_for, write
 
 
 def result(proc: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:

@@ -1,0 +1,284 @@
+"""The daemon as clients meet it: a real `ccd` process, its Unix socket and its TCP port."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import tarfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import ROOT, Daemon, wait_for, write
+
+EXAMPLE = ROOT / "examples" / "workflow-example"
+
+QUICK = """\
+workflow:
+  nodes:
+    start:
+    a: {exec: 'echo a; echo "# progress=50"'}
+    b: {exec: 'echo b >&2'}
+    end:
+  dependencies: ['start,a,b,end']
+"""
+
+
+def tar_of(files: dict[str, bytes], gz: bool = True) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def upload(http: httpx.Client, text: str, name: str = "quick") -> httpx.Response:
+    return http.post("/api/v1/workflows", content=text.encode(),
+                     params={"name": name, "filename": f"{name}.yaml"})
+
+
+def run_to_end(http: httpx.Client, workflow: str) -> dict[str, Any]:
+    run = http.post("/api/v1/runs", json={"workflow": workflow}).json()
+    wait_for(lambda: http.get(f"/api/v1/runs/{run['run']}").json()["state"] != "running",
+             what="the run to end")
+    result: dict[str, Any] = http.get(f"/api/v1/runs/{run['run']}").json()
+    return result
+
+
+def events(http: httpx.Client, path: str, until_run_ends: bool = True,
+           after: int | None = None, out: list[dict[str, Any]] | None = None
+           ) -> list[dict[str, Any]]:
+    """Read an SSE stream until the run's final event, appending to `out` as they come."""
+    out = [] if out is None else out
+    headers = {"Last-Event-ID": str(after)} if after is not None else {}
+    with http.stream("GET", path, headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        data = ""
+        for line in response.iter_lines():
+            if line.startswith("data:"):
+                data += line[5:].strip()
+            elif not line and data:
+                event = json.loads(data)
+                data = ""
+                out.append(event)
+                if until_run_ends and event["job"] is None and event["state"] != "running":
+                    break
+    return out
+
+
+# -- sockets and auth -----------------------------------------------------------------------
+
+
+def test_unix_socket_is_private_and_needs_no_token(daemon: Daemon) -> None:
+    assert stat.S_IMODE(daemon.socket.stat().st_mode) == 0o600
+    assert stat.S_IMODE(daemon.socket.parent.stat().st_mode) == 0o700
+    with daemon.http() as http:
+        assert http.get("/api/v1/health").json()["status"] == "ok"
+
+
+def test_tcp_needs_the_token(daemon: Daemon) -> None:
+    token = Path(daemon.env["XDG_CONFIG_HOME"], "ccd", "token")
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600
+    assert httpx.get(f"{daemon.url}/api/v1/runs").status_code == 401
+    assert httpx.get(f"{daemon.url}/api/v1/runs",
+                     headers={"Authorization": "Bearer wrong"}).status_code == 401
+    ok = httpx.get(f"{daemon.url}/api/v1/runs",
+                   headers={"Authorization": f"Bearer {daemon.token}"})
+    assert ok.status_code == 200 and ok.json() == []
+
+
+def test_foreign_host_and_cross_origin_requests_are_refused(daemon: Daemon) -> None:
+    auth = {"Authorization": f"Bearer {daemon.token}"}
+    rebound = httpx.get(f"{daemon.url}/api/v1/runs", headers={**auth, "Host": "evil.example"})
+    assert rebound.status_code == 421
+    cross = httpx.post(f"{daemon.url}/api/v1/runs", json={"workflow": "x"},
+                       headers={**auth, "Origin": "http://evil.example"})
+    assert cross.status_code == 403
+    same = httpx.post(f"{daemon.url}/api/v1/runs", json={"workflow": "x"},
+                      headers={**auth, "Origin": daemon.url})
+    assert same.status_code == 404  # allowed through; the workflow does not exist
+
+
+def test_login_link_sets_a_strict_httponly_cookie_once(daemon: Daemon) -> None:
+    with httpx.Client() as browser:
+        first = browser.get(daemon.login)
+        assert first.status_code == 303 and first.headers["location"] == "/"
+        cookie = first.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert browser.get(f"{daemon.url}/api/v1/runs").status_code == 200
+    assert httpx.get(daemon.login).status_code == 403  # one time only
+
+
+# -- workflows --------------------------------------------------------------------------------
+
+
+def test_upload_yaml_tar_and_multipart_then_list_get_delete(daemon: Daemon) -> None:
+    with daemon.http() as http:
+        assert upload(http, QUICK).status_code == 201
+        files = {p.name: p.read_bytes() for p in EXAMPLE.iterdir()}
+        r = http.post("/api/v1/workflows", content=tar_of(files), params={"name": "example"})
+        assert r.status_code == 201 and r.json()["jobs"] == 5
+        r = http.post("/api/v1/workflows", files={"file": ("multi.yaml", QUICK.encode())})
+        assert r.status_code == 201 and r.json()["name"] == "multi"
+        assert [w["name"] for w in http.get("/api/v1/workflows").json()] == \
+            ["example", "multi", "quick"]
+        assert "start,a,b,end" in http.get("/api/v1/workflows/quick").json()["yaml"]
+        assert http.delete("/api/v1/workflows/multi").status_code == 204
+        assert http.get("/api/v1/workflows/multi").status_code == 404
+
+
+def test_invalid_workflow_is_422_with_file_line_col(daemon: Daemon) -> None:
+    with daemon.http() as http:
+        r = upload(http, "workflow:\n  nodes: {a: {kind: nope}}\n", name="bad")
+        assert r.status_code == 422
+        assert r.json()["problems"] == [
+            "bad.yaml:2:21: unknown kind 'nope'; expected one of local, ssh, slurm, lsf, wsl"]
+        assert http.get("/api/v1/workflows").json() == []  # nothing half-stored
+
+
+@pytest.mark.parametrize(("member", "kind"), [
+    ("../escape.sh", tarfile.REGTYPE), ("/etc/evil", tarfile.REGTYPE),
+    ("link.sh", tarfile.SYMTYPE), ("dev", tarfile.CHRTYPE),
+])
+def test_hostile_archives_are_refused(daemon: Daemon, state_dir: Path, member: str,
+                                      kind: bytes) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo("w.yaml")
+        info.size = len(QUICK)
+        tar.addfile(info, io.BytesIO(QUICK.encode()))
+        evil = tarfile.TarInfo(member)
+        evil.type = kind
+        evil.linkname = "/etc/passwd"
+        tar.addfile(evil, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=buffer.getvalue())
+        assert r.status_code == 400, r.text
+        assert member.lstrip("/") in r.json()["error"] or member in r.json()["error"]
+    assert not (state_dir.parent / "escape.sh").exists()
+    assert not any((state_dir / "workflows").glob("*/*/*"))
+
+
+def test_oversize_upload_is_413_and_unknown_ids_404(daemon: Daemon) -> None:
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=b"#" * (33 * 1024 * 1024))
+        assert r.status_code == 413
+        assert http.get("/api/v1/runs/nope").status_code == 404
+        assert http.post("/api/v1/runs", json={"workflow": "nope"}).status_code == 404
+        assert http.get("/api/v1/runs/nope/jobs/x/log").status_code == 404
+
+
+# -- runs, logs, graph, events ----------------------------------------------------------------
+
+
+def test_run_reports_every_job_with_state_progress_times_and_host(daemon: Daemon) -> None:
+    with daemon.http() as http:
+        upload(http, QUICK)
+        run = run_to_end(http, "quick")
+        assert run["state"] == "done"
+        jobs = {j["name"]: j for j in run["jobs"]}
+        assert [jobs[n]["state"] for n in ("start", "a", "b", "end")] == ["done"] * 4
+        assert jobs["a"]["host"] == "localhost" and jobs["a"]["exit_code"] == 0
+        assert jobs["a"]["tstart"] <= jobs["a"]["tend"] <= jobs["b"]["tstart"]
+        log = http.get(f"/api/v1/runs/{run['run']}/jobs/a/log")
+        assert log.text == "a\n# progress=50\n" and log.headers["X-Log-Next"] == "16"
+        assert http.get(f"/api/v1/runs/{run['run']}/jobs/a/log",
+                        params={"offset": 2, "limit": 3}).text == "# p"
+        assert http.get(f"/api/v1/runs/{run['run']}/jobs/a/log",
+                        params={"tail": 4}).text == "=50\n"
+        assert http.get(f"/api/v1/runs/{run['run']}/jobs/b/log").text == "b\n"
+        dot = http.get(f"/api/v1/runs/{run['run']}/graph").text
+        assert dot.startswith("digraph") and '"a" -> "b"' in dot
+        svg = http.get(f"/api/v1/runs/{run['run']}/graph", params={"format": "svg"})
+        assert svg.status_code == 200 and "<svg" in svg.text
+
+
+def test_events_stream_every_change_and_resume_after_last_event_id(daemon: Daemon) -> None:
+    with daemon.http() as http:
+        upload(http, QUICK)
+        run = run_to_end(http, "quick")
+        path = f"/api/v1/runs/{run['run']}/events"
+        seen = events(http, path)
+        assert [(e["job"], e["state"]) for e in seen] == [
+            (None, "running"), ("start", "done"), ("a", "running"), ("a", "done"),
+            ("b", "running"), ("b", "done"), ("end", "done"), (None, "done")]
+        ids = [e["id"] for e in seen]
+        assert ids == sorted(ids)
+        rest = events(http, path, after=ids[3])
+        assert [e["id"] for e in rest] == ids[4:]
+
+
+def test_live_events_arrive_while_the_run_goes(daemon: Daemon, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    wf = QUICK.replace("echo a;", f"while [ ! -f {gate} ]; do sleep 0.02; done; echo a;")
+    got: list[dict[str, Any]] = []
+    with daemon.http() as http:
+        upload(http, wf)
+
+        def listen() -> None:
+            with daemon.http() as h:
+                events(h, "/api/v1/events", out=got)
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        wait_for(lambda: http.get("/api/v1/health").json()["event_subscribers"] == 1,
+                 what="the listener to connect")
+        run = http.post("/api/v1/runs", json={"workflow": "quick"}).json()
+        wait_for(lambda: any(e["job"] == "a" and e["state"] == "running" for e in got),
+                 what="a's start to be pushed while a waits")
+        gate.touch()
+        listener.join(timeout=30)
+    assert got[-1] == {**got[-1], "run": run["run"], "job": None, "state": "done"}
+
+
+def test_cancel_and_rerun(daemon: Daemon, tmp_path: Path) -> None:
+    wf = QUICK.replace("echo a;", "sleep 60;")
+    with daemon.http() as http:
+        upload(http, wf)
+        run = http.post("/api/v1/runs", json={"workflow": "quick"}).json()
+        wait_for(lambda: http.get(f"/api/v1/runs/{run['run']}").json()["counts"]
+                 .get("running"), what="a to run")
+        assert http.post(f"/api/v1/runs/{run['run']}/rerun").status_code == 409
+        assert http.post(f"/api/v1/runs/{run['run']}/cancel").status_code == 202
+        wait_for(lambda: http.get(f"/api/v1/runs/{run['run']}").json()["state"] == "cancelled",
+                 what="the run to be cancelled")
+        assert http.post(f"/api/v1/runs/{run['run']}/cancel").status_code == 409
+        again = http.post(f"/api/v1/runs/{run['run']}/rerun")
+        assert again.status_code == 201
+        states = {j["name"]: j["state"] for j in again.json()["jobs"]}
+        assert states["start"] == "done" and states["a"] in ("ready", "running")
+        http.post(f"/api/v1/runs/{again.json()['run']}/cancel")
+
+
+def test_papers_calls_work_as_written(daemon: Daemon, tmp_path: Path) -> None:
+    archive = tmp_path / "workflow-example.tar"
+    archive.write_bytes(tar_of({p.name: p.read_bytes() for p in EXAMPLE.iterdir()}, gz=False))
+    auth = {"Authorization": f"Bearer {daemon.token}", "accept": "application/json"}
+    # Figure 16: curl -X POST 'http://127.0.0.1:8000/workflow?archive=workflow-example.tar' -d ''
+    r = httpx.post(f"{daemon.url}/workflow", params={"archive": str(archive)}, content=b"",
+                   headers=auth)
+    assert r.status_code == 201 and r.json()["name"] == "workflow-example"
+    # section 6.3: curl -X GET 'http://127.0.0.1:8000/workflows'
+    assert [w["name"] for w in httpx.get(f"{daemon.url}/workflows", headers=auth).json()] == \
+        ["workflow-example"]
+    # Figure 19: the run call
+    run = httpx.get(f"{daemon.url}/workflow/run/workflow-example", headers=auth)
+    assert run.status_code == 201
+    with daemon.http() as http:
+        wait_for(lambda: http.get(f"/api/v1/runs/{run.json()['run']}").json()["state"] == "done",
+                 what="the example to finish")
+
+
+def test_openapi_describes_every_route_and_docs_work_offline(daemon: Daemon) -> None:
+    spec = httpx.get(f"{daemon.url}/openapi.json").json()
+    paths = set(spec["paths"])
+    assert {"/api/v1/workflows", "/api/v1/runs/{run}/events", "/workflow/run/{name}"} <= paths
+    docs = httpx.get(f"{daemon.url}/docs/")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text.lower()
+    assert "https://" not in docs.text  # no CDN: the lab may be offline
