@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, Daemon, wait_for, write
+from conftest import ROOT, Daemon, wait_for
 
 EXAMPLE = ROOT / "examples" / "workflow-example"
 
