@@ -91,8 +91,8 @@ class Client:
                     elif not line and data:
                         yield event_id, event, json.loads(data)
                         event, data = "message", ""
-        except httpx.ConnectError:
-            raise ClientError(f"ccd is not answering at {self.where}") from None
+        except httpx.TransportError as e:  # refused, or the stream broke (daemon restarting)
+            raise ClientError(f"lost ccd at {self.where}: {e}") from None
 
 
 def _message(response: httpx.Response) -> str:
