@@ -1,0 +1,102 @@
+"""ccctl against a running daemon, as a user types it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+from conftest import ROOT, Ccctl, Daemon, wait_for, write
+
+EXAMPLE = ROOT / "examples" / "workflow-example"
+
+
+def test_daemon_not_running_says_how_to_start_it(ccctl: Ccctl) -> None:
+    proc = ccctl("list")
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("ccctl: ccd is not running")
+    assert "start it with `ccd`" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_submit_watch_a_file_then_list_status_logs_graph(daemon: Daemon, ccctl: Ccctl,
+                                                         tmp_path: Path) -> None:
+    example = shutil.copytree(EXAMPLE, tmp_path / "example")
+    proc = ccctl("submit", example / "workflow-example.yaml", "--watch", "--json")
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(proc.stdout)
+    assert run["state"] == "done" and len(run["jobs"]) == 5
+    listed = json.loads(ccctl("list", "--json").stdout)
+    assert [r["run"] for r in listed] == [run["run"]]
+    status = json.loads(ccctl("status", run["run"], "--json").stdout)
+    assert {j["name"]: j["state"] for j in status["jobs"]}["analyze"] == "done"
+    assert "the total is 55" in ccctl("logs", run["run"], "analyze").stdout
+    assert ccctl("graph", run["run"]).stdout.startswith("digraph")
+    assert "ccd is running at unix:" in ccctl("ping").stdout
+
+
+def test_submit_a_directory_and_a_tar(daemon: Daemon, ccctl: Ccctl, tmp_path: Path) -> None:
+    example = shutil.copytree(EXAMPLE, tmp_path / "example")
+    assert ccctl("submit", example, "--watch").returncode == 0
+    archive = tmp_path / "wf.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(example, arcname="workflow-example")
+    run_id = ccctl("submit", archive).stdout.strip()
+    assert run_id.startswith("workflow-example-")
+    assert ccctl("status", run_id, "--watch").returncode == 0
+
+
+def test_failed_run_exits_1_and_rerun_runs_only_what_failed(daemon: Daemon, ccctl: Ccctl,
+                                                            tmp_path: Path) -> None:
+    flag = tmp_path / "fixed"
+    wf = write(tmp_path / "flaky.yaml", f"""\
+        workflow:
+          nodes:
+            one: {{exec: 'echo one >> {tmp_path}/ran'}}
+            two: {{exec: 'echo two >> {tmp_path}/ran; test -f {flag}'}}
+          dependencies: ['one,two']
+        """)
+    proc = ccctl("submit", wf, "--watch", "--json")
+    assert proc.returncode == 1
+    flag.touch()
+    rerun = ccctl("rerun", json.loads(proc.stdout)["run"], "--watch")
+    assert rerun.returncode == 0, rerun.stderr
+    assert (tmp_path / "ran").read_text().split() == ["one", "two", "two"]
+
+
+def test_logs_follow_and_cancel(daemon: Daemon, ccctl: Ccctl, tmp_path: Path) -> None:
+    wf = write(tmp_path / "slow.yaml", f"""\
+        workflow:
+          nodes:
+            talk: {{exec: 'echo first; while [ ! -f {tmp_path}/go ]; do sleep 0.02; done; echo last'}}
+            idle: {{exec: 'sleep 60'}}
+          dependencies: []
+        """)
+    run_id = ccctl("submit", wf).stdout.strip()
+    follower = ccctl.start("logs", run_id, "talk", "-f")
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline() == "first\n"
+        (tmp_path / "go").touch()
+        out, _ = follower.communicate(timeout=30)
+    finally:
+        follower.kill()
+    assert out == "last\n" and follower.returncode == 0
+    assert ccctl("cancel", run_id).returncode == 0
+    wait_for(lambda: json.loads(ccctl("status", run_id, "--json").stdout)["state"]
+             == "cancelled", what="the cancel")
+    assert ccctl("cancel", run_id).returncode == 2  # already over: one clear line
+    assert ccctl("cancel", run_id).stderr.startswith(f"ccctl: run {run_id} is cancelled")
+
+
+def test_invalid_file_is_reported_before_upload(daemon: Daemon, ccctl: Ccctl,
+                                                tmp_path: Path) -> None:
+    wf = write(tmp_path / "bad.yaml", "workflow:\n  nodes: {a: {exec: [x]}}\n")
+    proc = ccctl("submit", wf)
+    assert proc.returncode == 2
+    assert proc.stderr == f"{wf}:2:21: exec must be a string, not a list\n"
+
+
+def test_open_prints_a_one_time_login_link(daemon: Daemon, ccctl: Ccctl) -> None:
+    link = ccctl("open", "--print").stdout.strip()
+    assert link.startswith(f"{daemon.url}/login?code=")
