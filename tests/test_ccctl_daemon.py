@@ -65,10 +65,11 @@ def test_failed_run_exits_1_and_rerun_runs_only_what_failed(daemon: Daemon, ccct
 
 
 def test_logs_follow_and_cancel(daemon: Daemon, ccctl: Ccctl, tmp_path: Path) -> None:
+    wait = f"while [ ! -f {tmp_path}/go ]; do sleep 0.02; done"
     wf = write(tmp_path / "slow.yaml", f"""\
         workflow:
           nodes:
-            talk: {{exec: 'echo first; while [ ! -f {tmp_path}/go ]; do sleep 0.02; done; echo last'}}
+            talk: {{exec: 'echo first; {wait}; echo last'}}
             idle: {{exec: 'sleep 60'}}
           dependencies: []
         """)
