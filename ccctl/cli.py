@@ -404,6 +404,39 @@ def ping() -> None:
           f"{h['active_runs']} active runs, {h['event_subscribers']} event subscribers)")
 
 
+service = typer.Typer(help="Run ccd as a systemd user service.", no_args_is_help=True)
+app.add_typer(service, name="service")
+
+
+def unit_text() -> str:
+    """systemd/ccd.service with ExecStart pointing at this installation's `ccd`."""
+    from ccd.assets import asset_dir
+
+    ccd = Path(sys.executable).parent / "ccd"
+    template = (asset_dir("systemd") / "ccd.service").read_text()
+    return template.replace("@CCD@", str(ccd))
+
+
+@service.command("install")
+def service_install(
+    show: Annotated[bool, typer.Option("--print", help="Print the unit instead")] = False,
+) -> None:
+    """Write ~/.config/systemd/user/ccd.service for this installation."""
+    from ccd.export import write_atomically
+    from ccd.settings import config_dir
+
+    text = unit_text()
+    if show:
+        print(text, end="")
+        return
+    path = config_dir().parent / "systemd" / "user" / "ccd.service"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, text)
+    path.chmod(0o644)
+    print(f"wrote {path}\nnow run:  systemctl --user daemon-reload && "
+          "systemctl --user enable --now ccd")
+
+
 def _print_json(data: object) -> None:
     import json
 

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ccd import graph, views
+from ccd.assets import asset_dir
 from ccd.auth import COOKIE, Guard, Logins
 from ccd.errors import CcdError, SpecError
 from ccd.labels import RunTimes
@@ -30,7 +31,7 @@ from ccd.service import Conflict, NotFound, Service
 from ccd.settings import variables
 from ccd.uploads import MAX_BODY, UploadError
 
-WEB = Path(__file__).resolve().parent.parent / "web"
+WEB = asset_dir("web")
 LOG_LIMIT = 1 << 20
 Handler = Callable[[Request], Awaitable[Response]]
 
