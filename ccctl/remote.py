@@ -64,15 +64,16 @@ def watch(client: Client, run_id: str, json_out: bool = False, patience: float =
     with board.live_view() if board.live else contextlib.nullcontext():
         while not run.state.final:
             try:
-                for event_id, kind, data in client.events(f"/api/v1/runs/{run_id}/events",
-                                                          after=after):
-                    away_since = None
-                    if kind == "resync":
-                        break
-                    after = event_id
-                    board.on_event(apply(run, data))
-                    if data["job"] is None and run.state.final:
-                        break
+                stream = client.events(f"/api/v1/runs/{run_id}/events", after=after)
+                with contextlib.closing(stream):
+                    for event_id, kind, data in stream:
+                        away_since = None
+                        if kind == "resync":
+                            break
+                        after = event_id
+                        board.on_event(apply(run, data))
+                        if data["job"] is None and run.state.final:
+                            break
             except ClientError:
                 away_since = away_since or time.monotonic()
                 if time.monotonic() - away_since > patience:

@@ -98,6 +98,18 @@ class Api:
         row, text = self.service.workflow(request.path_params["name"])
         return JSONResponse({**_workflow_json(row), "yaml": text.decode("utf-8", "replace")})
 
+    async def put_job(self, request: Request) -> Response:
+        fields = await _json_body(request)
+        if not isinstance(fields, dict):
+            raise UploadError("the body must be a JSON object of job fields", 422)
+        p = request.path_params
+        return JSONResponse(_workflow_json(self.service.edit_workflow(p["name"], p["job"],
+                                                                      fields)))
+
+    async def delete_job(self, request: Request) -> Response:
+        p = request.path_params
+        return JSONResponse(_workflow_json(self.service.edit_workflow(p["name"], p["job"], None)))
+
     async def delete_workflow(self, request: Request) -> Response:
         self.service.delete_workflow(request.path_params["name"])
         return Response(status_code=204)
@@ -320,6 +332,8 @@ def build(service: Service, token: str, url: str | None = None) -> tuple[Guard, 
         r("/api/v1/workflows", api.upload_workflow, ["POST"]),
         r("/api/v1/workflows/{name}", api.get_workflow, ["GET"]),
         r("/api/v1/workflows/{name}", api.delete_workflow, ["DELETE"]),
+        r("/api/v1/workflows/{name}/jobs/{job}", api.put_job, ["PUT"]),
+        r("/api/v1/workflows/{name}/jobs/{job}", api.delete_job, ["DELETE"]),
         r("/api/v1/runs", api.list_runs, ["GET"]),
         r("/api/v1/runs", api.start_run, ["POST"]),
         r("/api/v1/runs/{run}", api.get_run, ["GET"]),

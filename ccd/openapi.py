@@ -133,6 +133,25 @@ def document() -> dict[str, Any]:
                            "responses": {"204": {"description": "Deleted"},
                                          "404": _error("No such workflow"),
                                          "409": _error("It has active runs")}}},
+            "/api/v1/workflows/{name}/jobs/{job}": {
+                "put": {"summary": "Add or replace a job (a new version of the workflow)",
+                        "operationId": "putJob",
+                        "parameters": [_WORKFLOW, _param("job", "path", _NAME, "A job name")],
+                        "requestBody": {"required": True, "content": {"application/json": {
+                            "schema": {"type": "object", "description": "Fields as in the "
+                                       "YAML: exec, script, kind, host, label, ..."}}}},
+                        "responses": {"200": _json(_ref("Workflow"), "The new version"),
+                                      "400": _error("Not JSON"),
+                                      "404": _error("No such workflow"),
+                                      "413": _error("Body too large"),
+                                      "422": _json(_ref("InvalidWorkflow"), "Invalid job")}},
+                "delete": {"summary": "Remove a job (a new version of the workflow)",
+                           "operationId": "deleteJob",
+                           "parameters": [_WORKFLOW, _param("job", "path", _NAME, "A job")],
+                           "responses": {"200": _json(_ref("Workflow"), "The new version"),
+                                         "404": _error("No such workflow or job"),
+                                         "422": _json(_ref("InvalidWorkflow"),
+                                                      "The workflow would be invalid")}}},
             "/api/v1/runs": {
                 "get": {"summary": "Runs, newest first", "operationId": "listRuns",
                         "parameters": [_param("workflow", "query", {"type": "string"},

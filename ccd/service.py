@@ -207,6 +207,33 @@ class Service:
         name = name or Path(main).stem
         if not SAFE_NAME.fullmatch(name):
             raise UploadError(f"workflow name {name!r} is not safe as a file name", 422)
+        return self._store(name, files, main)
+
+    def edit_workflow(self, name: str, job: str, fields: dict[str, Any] | None) -> WorkflowRow:
+        """A new version of a stored workflow with `job` added or replaced (`fields`), or
+        removed (None); its scripts are kept. The paper's RESTWorkflow.add_job."""
+        from ccd import export
+        from ccd.workflow import Workflow
+
+        row = self._workflow(name)
+        version = Path(row.path).parent
+        w = Workflow(filename=row.path, state_dir=self.state_dir)
+        if fields is None:
+            if job not in w.jobs:
+                raise NotFound(f"workflow {name!r} has no job {job!r}")
+            w.remove_job(job)
+        else:
+            try:
+                w.add_job(name=job, **fields)
+            except TypeError as e:
+                raise UploadError(str(e), 422) from None
+        files = {str(p.relative_to(version)): p.read_bytes()
+                 for p in version.rglob("*") if p.is_file()}
+        files[f"{name}.yaml"] = export.with_state(w.spec()).encode()
+        return self._store(name, files, f"{name}.yaml")
+
+    def _store(self, name: str, files: dict[str, bytes], main: str) -> WorkflowRow:
+        """Validate and keep a workflow's files as a new version; nothing is kept on error."""
         root = self.state_dir / "workflows" / name
         tmp = root.parent / f".upload-{secrets.token_hex(4)}"
         try:

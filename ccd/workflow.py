@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ccd import dag, export
-from ccd.model import JobSpec, JobState, JobStatus, RunState, WorkflowSpec
+from ccd.model import HostSpec, JobSpec, JobState, JobStatus, RunState, WorkflowSpec
 
 
 class Job:
@@ -79,6 +79,7 @@ class Workflow:
         self.jobs: dict[str, JobSpec] = {}
         self.edges: list[tuple[str, str]] = []
         self.colors: dict[str, str] = {}
+        self.hosts: dict[str, HostSpec] = {}
         self.statuses: dict[str, JobStatus] = {}
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.run_id: str | None = None
@@ -98,6 +99,7 @@ class Workflow:
         self.name = spec.name
         self.base_dir = spec.base_dir
         self.colors = dict(spec.colors)
+        self.hosts = dict(spec.hosts)
         for job in spec.jobs.values():
             self._put(job)
         self.edges += [e for e in spec.edges if e not in self.edges]
@@ -176,7 +178,7 @@ class Workflow:
     def spec(self) -> WorkflowSpec:
         """The workflow as a spec (not yet validated)."""
         return WorkflowSpec(self.name, self.base_dir / f"{self.name}.yaml", dict(self.jobs),
-                            tuple(self.edges), dict(self.colors))
+                            tuple(self.edges), dict(self.colors), dict(self.hosts))
 
     def save(self, filename: str | Path) -> None:
         """Write the workflow as YAML (no state)."""
