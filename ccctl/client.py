@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ class Client:
         return self.request(method, path, **kwargs).json()
 
     def events(self, path: str, after: int | None = None
-               ) -> Iterator[tuple[int, str, dict[str, Any]]]:
+               ) -> Generator[tuple[int, str, dict[str, Any]], None, None]:
         """Follow a server-sent event stream: (id, event, data) until it ends."""
         headers = {"Last-Event-ID": str(after)} if after is not None else {}
         try:
