@@ -8,8 +8,9 @@ SYSTEM_NEEDS := dot:graphviz systemd-analyze:systemd
 
 .PHONY: run test bench lint system venv clean
 
+# ccd in the foreground with the example workflow uploaded; prints the URL and a login link.
 run: venv
-	$(BIN)/ccctl run $(EXAMPLE)
+	$(BIN)/ccd --upload $(EXAMPLE)
 
 test: venv system lint
 	$(BIN)/python -m pytest

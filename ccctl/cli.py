@@ -332,25 +332,22 @@ def logs(
     = False,
 ) -> None:
     """A job's log (stdout and stderr)."""
-    offset = 0
     out = sys.stdout.buffer
+    path = f"/api/v1/runs/{run_id}/jobs/{job}/log"
     with _daemon() as client:
-        while True:
-            response = client.request("GET", f"/api/v1/runs/{run_id}/jobs/{job}/log",
-                                      params={"offset": offset})
-            out.write(response.content)
-            out.flush()
-            offset = int(response.headers["X-Log-Next"])
-            if len(response.content) == 0:
-                if not follow:
-                    return
-                run = client.json("GET", f"/api/v1/runs/{run_id}")
-                state = next(j["state"] for j in run["jobs"] if j["name"] == job)
-                if state not in ("ready", "running"):
-                    if offset >= int(response.headers["X-Log-Size"]):
-                        return
-                    continue
-                time.sleep(0.25)
+        if not follow:
+            out.write(client.request("GET", path).content)
+            return
+        try:
+            with client.http.stream("GET", path, params={"follow": "1"}, timeout=None) as r:
+                if r.status_code >= 400:
+                    r.read()
+                    client.request("GET", path)  # raises with the daemon's message
+                for chunk in r.iter_bytes():
+                    out.write(chunk)
+                    out.flush()
+        except KeyboardInterrupt:
+            raise typer.Exit(EXIT_CANCELLED) from None
 
 
 @app.command()

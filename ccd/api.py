@@ -17,7 +17,7 @@ import aiofiles
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -141,9 +141,14 @@ class Api:
         return JSONResponse(views.run_json(run), 201)
 
     async def job_log(self, request: Request) -> Response:
-        path = self.service.job_log(request.path_params["run"], request.path_params["job"])
+        run_id, job = request.path_params["run"], request.path_params["job"]
+        path = self.service.job_log(run_id, job)
         q = request.query_params
         offset = _int(q.get("offset"), "offset", 0)
+        if q.get("follow") in ("1", "true"):
+            return StreamingResponse(self._follow(path, run_id, job, offset),
+                                     media_type="text/plain; charset=utf-8",
+                                     headers={"X-Log-Offset": str(offset)})
         limit = min(_int(q.get("limit"), "limit", LOG_LIMIT), LOG_LIMIT)
         tail = _int(q.get("tail"), "tail", -1) if "tail" in q else None
         try:
@@ -161,6 +166,25 @@ class Api:
         return Response(data, media_type="text/plain; charset=utf-8", headers={
             "X-Log-Offset": str(offset), "X-Log-Next": str(offset + len(data)),
             "X-Log-Size": str(size)})
+
+    async def _follow(self, path: Path, run_id: str, job: str, offset: int
+                      ) -> AsyncIterator[bytes]:
+        """The log from `offset`, then what the job appends, until the job is over."""
+        while True:
+            final = self.service.run(run_id).jobs[job].state.final
+            try:
+                async with aiofiles.open(path, "rb") as f:
+                    await f.seek(offset)
+                    data = await f.read(LOG_LIMIT)
+            except FileNotFoundError:
+                data = b""
+            if data:
+                offset += len(data)
+                yield data
+            elif final:
+                return
+            else:
+                await asyncio.sleep(0.1)
 
     async def run_graph(self, request: Request) -> Response:
         run = self.service.run(request.path_params["run"])
@@ -354,5 +378,6 @@ def build(service: Service, token: str, url: str | None = None) -> tuple[Guard, 
     vendor = WEB / "vendor"
     if vendor.is_dir():
         routes.append(Mount("/vendor", StaticFiles(directory=vendor)))
+    routes.append(Mount("/static", StaticFiles(directory=WEB)))
     app = Starlette(routes=routes)
     return Guard(app, token, logins), logins

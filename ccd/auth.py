@@ -19,14 +19,23 @@ import secrets
 import time
 from pathlib import Path
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ccd.settings import config_dir
 
 COOKIE = "ccd_session"
 LOGIN_TTL = 600.0  # seconds a one-time login link stays valid
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
-_PUBLIC = ("/login", "/openapi.json", "/docs", "/vendor/")
+_PUBLIC = ("/login", "/openapi.json", "/docs", "/vendor/", "/static/")
+# No inline scripts anywhere; WebAssembly for the vendored Graphviz (viz.js) in the page.
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' "
+     b"'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; "
+     b"base-uri 'none'; frame-ancestors 'none'; form-action 'self'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -92,10 +101,15 @@ class Guard:
             origin = headers.get("origin")
             if origin is not None and origin not in self._origins(headers):
                 problem = (403, f"cross-origin request from {origin} refused")
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
         if problem is not None:
-            await _refuse(send, *problem)
+            await _refuse(send_with_headers, *problem)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, send_with_headers)
 
     def _check_tcp(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         host = headers.get("host", "")

@@ -192,7 +192,10 @@ def document() -> dict[str, Any]:
                                _param("limit", "query", {"type": "integer", "minimum": 0},
                                       "At most this many bytes (max 1 MiB)"),
                                _param("tail", "query", {"type": "integer", "minimum": 0},
-                                      "Only the last N bytes")],
+                                      "Only the last N bytes"),
+                               _param("follow", "query", {"type": "string",
+                                                          "enum": ["0", "1", "true", "false"]},
+                                      "Keep streaming what the job appends until it ends")],
                 "responses": {"200": {"description": "Log bytes; X-Log-Next is the offset to "
                                                      "ask for next",
                                       "content": {"text/plain": {"schema": {"type": "string"}}}},
