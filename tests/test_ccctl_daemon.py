@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tarfile
+import threading
 from pathlib import Path
 
 from conftest import ROOT, Ccctl, Daemon, wait_for, write
@@ -101,3 +102,27 @@ def test_invalid_file_is_reported_before_upload(daemon: Daemon, ccctl: Ccctl,
 def test_open_prints_a_one_time_login_link(daemon: Daemon, ccctl: Ccctl) -> None:
     link = ccctl("open", "--print").stdout.strip()
     assert link.startswith(f"{daemon.url}/login?code=")
+
+
+def test_a_run_in_a_terminal_shows_up_in_the_daemons_events(daemon: Daemon, ccctl: Ccctl,
+                                                            tmp_path: Path) -> None:
+    from test_daemon import events
+
+    got: list[dict[str, object]] = []
+
+    def listen() -> None:
+        with daemon.http() as http:
+            events(http, "/api/v1/events", out=got)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    with daemon.http() as http:
+        wait_for(lambda: http.get("/api/v1/health").json()["event_subscribers"] == 1,
+                 what="the listener")
+    wf = write(tmp_path / "here.yaml", "workflow:\n  nodes: {a: {exec: 'true'}}\n")
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 0
+    listener.join(timeout=30)
+    run_id = json.loads(proc.stdout)["run"]
+    assert [(e["job"], e["state"]) for e in got if e["run"] == run_id] == [
+        (None, "running"), ("a", "running"), ("a", "done"), (None, "done")]
