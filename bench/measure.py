@@ -23,8 +23,9 @@ class Sample:
 
 
 def timed(cmd: list[str], *, cwd: Path | None = None, stdout: Path | None = None,
-          timeout: float = 120.0) -> Sample:
-    """Run `cmd` with stdin/stdout/stderr on /dev/null (stdout to a file if given).
+          timeout: float = 120.0, env: dict[str, str] | None = None) -> Sample:
+    """Run `cmd` with stdin/stdout/stderr on /dev/null (stdout to a file if given), in
+    `env` if given (else this process's environment).
 
     The child leads its own process group; on a timeout or an interrupt the whole group is
     killed before this returns or raises, so nothing it started directly is left running.
@@ -32,7 +33,7 @@ def timed(cmd: list[str], *, cwd: Path | None = None, stdout: Path | None = None
     out = open(stdout, "wb") if stdout else subprocess.DEVNULL  # noqa: SIM115
     try:
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         timer = threading.Timer(timeout, _kill_group, (proc.pid,))
         timer.start()

@@ -61,16 +61,16 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def chain(n: int) -> Workload:
+def chain(n: int, cmd: str = JOB_CMD) -> Workload:
     """n jobs, each depending on the previous one."""
     names = [f"c{i:03d}" for i in range(n)]
-    return Workload(f"chain{n}", dict.fromkeys(names, JOB_CMD), [names])
+    return Workload(f"chain{n}", dict.fromkeys(names, cmd), [names])
 
 
-def fan(n: int) -> Workload:
+def fan(n: int, cmd: str = JOB_CMD) -> Workload:
     """start -> n parallel jobs -> end; start and end are joins (no exec)."""
     names = [f"f{i:03d}" for i in range(n)]
-    jobs: dict[str, str | None] = {"start": None, **dict.fromkeys(names, JOB_CMD), "end": None}
+    jobs: dict[str, str | None] = {"start": None, **dict.fromkeys(names, cmd), "end": None}
     chains = [["start", x] for x in names] + [[x, "end"] for x in names]
     return Workload(f"fan{n}", jobs, chains)
 

@@ -59,6 +59,7 @@ class Scheduler:
         self._executors: dict[str, Executor] = {}
         self._wake = asyncio.Event()
         self._cancel_reason: str | None = None
+        self._unfinished = sum(not s.state.final for s in run.jobs.values())
 
     def notify(self) -> None:
         """Wake the loop now (a job ended, or cancel was asked)."""
@@ -260,15 +261,15 @@ class Scheduler:
     def _all_final(self) -> bool:
         if self._running:
             return False
-        if self._cancel_reason is not None:
+        if self._cancel_reason is not None and self._unfinished:
             for status in self.run.jobs.values():
                 if not status.state.final:
                     self._set(status, JobState.CANCELLED, message=self._cancel_reason)
-            return True
-        return all(s.state.final for s in self.run.jobs.values())
+        return self._unfinished == 0
 
     def _set(self, status: JobStatus, state: JobState, *, progress: int | None = None,
              pid: int | None = None, message: str | None = None) -> None:
+        self._unfinished -= state.final and not status.state.final
         status.state = state
         if progress is not None:
             status.progress = progress
