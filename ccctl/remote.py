@@ -57,10 +57,19 @@ def watch(client: Client, run_id: str, json_out: bool = False, patience: float =
     A dropped stream (the daemon restarting, a `resync`) is picked up again from the last
     event seen; the daemon may be away for up to `patience` seconds.
     """
-    run = run_from_json(client.json("GET", f"/api/v1/runs/{run_id}"))
+    away_since: float | None = None
+    while True:
+        try:
+            run = run_from_json(client.json("GET", f"/api/v1/runs/{run_id}"))
+            break
+        except ClientError as e:
+            away_since = away_since or time.monotonic()
+            if e.status is not None or time.monotonic() - away_since > patience:
+                raise
+            time.sleep(0.5)
     board = Board(run, json_out)
     after = 0
-    away_since: float | None = None
+    away_since = None
     with board.live_view() if board.live else contextlib.nullcontext():
         while not run.state.final:
             try:
@@ -74,9 +83,9 @@ def watch(client: Client, run_id: str, json_out: bool = False, patience: float =
                         board.on_event(apply(run, data))
                         if data["job"] is None and run.state.final:
                             break
-            except ClientError:
+            except ClientError as e:
                 away_since = away_since or time.monotonic()
-                if time.monotonic() - away_since > patience:
+                if e.status is not None or time.monotonic() - away_since > patience:
                     raise
                 time.sleep(0.5)
     board.summary()
