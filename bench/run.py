@@ -34,7 +34,9 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+import daemon
 from measure import Sample, fs_probe, kill_strays, timed
 from workloads import Workload, big_yaml, standard
 
@@ -43,6 +45,8 @@ BENCH_DIR = ROOT / ".bench"
 BIN = Path(sys.executable).parent
 CCCTL = str(BIN / "ccctl") if (BIN / "ccctl").exists() else shutil.which("ccctl") or "ccctl"
 BASELINE = str(Path(__file__).resolve().parent / "baseline.py")
+PARTS = ("engine", "daemon")
+PROFILE = BENCH_DIR / "daemon-profile.txt"  # py-spy's raw format: one stack and count a line
 
 # Targets.
 RATIO_MAX = 1.5  # ccd/baseline per-job cost, chain100 and fan500
@@ -277,49 +281,99 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> int:
-    """Run everything, print the table, write the JSON; 0 unless the bench itself broke."""
+    """Run both parts (or the one asked for), print the table, write the JSON; 0 unless the
+    bench itself broke."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=PARTS, help="run one part (default: both)")
     parser.add_argument("--reps", type=int, default=5, help="repetitions per command (5)")
     parser.add_argument("--nodes", type=int, default=10_000, help="size of the load test")
     parser.add_argument("--timeout", type=float, default=120.0, help="per command, seconds")
     parser.add_argument("--json", type=Path, default=BENCH_DIR / "results.json")
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--profile", action="store_true",
+                        help=f"py-spy the daemon during the 50-client run (into {PROFILE}; "
+                             "slows that run)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: kill what runs, clean up
     if args.reps < 1:
         parser.error("--reps must be at least 1")
+    parts = [args.only] if args.only else list(PARTS)
 
     BENCH_DIR.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="bench-", dir=BENCH_DIR))
     started = time.perf_counter()
-    print(f"bench: {args.reps} reps, files in {tmp}", file=sys.stderr, flush=True)
+    seconds: dict[str, float] = {}
+    print(f"bench: {' and '.join(parts)}, {args.reps} reps, files in {tmp}", file=sys.stderr,
+          flush=True)
     try:
-        bench = Bench(tmp, args.reps, args.timeout)
-        workloads = standard()
-        fs = {"before": fs_probe(tmp)}
-        results = bench.workloads(workloads)
-        fs["after"] = fs_probe(tmp)
-        big = bench.big(args.nodes)
+        if "engine" in parts:
+            bench = Bench(tmp, args.reps, args.timeout)
+            workloads = standard()
+            fs = {"before": fs_probe(tmp)}
+            results = bench.workloads(workloads)
+            fs["after"] = fs_probe(tmp)
+            big = bench.big(args.nodes)
+            seconds["engine"] = time.perf_counter() - started
+        if "daemon" in parts:
+            t0 = time.perf_counter()
+            served = daemon.run_all(tmp, args.timeout, PROFILE if args.profile else None)
+            seconds["daemon"] = time.perf_counter() - t0
     finally:
         strays = kill_strays(str(tmp))
         if strays:
             print(f"bench: killed {strays} stray processes", file=sys.stderr)
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    lines, doc = report(results, {w.name: w.n_exec for w in workloads}, big, fs)
+
+    doc = _kept(args.json, parts)
+    kept_targets: list[dict[str, Any]] = doc.pop("targets", [])
+    lines: list[str] = []
+    targets: list[dict[str, Any]] = []
+    if "engine" in parts:
+        lines, engine = report(results, {w.name: w.n_exec for w in workloads}, big, fs)
+        targets += engine.pop("targets")  # type: ignore[arg-type]
+        doc.update(engine)
+    if "daemon" in parts:
+        section, doc["daemon"], found = daemon.report(served)
+        lines += ["", *section] if lines else section
+        targets += found
+    missed = [t for t in targets if not t["ok"]]
+    lines += ["", f"targets: {len(targets) - len(missed)}/{len(targets)} met"]
+    lines += [f"  MISSED: {t['what']} = {t['value']} (want {t['target']})" for t in missed]
+    doc["targets"] = kept_targets + targets
+    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    meta = doc.get("meta")
+    ran = {**(meta.get("parts", {}) if isinstance(meta, dict) else {}),
+           **{p: {"time": now, "seconds": round(seconds[p], 1)} for p in parts}}
     doc["meta"] = {
         "reps": args.reps, "python": sys.version.split()[0], "platform": platform.platform(),
         "cpus": len(os.sched_getaffinity(0)), "ccctl": CCCTL,
-        "bench_seconds": round(time.perf_counter() - started, 1),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "bench_seconds": round(time.perf_counter() - started, 1), "time": now, "parts": ran,
     }
     print()
     print("\n".join(lines))
-    print(f"\n({args.reps} reps, medians; bench took {doc['meta']['bench_seconds']} s; "  # type: ignore[index]
+    print(f"\n({args.reps} reps, medians; bench took {doc['meta']['bench_seconds']} s; "
           f"results in {args.json})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
     return 0
+
+
+def _kept(path: Path, parts: list[str]) -> dict[str, Any]:
+    """With one part run, the other part's results from an existing JSON file."""
+    if set(parts) == set(PARTS):
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(old, dict):
+        return {}
+    drop = {"daemon"} if "daemon" in parts else {"workloads", "big", "fs_probe"}
+    out = {k: v for k, v in old.items() if k not in drop}
+    out["targets"] = [t for t in old.get("targets", [])
+                      if isinstance(t, dict) and t.get("part", "engine") not in parts]
+    return out
 
 
 if __name__ == "__main__":
@@ -328,3 +382,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         sys.exit(130)
+    except daemon.BenchError as e:
+        print(f"bench: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -315,3 +315,26 @@ def test_a_run_in_progress_is_not_driven_twice(tmp_path: Path, ccctl: Ccctl) -> 
             first.kill()
     assert first.returncode == 0
     assert counter.read_text().split() == ["start", "gate", "end"]
+
+
+def test_venv_env_and_cwd_shape_the_jobs_environment(tmp_path: Path, ccctl: Ccctl) -> None:
+    import venv
+
+    venv.create(tmp_path / "env", with_pip=False)
+    (tmp_path / "sub").mkdir()
+    wf = write(tmp_path / "v.yaml", """\
+        workflow:
+          nodes:
+            in-venv:
+              exec: 'echo "$VIRTUAL_ENV"; command -v python; echo "$GREETING"; pwd'
+              venv: env
+              env: {GREETING: 'hello there'}
+              cwd: sub
+          dependencies: []
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 0, proc.stderr
+    log = Path(json.loads(proc.stdout)["job_root"]) / "in-venv" / "log"
+    assert log.read_text().splitlines() == [
+        str(tmp_path / "env"), str(tmp_path / "env" / "bin" / "python"), "hello there",
+        str(tmp_path / "sub")]

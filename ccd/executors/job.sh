@@ -13,16 +13,19 @@ set +C
 export CCD_JOB_DIR="$d"
 # A cancel signals the whole process group; let the job end first, then record it.
 trap 'signalled=1' TERM INT HUP
-if cd "$2" 2>/dev/null; then
+if ! cd "$2" 2>/dev/null; then
+    printf 'ccd: cannot change to directory %s\n' "$2" > "$d/log"
+    rc=126
+elif [ -n "$3" ] && [ ! -f "$3/bin/activate" ]; then
+    printf 'ccd: no virtualenv at %s (no bin/activate)\n' "$3" > "$d/log"
+    rc=127
+else
     if [ -n "$3" ]; then
         # shellcheck disable=SC1090,SC1091
         . "$3/bin/activate"
     fi
     ( eval "$4" ) > "$d/log" 2>&1 < /dev/null
     rc=$?
-else
-    printf 'ccd: cannot change to directory %s\n' "$2" > "$d/log"
-    rc=126
 fi
 printf 'exit=%s\n' "$rc" >> "$d/status"
 exit "$rc"

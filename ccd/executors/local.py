@@ -65,8 +65,8 @@ class LocalExecutor:
             if launch.script is not None:
                 shutil.copyfile(launch.script, d / launch.script.name)
             env = os.environ if not launch.env else {**os.environ, **dict(launch.env)}
-            venv = str(Path(launch.cwd, launch.job.venv).expanduser()) if launch.job.venv else ""
-            pid = os.posix_spawn(_SH, [_SH, WRAPPER, str(d), launch.cwd, venv, launch.command],
+            pid = os.posix_spawn(_SH, [_SH, WRAPPER, str(d), launch.cwd, launch.venv,
+                                       launch.command],
                                  env, file_actions=_QUIET, setsid=True)
         except OSError as e:
             raise ExecutorError(f"cannot start job {launch.job.name!r}: {e}") from e

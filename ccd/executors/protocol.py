@@ -32,6 +32,7 @@ class Launch:
     cwd: str
     command: str  # a shell command line, run by job.sh with eval
     env: tuple[tuple[str, str], ...] = ()
+    venv: str = ""  # a virtualenv to activate first, absolute
     script: Path | None = None  # copied into job_dir before the job starts
 
 
@@ -76,14 +77,15 @@ def launch_for(run_id: str, job: JobSpec, base_dir: Path, job_dir: Path) -> Laun
     """How to run `job`: a script runs by its shebang (default sh) from the workflow's
     directory even without its exec bit; `exec` is a shell command line."""
     cwd = str(base_dir / job.cwd) if job.cwd else str(base_dir)
+    venv = str(base_dir / Path(job.venv).expanduser()) if job.venv else ""
     if job.script is not None:
         source = base_dir / job.script
         copy = job_dir / source.name
         command = " ".join([*_interpreter(source, job), shlex.quote(str(copy))])
         if source.suffix == ".ipynb" and command.startswith("papermill "):
             command += " " + shlex.quote(str(job_dir / f"{source.stem}-output.ipynb"))
-        return Launch(run_id, job, job_dir, cwd, command, job.env, source)
-    return Launch(run_id, job, job_dir, cwd, job.exec or "true", job.env)
+        return Launch(run_id, job, job_dir, cwd, command, job.env, venv, source)
+    return Launch(run_id, job, job_dir, cwd, job.exec or "true", job.env, venv)
 
 
 def _interpreter(script: Path, job: JobSpec) -> list[str]:
