@@ -352,8 +352,8 @@ def main() -> int:
     }
     print()
     print("\n".join(lines))
-    print(f"\n({args.reps} reps, medians; bench took {doc['meta']['bench_seconds']} s; "
-          f"results in {args.json})")
+    reps = f"{args.reps} reps, medians; " if "engine" in parts else ""
+    print(f"\n({reps}bench took {doc['meta']['bench_seconds']} s; results in {args.json})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
     return 0

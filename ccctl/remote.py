@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ccctl.client import Client, ClientError
 from ccctl.live import Board
 from ccd.model import Event, JobSpec, JobState, JobStatus, Run, RunState, WorkflowSpec
+
+T = TypeVar("T")
 
 
 def run_from_json(data: dict[str, Any]) -> Run:
@@ -57,36 +60,48 @@ def watch(client: Client, run_id: str, json_out: bool = False, patience: float =
     A dropped stream (the daemon restarting, a `resync`) is picked up again from the last
     event seen; the daemon may be away for up to `patience` seconds.
     """
-    away_since: float | None = None
-    while True:
-        try:
-            run = run_from_json(client.json("GET", f"/api/v1/runs/{run_id}"))
-            break
-        except ClientError as e:
-            away_since = away_since or time.monotonic()
-            if e.status is not None or time.monotonic() - away_since > patience:
-                raise
-            time.sleep(0.5)
+    away = _Away(patience)
+    while (data := away.attempt(lambda: client.json("GET", f"/api/v1/runs/{run_id}"))) is None:
+        pass
+    run = run_from_json(data)
     board = Board(run, json_out)
     after = 0
-    away_since = None
+
+    def follow() -> bool:
+        nonlocal after
+        stream = client.events(f"/api/v1/runs/{run_id}/events", after=after)
+        with contextlib.closing(stream):
+            for event_id, kind, data in stream:
+                away.since = None
+                if kind == "resync":
+                    break
+                after = event_id
+                board.on_event(apply(run, data))
+                if data["job"] is None and run.state.final:
+                    break
+        return True
+
     with board.live_view() if board.live else contextlib.nullcontext():
         while not run.state.final:
-            try:
-                stream = client.events(f"/api/v1/runs/{run_id}/events", after=after)
-                with contextlib.closing(stream):
-                    for event_id, kind, data in stream:
-                        away_since = None
-                        if kind == "resync":
-                            break
-                        after = event_id
-                        board.on_event(apply(run, data))
-                        if data["job"] is None and run.state.final:
-                            break
-            except ClientError as e:
-                away_since = away_since or time.monotonic()
-                if e.status is not None or time.monotonic() - away_since > patience:
-                    raise
-                time.sleep(0.5)
+            away.attempt(follow)
     board.summary()
     return run.state
+
+
+class _Away:
+    """Retries a request while the daemon is unreachable, for up to `patience` seconds."""
+
+    def __init__(self, patience: float) -> None:
+        self.patience = patience
+        self.since: float | None = None
+
+    def attempt(self, call: Callable[[], T]) -> T | None:
+        """The call's result, or None after a pause if the daemon did not answer."""
+        try:
+            return call()
+        except ClientError as e:
+            self.since = self.since or time.monotonic()
+            if e.status is not None or time.monotonic() - self.since > self.patience:
+                raise
+            time.sleep(0.5)
+            return None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Daemon, kill_jobs, wait_for
+from test_daemon import events
 
 FAN = 12
 
@@ -61,7 +62,7 @@ def test_kill_9_of_the_daemon_loses_no_job_and_no_event(
         with d.http() as http:
             run = http.get(f"/api/v1/runs/{run_id}").json()
             assert run["state"] == "done" and run["counts"] == {"done": FAN + 3}
-            journal = events_of(http, run_id)
+            journal = events(http, f"/api/v1/runs/{run_id}/events")
         ids = [e["id"] for e in journal]
         assert ids == sorted(set(ids))
         finals = sorted(e["job"] for e in journal if e["job"] and e["state"] == "done")
@@ -74,26 +75,6 @@ def test_kill_9_of_the_daemon_loses_no_job_and_no_event(
         if d.proc is not None and d.proc.poll() is None:
             d.stop()
         kill_jobs(state_dir)
-
-
-def events_of(http: object, run_id: str) -> list[dict[str, object]]:
-    """The run's whole journal, through the SSE replay."""
-    import httpx
-
-    assert isinstance(http, httpx.Client)
-    out = []
-    with http.stream("GET", f"/api/v1/runs/{run_id}/events") as response:
-        data = ""
-        for line in response.iter_lines():
-            if line.startswith("data:"):
-                data += line[5:].strip()
-            elif not line and data:
-                event = json.loads(data)
-                data = ""
-                out.append(event)
-                if event["job"] is None and event["state"] != "running":
-                    break
-    return out
 
 
 def test_graceful_stop_leaves_jobs_running_and_a_restart_adopts_them(
