@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import daemon
+import spy
+from harness import BenchError
 from measure import Sample, fs_probe, kill_strays, timed
 from workloads import Workload, big_yaml, standard
 
@@ -297,6 +299,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: kill what runs, clean up
     if args.reps < 1:
         parser.error("--reps must be at least 1")
+    if args.profile and spy.PY_SPY is None:
+        parser.error("--profile needs py-spy (pip install py-spy)")
     parts = [args.only] if args.only else list(PARTS)
 
     BENCH_DIR.mkdir(exist_ok=True)
@@ -382,6 +386,6 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         sys.exit(130)
-    except daemon.BenchError as e:
+    except BenchError as e:
         print(f"bench: {e}", file=sys.stderr)
         sys.exit(1)
