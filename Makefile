@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/workflow-example/workflow-example.yaml
 # System programs the test suite uses, as "command:debian-package".
-SYSTEM_NEEDS := dot:graphviz systemd-analyze:systemd
+SYSTEM_NEEDS := dot:graphviz systemd-analyze:systemd chromium:chromium
 
 .PHONY: run test bench lint system venv clean
 

@@ -307,19 +307,23 @@ def status(
     json_out: JsonOut = False,
 ) -> None:
     """A run with every job's state, progress, times and host."""
-    from ccctl.live import Board
-    from ccctl.remote import run_from_json
-    from ccctl.remote import watch as follow
-
     with _daemon() as client:
         if watch:
+            from ccctl.remote import watch as follow
+
             state = follow(client, run_id, json_out).value
         else:
-            run = run_from_json(client.json("GET", f"/api/v1/runs/{run_id}"))
-            board = Board(run, json_out)
-            board.live = board.live or not json_out  # always the table, never lines
-            board.summary()
-            state = run.state.value
+            data = client.json("GET", f"/api/v1/runs/{run_id}")
+            state = data["state"]
+            if json_out:  # the API's own JSON: no need to load the table machinery
+                _print_json(data)
+            else:
+                from ccctl.live import Board
+                from ccctl.remote import run_from_json
+
+                board = Board(run_from_json(data))
+                board.live = True  # always the table, never lines
+                board.summary()
     if watch or state != "running":
         raise _exit_for(state)
 
@@ -339,13 +343,9 @@ def logs(
             out.write(client.request("GET", path).content)
             return
         try:
-            with client.http.stream("GET", path, params={"follow": "1"}, timeout=None) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    client.request("GET", path)  # raises with the daemon's message
-                for chunk in r.iter_bytes():
-                    out.write(chunk)
-                    out.flush()
+            for chunk in client.stream(path, params={"follow": "1"}):
+                out.write(chunk)
+                out.flush()
         except KeyboardInterrupt:
             raise typer.Exit(EXIT_CANCELLED) from None
 

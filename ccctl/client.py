@@ -1,17 +1,21 @@
 """Talking to the daemon: the Unix socket first, else `CCD_URL` with `CCD_TOKEN`.
 
-Errors come back as `ClientError` with one line a person can act on.
+Plain `http.client` rather than httpx: importing httpx costs 70-100 ms here (its command
+line module pulls in click and rich, its auth module urllib.request), more than the whole
+budget of a `ccctl status` (< 100 ms with process start). Errors come back as
+`ClientError` with one line a person can act on.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
-from collections.abc import Generator
+import socket
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
-
-import httpx
+from urllib.parse import urlencode, urlsplit
 
 from ccd.errors import CcdError
 from ccd.settings import default_socket
@@ -26,28 +30,59 @@ class ClientError(CcdError):
         self.status = status
 
 
+class Response:
+    """A finished response: status, headers and the whole body."""
+
+    def __init__(self, status: int, headers: http.client.HTTPMessage, content: bytes) -> None:
+        self.status_code = status
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
 class Client:
-    """A thin, synchronous client of the REST API."""
+    """A thin, synchronous client of the REST API; one connection per request."""
 
     def __init__(self, timeout: float = 30) -> None:
-        socket = Path(os.environ.get("CCD_SOCKET") or default_socket())
+        sock = Path(os.environ.get("CCD_SOCKET") or default_socket())
         url = os.environ.get("CCD_URL")
-        if socket.exists() and not url:
-            transport = httpx.HTTPTransport(uds=str(socket))
-            self.http = httpx.Client(transport=transport, base_url="http://localhost",
-                                     timeout=timeout)
-            self.where = f"unix:{socket}"
+        self.timeout = timeout
+        self.headers: dict[str, str] = {}
+        if sock.exists():
+            self._socket = str(sock)
+            self.where = f"unix:{sock}"
         elif url:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ClientError(f"CCD_URL must look like http://127.0.0.1:8000, not {url!r}")
+            self._url = parts
             token = os.environ.get("CCD_TOKEN") or _token_file()
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+            if token:
+                self.headers["Authorization"] = f"Bearer {token}"
             self.where = url
         else:
-            raise ClientError(f"ccd is not running (no socket at {socket}): start it with `ccd`"
+            raise ClientError(f"ccd is not running (no socket at {sock}): start it with `ccd`"
                               " or `systemctl --user start ccd`, or set CCD_URL and CCD_TOKEN")
 
     def close(self) -> None:
-        self.http.close()
+        """Nothing stays open between requests."""
 
     def __enter__(self) -> Client:
         return self
@@ -55,15 +90,43 @@ class Client:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """Send a request; a 4xx/5xx or a dead daemon becomes a ClientError."""
+    def _connection(self, timeout: float | None) -> http.client.HTTPConnection:
+        if hasattr(self, "_socket"):
+            return _UnixConnection(self._socket, timeout)
+        kind = (http.client.HTTPSConnection if self._url.scheme == "https"
+                else http.client.HTTPConnection)
+        return kind(self._url.hostname or "", self._url.port, timeout=timeout)
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any,
+              content: bytes | None, headers: dict[str, str],
+              timeout: float | None) -> tuple[http.client.HTTPConnection,
+                                              http.client.HTTPResponse]:
+        if params:
+            path += "?" + urlencode(params)
+        if body is not None:
+            content = json.dumps(body).encode()
+            headers = {**headers, "Content-Type": "application/json"}
+        conn = self._connection(timeout)
         try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.ConnectError:
-            raise ClientError(f"ccd is not answering at {self.where}: start it with `ccd` or "
-                              "`systemctl --user start ccd`") from None
-        except httpx.HTTPError as e:
-            raise ClientError(f"talking to ccd at {self.where} failed: {e}") from None
+            conn.request(method, path, body=content, headers={**self.headers, **headers})
+            return conn, conn.getresponse()
+        except (OSError, http.client.HTTPException) as e:
+            conn.close()
+            raise ClientError(f"ccd is not answering at {self.where} ({e}): start it with "
+                              "`ccd` or `systemctl --user start ccd`") from None
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                json: Any = None, content: bytes | None = None,
+                headers: dict[str, str] | None = None) -> Response:
+        """Send a request; a 4xx/5xx or a dead daemon becomes a ClientError."""
+        conn, raw = self._send(method, path, params, json, content, headers or {},
+                               self.timeout)
+        try:
+            response = Response(raw.status, raw.headers, raw.read())
+        except (OSError, http.client.HTTPException) as e:
+            raise ClientError(f"lost ccd at {self.where}: {e}") from None
+        finally:
+            conn.close()
         if response.status_code >= 400:
             raise ClientError(_message(response), response.status_code)
         return response
@@ -71,31 +134,48 @@ class Client:
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
 
+    def stream(self, path: str, params: dict[str, Any] | None = None,
+               headers: dict[str, str] | None = None) -> Generator[bytes, None, None]:
+        """A response body as it arrives (no timeout: it may be quiet for long)."""
+        conn, raw = self._send("GET", path, params, None, None, headers or {}, None)
+        try:
+            if raw.status >= 400:
+                raise ClientError(_message(Response(raw.status, raw.headers, raw.read())),
+                                  raw.status)
+            while chunk := raw.read1(65536):
+                yield chunk
+        except (OSError, http.client.HTTPException) as e:
+            raise ClientError(f"lost ccd at {self.where}: {e}") from None
+        finally:
+            conn.close()
+
     def events(self, path: str, after: int | None = None
                ) -> Generator[tuple[int, str, dict[str, Any]], None, None]:
         """Follow a server-sent event stream: (id, event, data) until it ends."""
         headers = {"Last-Event-ID": str(after)} if after is not None else {}
-        try:
-            with self.http.stream("GET", path, headers=headers, timeout=None) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise ClientError(_message(response), response.status_code)
-                event_id, event, data = 0, "message", ""
-                for line in response.iter_lines():
-                    if line.startswith("id:"):
-                        event_id = int(line[3:].strip())
-                    elif line.startswith("event:"):
-                        event = line[6:].strip()
-                    elif line.startswith("data:"):
-                        data += line[5:].strip()
-                    elif not line and data:
-                        yield event_id, event, json.loads(data)
-                        event, data = "message", ""
-        except httpx.TransportError as e:  # refused, or the stream broke (daemon restarting)
-            raise ClientError(f"lost ccd at {self.where}: {e}") from None
+        event_id, event, data = 0, "message", ""
+        for line in _lines(self.stream(path, headers=headers)):
+            if line.startswith("id:"):
+                event_id = int(line[3:].strip())
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif not line and data:
+                yield event_id, event, json.loads(data)
+                event, data = "message", ""
 
 
-def _message(response: httpx.Response) -> str:
+def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.rstrip(b"\r").decode("utf-8", "replace")
+
+
+def _message(response: Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -108,7 +188,7 @@ def _message(response: httpx.Response) -> str:
 
 
 def _token_file() -> str | None:
-    from ccd.auth import token_path
+    from ccd.settings import token_path
 
     try:
         return token_path().read_text().strip()

@@ -4,9 +4,7 @@ the output is a file or a pipe, a summary at the end, or JSON for scripts.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -151,6 +149,9 @@ class Display(Board):
 
     async def drive(self, max_jobs: int | None) -> RunState:
         """Execute the run while showing it; Ctrl-C cancels, a second Ctrl-C leaves."""
+        import asyncio
+        import signal
+
         from ccd import runs
 
         self._intro()

@@ -17,11 +17,10 @@ import json
 import os
 import secrets
 import time
-from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ccd.settings import config_dir
+from ccd.settings import token_path
 
 COOKIE = "ccd_session"
 LOGIN_TTL = 600.0  # seconds a one-time login link stays valid
@@ -37,10 +36,6 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-def token_path() -> Path:
-    return config_dir() / "token"
 
 
 def load_or_create_token() -> str:

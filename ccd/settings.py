@@ -30,6 +30,11 @@ def config_dir() -> Path:
     return Path(base).expanduser().absolute() / "ccd"
 
 
+def token_path() -> Path:
+    """Where the daemon's token is kept (0600)."""
+    return config_dir() / "token"
+
+
 def variables() -> dict[str, str]:
     """The `cm.NAME` label variables: a flat `name: value` YAML file, `config_dir()/variables.yaml`.
 

@@ -1,0 +1,326 @@
+"""The web page in a real browser (Debian's chromium, driven by Playwright) against a real
+daemon: login, upload, runs followed by push in the table and the graph, the live log,
+HTML shown as text, and catching up after the daemon restarts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, Daemon, wait_for
+from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_playwright
+
+from ccd.uploads import pack
+
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+OUT = ROOT / "test-output" / "web"
+SCREENSHOTS = ROOT / "web" / "screenshots"
+PUSH_MS = 30_000  # a bound that only stops a hung test; pushes arrive in milliseconds
+DONE_FILL = "#ccffcc"
+RUNNING_FILL = "#cce5ff"
+
+
+def require_chromium() -> None:
+    """The browser is a real component: missing it skips locally and fails under CI=true."""
+    if not CHROMIUM.is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"chromium is not installed at {CHROMIUM} (make test installs it as root)")
+        pytest.skip(f"chromium is not installed at {CHROMIUM}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    require_chromium()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+class Web:
+    """One browser tab on the daemon, with what it requested and what went wrong in it."""
+
+    def __init__(self, page: Page, daemon: Daemon) -> None:
+        self.page = page
+        self.daemon = daemon
+        self.requests: list[str] = []
+        self.problems: list[str] = []
+        page.on("request", self._request)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("console", lambda m: self.problems.append(m.text)
+                if m.type == "error" and "Content Security Policy" in m.text else None)
+
+    def _request(self, request: Request) -> None:
+        self.requests.append(request.url)
+
+    def login(self) -> None:
+        """Open the one-time link and wait for the page's event stream to be connected."""
+        self.page.goto(self.daemon.login)
+        self.wait_live()
+        self.page.evaluate("window.sameDocument = true")  # gone if the page reloads
+
+    def wait_live(self) -> None:
+        expect(self.page.locator("body")).to_have_attribute("data-live", "open",
+                                                            timeout=PUSH_MS)
+
+    def open(self, hash_: str) -> None:
+        self.page.evaluate("h => { location.hash = h; }", hash_)
+
+    def job_row(self, job: str) -> Locator:
+        return self.page.locator(f'table.jobs tr[data-job="{job}"]')
+
+    def node_fill(self, job: str) -> str:
+        shape = self.page.locator(f'g.node[data-job="{job}"] > :is(polygon, ellipse, path)')
+        return str(shape.first.get_attribute("fill")).lower()
+
+    def assert_not_reloaded_and_clean(self) -> None:
+        assert self.page.evaluate("window.sameDocument") is True
+        assert self.problems == []
+        assert all(url.startswith(self.daemon.url) for url in self.requests), \
+            "the page must not load anything from elsewhere (the lab may be offline)"
+
+
+@pytest.fixture
+def web(browser: Browser, daemon: Daemon) -> Iterator[Web]:
+    """A fresh browser context on the daemon; closed before the daemon stops, or the
+    daemon's shutdown would wait on the page's open event stream."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        yield Web(context.new_page(), daemon)
+    finally:
+        context.close()
+
+
+def upload(daemon: Daemon, text: str, name: str) -> None:
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=text.encode(),
+                      params={"name": name, "filename": f"{name}.yaml"})
+        assert r.status_code == 201, r.text
+
+
+def start(daemon: Daemon, workflow: str) -> str:
+    with daemon.http() as http:
+        run_id: str = http.post("/api/v1/runs", json={"workflow": workflow}).json()["run"]
+    return run_id
+
+
+def gated(gate: Path) -> str:
+    """start -> wait (until `gate` exists; logs before and after) -> end."""
+    return f"""\
+workflow:
+  nodes:
+    start:
+    wait: {{exec: 'echo before; while [ ! -f {gate} ]; do sleep 0.02; done; echo after'}}
+    end:
+  dependencies: ['start,wait,end']
+"""
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Saved under test-output/ for a person to look at, and copied for the README."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    page.mouse.move(0, 0)  # no hover effects in the picture
+    size, main = page.viewport_size, page.locator("main").bounding_box()
+    assert size is not None and main is not None
+    page.screenshot(path=OUT / f"{name}.png", clip={  # the page down to its content
+        "x": 0, "y": 0, "width": size["width"],
+        "height": min(size["height"], main["y"] + main["height"])})
+    SCREENSHOTS.mkdir(exist_ok=True)
+    shutil.copyfile(OUT / f"{name}.png", SCREENSHOTS / f"{name}.png")
+
+
+# -- login ------------------------------------------------------------------------------------
+
+
+def test_without_login_the_page_says_how_to_log_in(web: Web) -> None:
+    web.page.goto(web.daemon.url)
+    expect(web.page.get_by_role("heading", name="Log in to ccd")).to_be_visible()
+    expect(web.page.locator("main pre")).to_have_text("ccctl open")
+    expect(web.page.locator("body")).to_have_attribute("data-live", "offline")
+
+
+def test_login_link_sets_an_httponly_strict_cookie_and_leaves_no_code_in_the_url(
+        web: Web) -> None:
+    web.login()
+    assert web.page.url == f"{web.daemon.url}/"
+    (cookie,) = web.page.context.cookies()
+    assert cookie["name"] == "ccd_session"
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
+    assert web.page.evaluate("document.cookie") == ""  # out of reach of scripts
+    expect(web.page.get_by_role("heading", name="Workflows")).to_be_visible()
+    expect(web.page.locator("main")).to_contain_text("No workflows yet")
+
+
+# -- workflows --------------------------------------------------------------------------------
+
+
+def test_upload_a_workflow_then_see_it_listed_with_a_run_button(web: Web, tmp_path: Path) -> None:
+    web.login()
+    good = tmp_path / "quick.yaml"
+    good.write_text("workflow:\n  nodes: {a: {exec: 'true'}}\n  dependencies: []\n")
+    web.page.set_input_files("#upload-file", good)
+    web.page.get_by_role("button", name="Upload", exact=True).click()
+    expect(web.page.locator(".upload-result .ok")).to_contain_text("Uploaded quick (1 job).")
+    row = web.page.locator('table.workflows tr[data-key="workflow:quick"]')
+    expect(row).to_contain_text("never run")
+    row.get_by_role("button", name="Run").click()
+    expect(web.page.locator(".run-head")).to_have_attribute("data-state", "done",
+                                                            timeout=PUSH_MS)
+    web.assert_not_reloaded_and_clean()
+
+
+def test_an_invalid_upload_shows_the_servers_file_line_col_problems(
+        web: Web, tmp_path: Path) -> None:
+    web.login()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workflow:\n  nodes: {a: {kind: nope}}\n")
+    web.page.set_input_files("#upload-file", bad)
+    web.page.get_by_role("button", name="Upload", exact=True).click()
+    result = web.page.locator(".upload-result .bad")
+    expect(result).to_contain_text("bad.yaml was not uploaded: invalid workflow")
+    expect(result.locator("li")).to_have_text(
+        ["bad.yaml:2:21: unknown kind 'nope'; expected one of local, ssh, slurm, lsf, wsl"])
+    expect(web.page.locator("main")).to_contain_text("No workflows yet")
+
+
+# -- runs -------------------------------------------------------------------------------------
+
+
+def test_the_example_runs_to_done_in_the_table_and_the_graph_by_push(web: Web) -> None:
+    data, filename = pack(ROOT / "examples" / "workflow-example")
+    with web.daemon.http() as http:
+        assert http.post("/api/v1/workflows", content=data,
+                         params={"filename": filename}).status_code == 201
+    web.login()
+    web.page.get_by_role("button", name="Run the example").click()
+    head = web.page.locator(".run-head")
+    expect(head).to_have_attribute("data-state", "running", timeout=PUSH_MS)
+    expect(head).to_have_attribute("data-state", "done", timeout=PUSH_MS)
+    jobs = ["start", "fetch-data", "compute", "analyze", "end"]
+    for job in jobs:
+        expect(web.job_row(job)).to_have_attribute("data-state", "done")
+        expect(web.job_row(job).locator(".pct")).to_have_text("100%")
+    expect(web.job_row("analyze").locator("td.exit")).to_have_text("0")
+    expect(head).to_contain_text("5 done")
+    screenshot(web.page, "table")
+
+    web.page.get_by_role("tab", name="Graph").click()
+    nodes = web.page.locator(".viewport g.node")
+    expect(nodes).to_have_count(len(jobs), timeout=PUSH_MS)
+    wait_for(lambda: all(web.node_fill(j) == DONE_FILL for j in jobs), what="a green graph")
+    expect(web.page.locator('g.node[data-job="end"]')).to_contain_text("Total Time=00:0")
+    expect(web.page.locator('g.node[data-job="start"] polygon')).to_have_count(1)  # invhouse
+    screenshot(web.page, "graph")
+    events = [u for u in web.requests if "/api/v1/events" in u]
+    assert len(events) == 1, "one EventSource per page"
+    web.assert_not_reloaded_and_clean()
+
+
+def test_table_graph_and_log_change_in_place_while_a_job_runs(
+        web: Web, daemon: Daemon, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    upload(daemon, gated(gate), "gated")
+    run_id = start(daemon, "gated")
+    web.login()
+    web.open(f"#/runs/{run_id}?tab=graph")
+    expect(web.page.locator('g.node[data-job="wait"]')).to_have_count(1, timeout=PUSH_MS)
+    wait_for(lambda: web.node_fill("wait") == RUNNING_FILL, what="wait to run in the graph")
+    svg = web.page.locator(".viewport svg")
+    svg.evaluate("svg => { svg.dataset.mark = 'first'; }")
+    web.page.get_by_role("button", name="Zoom in (+)").click()
+    zoom = web.page.locator(".zoom-label").text_content()
+
+    web.page.locator('g.node[data-job="wait"]').focus()  # keyboard: Enter opens the job
+    web.page.keyboard.press("Enter")
+    log = web.page.locator("pre.log")
+    expect(log).to_have_text("before\n", timeout=PUSH_MS)
+    expect(web.page.locator(".log-status")).to_contain_text("Following")
+
+    gate.touch()
+    wait_for(lambda: web.node_fill("end") == DONE_FILL, what="end to be done in the graph")
+    expect(log).to_have_text("before\nafter\n", timeout=PUSH_MS)
+    expect(web.page.locator(".log-status")).to_have_text("End of the log: the job is over.")
+    expect(svg).to_have_attribute("data-mark", "first")  # redrawn in the same <svg>
+    expect(web.page.locator(".zoom-label")).to_have_text(str(zoom))
+
+    web.page.get_by_role("tab", name="Graph").press("ArrowLeft")
+    expect(web.page.get_by_role("tab", name="Table")).to_have_attribute("aria-selected", "true")
+    expect(web.job_row("wait")).to_have_attribute("data-state", "done")
+    expect(web.job_row("wait").locator("td.exit")).to_have_text("0")
+    web.assert_not_reloaded_and_clean()
+
+
+def test_cancel_and_rerun_from_the_page(web: Web, daemon: Daemon, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    upload(daemon, gated(gate), "gated")
+    web.login()
+    web.page.locator('tr[data-key="workflow:gated"]').get_by_role("button", name="Run").click()
+    expect(web.job_row("wait")).to_have_attribute("data-state", "running", timeout=PUSH_MS)
+    rerun = web.page.get_by_role("button", name="Rerun")
+    expect(rerun).to_be_disabled()
+    web.page.get_by_role("button", name="Cancel").click()
+    head = web.page.locator(".run-head")
+    expect(head).to_have_attribute("data-state", "cancelled", timeout=PUSH_MS)
+    expect(web.job_row("wait")).to_have_attribute("data-state", "cancelled")
+    expect(web.job_row("end")).to_have_attribute("data-state", "cancelled")
+    first = web.page.url
+    gate.touch()
+    rerun.click()
+    expect(web.page).not_to_have_url(first)
+    expect(head).to_have_attribute("data-state", "done", timeout=PUSH_MS)
+    expect(web.job_row("start")).to_have_attribute("data-state", "done")
+    web.assert_not_reloaded_and_clean()
+
+
+def test_html_in_labels_and_logs_is_shown_as_text(web: Web, daemon: Daemon) -> None:
+    label = "<script>window.pwned = 1</script><b>bold</b>"
+    output = "<script>window.pwned = 2</script><img src=x onerror=window.pwned=3>"
+    upload(daemon, f"""\
+workflow:
+  nodes:
+    x: {{label: '{label}', exec: 'echo "{output}"'}}
+  dependencies: []
+""", "hostile")
+    run_id = start(daemon, "hostile")
+    with daemon.http() as http:
+        wait_for(lambda: http.get(f"/api/v1/runs/{run_id}").json()["state"] == "done",
+                 what="the run to end")
+    web.login()
+    web.open(f"#/runs/{run_id}?tab=graph&job=x")
+    node = web.page.locator('g.node[data-job="x"]')
+    expect(node).to_contain_text(label, timeout=PUSH_MS)
+    expect(web.page.locator("dd.fact-label")).to_have_text(label)
+    expect(web.page.locator("pre.log")).to_have_text(output + "\n", timeout=PUSH_MS)
+    assert web.page.locator("main script, main img, main b").count() == 0
+    assert web.page.evaluate("window.pwned") is None
+    web.assert_not_reloaded_and_clean()
+
+
+def test_the_page_catches_up_after_the_daemon_restarts(
+        web: Web, daemon: Daemon, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    upload(daemon, gated(gate), "gated")
+    run_id = start(daemon, "gated")
+    web.login()
+    web.open(f"#/runs/{run_id}?job=wait")
+    expect(web.job_row("wait")).to_have_attribute("data-state", "running", timeout=PUSH_MS)
+    expect(web.page.locator("pre.log")).to_have_text("before\n", timeout=PUSH_MS)
+
+    daemon.kill()
+    expect(web.page.locator("body")).to_have_attribute("data-live", "reconnecting",
+                                                      timeout=PUSH_MS)
+    gate.touch()  # the job finishes while the daemon is down
+    daemon.start()
+
+    web.wait_live()
+    expect(web.page.locator(".run-head")).to_have_attribute("data-state", "done",
+                                                            timeout=PUSH_MS)
+    for job in ("start", "wait", "end"):
+        expect(web.job_row(job)).to_have_attribute("data-state", "done")
+    expect(web.page.locator("pre.log")).to_have_text("before\nafter\n", timeout=PUSH_MS)
+    web.assert_not_reloaded_and_clean()

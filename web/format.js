@@ -1,0 +1,35 @@
+// Times and durations as the page shows them; the same clock format as `ccctl`.
+
+/** Seconds as M:SS or H:MM:SS. */
+export function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor(s / 60) % 60;
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+/** How long something ran, or has been running: "" before it started. */
+export function elapsed(start, end, now = Date.now() / 1000) {
+  return start ? clock((end ?? now) - start) : "";
+}
+
+const two = (n) => String(n).padStart(2, "0");
+
+/** An epoch time: the time of day when it is today, else the date and the time. */
+export function when(epoch) {
+  if (!epoch) return "";
+  const d = new Date(epoch * 1000);
+  return d.toDateString() === new Date().toDateString() ? timeOfDay(d) : fullTime(epoch);
+}
+
+/** An epoch time in full: 2024-05-01 14:03:07 (local time). */
+export function fullTime(epoch) {
+  if (!epoch) return "";
+  const d = new Date(epoch * 1000);
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${timeOfDay(d)}`;
+}
+
+function timeOfDay(d) {
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
