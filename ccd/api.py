@@ -211,7 +211,8 @@ class Api:
             after = 0 if run_id is not None else self.service.bus.last_id
         return EventSourceResponse(self._stream(run_id, after), ping=15, send_timeout=30)
 
-    async def _stream(self, run_id: str | None, after: int) -> AsyncIterator[dict[str, Any]]:
+    async def _stream(self, run_id: str | None, after: int
+                      ) -> AsyncIterator[dict[str, Any] | bytes]:
         bus = self.service.bus
         sub = bus.subscribe(run_id)  # before the replay, so nothing falls in between
         try:
@@ -219,17 +220,17 @@ class Api:
                 lambda: list(self.service.store.events(run_id, after=after)))
             for event_id, e in replay:
                 after = event_id
-                yield _sse(event_id, e)
+                yield views.event_frame(event_id, e)
             while True:
                 if sub.overflowed:
                     yield {"event": "resync", "data": json.dumps(
                         {"after": after, "reason": "this client fell behind; reconnect with "
                                                    "Last-Event-ID to catch up"})}
                     return
-                event_id, e = await sub.queue.get()
+                event_id, _, frame = await sub.queue.get()
                 if event_id > after:
                     after = event_id
-                    yield _sse(event_id, e)
+                    yield frame
         finally:
             bus.unsubscribe(sub)
 
@@ -262,11 +263,6 @@ class Api:
         if page.is_file():
             return Response(page.read_bytes(), media_type="text/html; charset=utf-8")
         return JSONResponse({"service": "ccd", "api": "/api/v1", "docs": "/docs"})
-
-
-def _sse(event_id: int, e: Any) -> dict[str, Any]:
-    return {"id": str(event_id), "event": "job" if e.job else "run",
-            "data": json.dumps(views.event_json(event_id, e))}
 
 
 def _workflow_json(row: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from ccd.model import Event
+from ccd.views import event_frame
 
 QUEUE_LIMIT = 10_000
 
@@ -21,7 +22,7 @@ class Subscription:
     """One subscriber's queue; `run_id` None means every run."""
 
     run_id: str | None
-    queue: asyncio.Queue[tuple[int, Event]] = field(
+    queue: asyncio.Queue[tuple[int, Event, bytes]] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     overflowed: bool = False
 
@@ -51,10 +52,13 @@ class Bus:
         self.published += len(batch)
         if batch:
             self.last_id = max(self.last_id, batch[-1][0])
+        if not self._subscribers:
+            return
+        frames = [(i, e, event_frame(i, e)) for i, e in batch]  # encoded once for everyone
         for sub in self._subscribers:
             if sub.overflowed:
                 continue
-            for item in batch:
+            for item in frames:
                 if sub.run_id is not None and item[1].run_id != sub.run_id:
                     continue
                 try:

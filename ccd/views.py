@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ccd.model import Event, JobStatus, Run
@@ -46,3 +47,9 @@ def event_json(event_id: int, e: Event) -> dict[str, Any]:
     return {"id": event_id, "run": e.run_id, "job": e.job, "state": e.state,
             "progress": e.progress, "time": e.time, "exit_code": e.exit_code, "pid": e.pid,
             "message": e.message}
+
+
+def event_frame(event_id: int, e: Event) -> bytes:
+    """One server-sent event, encoded once and sent to every subscriber as it is."""
+    data = json.dumps(event_json(event_id, e))
+    return f"id: {event_id}\nevent: {'job' if e.job else 'run'}\ndata: {data}\n\n".encode()

@@ -8,6 +8,7 @@ import asyncio
 from ccd import bus as bus_module
 from ccd.bus import Bus
 from ccd.model import Event
+from ccd.views import event_frame
 
 
 def event(run: str, n: int) -> tuple[int, Event]:
@@ -20,6 +21,8 @@ def test_each_subscriber_gets_its_runs_events_in_order() -> None:
         everything, only_r1 = bus.subscribe(), bus.subscribe("r1")
         bus.publish([event("r1", 1), event("r2", 2), event("r1", 3)])
         assert [everything.queue.get_nowait()[0] for _ in range(3)] == [1, 2, 3]
+        assert everything.queue.empty()
+        assert event_frame(*event("r1", 1)).startswith(b"id: 1\nevent: job\ndata: {")
         assert [only_r1.queue.get_nowait()[0] for _ in range(2)] == [1, 3]
         assert bus.last_id == 3 and bus.published == 3
 
