@@ -118,18 +118,25 @@ def create(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes,
     return Opened(run, store, resumed=False, lock=held)
 
 
-def resume(store: Store, state_dir: Path, run_id: str) -> Opened:
-    """Rebuild a run from the store, with the spec it was submitted with."""
+def resume(store: Store, state_dir: Path, run_id: str, spec: WorkflowSpec | None = None
+           ) -> Opened:
+    """Rebuild a run from the store, with the spec it was submitted with (parsed from the
+    stored text unless the caller already has it)."""
+    spec = spec or stored_spec(store, run_id)
+    run = store.load_run(run_id, spec, run_dir(state_dir, run_id) / "jobs")
+    return Opened(run, store, resumed=True)
+
+
+def stored_spec(store: Store, run_id: str) -> WorkflowSpec:
+    """The spec a run was submitted with."""
     stored = store.spec_text(run_id)
     if stored is None:
         raise RunError(f"no run {run_id!r} in {store.path}")
     source, data = stored
     try:
-        spec, _ = load_spec(source, data)
+        return load_spec(source, data)[0]
     except SpecError as e:
         raise RunError(f"the stored spec of run {run_id} no longer validates:\n{e}") from None
-    run = store.load_run(run_id, spec, run_dir(state_dir, run_id) / "jobs")
-    return Opened(run, store, resumed=True)
 
 
 async def execute(opened: Opened, *, max_jobs: int | None = None,

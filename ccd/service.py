@@ -22,7 +22,7 @@ from typing import Any
 from ccd import runs
 from ccd.bus import Bus
 from ccd.errors import CcdError, RunError
-from ccd.model import Event, JobState, JobStatus, Run
+from ccd.model import Event, JobState, JobStatus, Run, WorkflowSpec
 from ccd.scheduler import Scheduler
 from ccd.spec import SAFE_NAME, load_spec
 from ccd.store import Store, WorkflowRow
@@ -61,6 +61,7 @@ class Service:
         self.bus.last_id = self.store.last_event_id()
         self._external_seen = self.bus.last_id
         self._active: dict[str, _Active] = {}
+        self._specs: dict[str, WorkflowSpec] = {}  # recently shown runs' specs, oldest first
         self._driven: set[str] = set()  # runs whose events this process publishes itself
         self._tasks: set[asyncio.Task[None]] = set()
         self._group = asyncio.TaskGroup()
@@ -143,10 +144,16 @@ class Service:
         active = self._active.get(run_id)
         if active is not None:
             return active.opened.run
+        spec = self._specs.pop(run_id, None)
         try:
-            return runs.resume(self.store, self.state_dir, run_id).run
+            spec = spec or runs.stored_spec(self.store, run_id)
         except RunError:
             raise NotFound(f"no run {run_id!r}") from None
+        # A run's spec never changes; parsing a 10,000-job spec takes half a second.
+        self._specs[run_id] = spec
+        while len(self._specs) > 64:
+            self._specs.pop(next(iter(self._specs)))
+        return runs.resume(self.store, self.state_dir, run_id, spec).run
 
     def list_runs(self, workflow: str | None = None) -> list[dict[str, Any]]:
         """Every run, newest first, with job counts."""
