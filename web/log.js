@@ -32,7 +32,8 @@ export class LogTail {
       this.append(await first.text());
       await this.follow();
     } catch (error) {
-      if (error.name !== "AbortError") setText(this.status, `The log cannot be read: ${error.message}`);
+      if (error.name === "AbortError") return;
+      setText(this.status, `The log cannot be read: ${error.message}`);
     }
   }
 

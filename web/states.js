@@ -23,10 +23,9 @@ export function updateBadge(el, state) {
 /** A progress bar with its percentage; `updateBar` changes it in place. */
 export function bar() {
   const fill = h("span", { class: "fill" });
-  const el = h("span", { class: "bar", role: "progressbar", "aria-valuemin": 0,
-                         "aria-valuemax": 100 },
-               h("span", { class: "track" }, fill), h("span", { class: "pct" }));
-  return el;
+  return h("span", { class: "bar", role: "progressbar", "aria-label": "progress",
+                     "aria-valuemin": 0, "aria-valuemax": 100 },
+           h("span", { class: "track" }, fill), h("span", { class: "pct" }));
 }
 
 export function updateBar(el, progress, state) {

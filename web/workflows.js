@@ -8,7 +8,7 @@ import { coalesced } from "./live.js";
 import { problemList, showError, showInfo } from "./messages.js";
 import { badge, countsBar } from "./states.js";
 
-export const EXAMPLE = "workflow-example";
+const EXAMPLE = "workflow-example";
 const RECENT = 15;
 const GAP_MS = 300; // between list refreshes during a burst of events
 
@@ -16,9 +16,10 @@ const GAP_MS = 300; // between list refreshes during a burst of events
 function runsTable(runs, { workflow = true, empty }) {
   if (!runs.length) return h("p", { class: "empty" }, empty);
   const head = ["Run", workflow && "Workflow", "State", "Jobs", "Started", "Duration"];
+  const columns = head.filter(Boolean).map((c) => h("th", { scope: "col" }, c));
   return h("table", { class: "runs" },
-    h("thead", null, h("tr", null, head.filter(Boolean).map((c) => h("th", { scope: "col" }, c)))),
-    h("tbody", null, runs.map((r) => h("tr", { "data-key": `run:${r.run}`, "data-state": r.state },
+    h("thead", null, h("tr", null, columns)),
+    h("tbody", null, runs.map((r) => h("tr", { "data-key": `run:${r.run}` },
       h("th", { scope: "row" }, link(route("runs", r.run), r.run)),
       workflow && h("td", null, link(route("workflows", r.workflow), r.workflow)),
       h("td", null, badge(r.state)),
@@ -36,8 +37,8 @@ function tickDurations(root) {
   }
 }
 
-function runButton(workflow, label = "Run", cls = "primary") {
-  const el = h("button", { type: "button", class: cls, title: `Start a run of ${workflow}` },
+function runButton(workflow, label = "Run") {
+  const el = h("button", { type: "button", class: "primary", title: `Start a run of ${workflow}` },
                label);
   el.addEventListener("click", async () => {
     el.disabled = true;
@@ -84,7 +85,8 @@ class Listing {
 export class WorkflowsView extends Listing {
   constructor() {
     super();
-    this.workflowList = h("div", { class: "workflow-list" }, h("p", { class: "loading" }, "Loading…"));
+    this.workflowList = h("div", { class: "workflow-list" },
+                          h("p", { class: "loading" }, "Loading…"));
     this.recent = h("div", { class: "recent" });
     this.example = h("section", { class: "card example", "aria-labelledby": "example-title" });
     this.el = h("section", { class: "home" },
@@ -283,6 +285,7 @@ export class RunsView extends Listing {
 
   async load() {
     const runs = await this.fetch("The runs", () => get("/api/v1/runs"));
-    if (runs) keepFocus(this.list, () => fill(this.list, runsTable(runs, { empty: "No runs yet." })));
+    if (!runs) return;
+    keepFocus(this.list, () => fill(this.list, runsTable(runs, { empty: "No runs yet." })));
   }
 }
