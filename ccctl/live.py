@@ -19,9 +19,10 @@ if TYPE_CHECKING:
     from ccd.runs import Opened
     from ccd.scheduler import Scheduler
 
+# The hues of the web page and the graph (ccd/graph.py STATE_COLORS), dark enough to read.
 STYLES = {
-    "ready": "white", "running": "bold blue", "done": "green", "failed": "bold red",
-    "skipped": "dim", "cancelled": "yellow",
+    "ready": "default", "running": "bold #2f78d4", "done": "#36a150", "failed": "bold #d43d3d",
+    "skipped": "#a5a5a5", "cancelled": "#e0852a",
 }
 _ORDER = {JobState.RUNNING: 0, JobState.FAILED: 1, JobState.READY: 2, JobState.CANCELLED: 3,
           JobState.SKIPPED: 4, JobState.DONE: 5}
