@@ -42,7 +42,7 @@ class Conflict(CcdError):
 @dataclass(eq=False)
 class _Active:
     opened: runs.Opened
-    task: asyncio.Task[None]
+    task: asyncio.Task[None] | None = None
     scheduler: Scheduler | None = None
 
 
@@ -182,7 +182,7 @@ class Service:
         return len(self._active)
 
     def _drive(self, opened: runs.Opened) -> None:
-        active = _Active(opened, task=None)  # type: ignore[arg-type]
+        active = _Active(opened)
         self._active[opened.run.id] = active
         self._driven.add(opened.run.id)
 
@@ -198,7 +198,8 @@ class Service:
                 log.exception("run %s stopped by an internal error", opened.run.id)
             finally:
                 self._active.pop(opened.run.id, None)
-                self._tasks.discard(active.task)
+                if active.task is not None:
+                    self._tasks.discard(active.task)
                 opened.release()
 
         active.task = self._group.create_task(drive(), name=f"run {opened.run.id}")
