@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,9 +296,12 @@ class Service:
         while True:
             await asyncio.sleep(self._journal_poll)
             batch = []
-            for i, e in self.store.events(after=self._external_seen):
-                self._external_seen = i
-                if e.run_id not in self._driven:
-                    batch.append((i, e))
+            try:
+                for i, e in self.store.events(after=self._external_seen):
+                    self._external_seen = i
+                    if e.run_id not in self._driven:
+                        batch.append((i, e))
+            except sqlite3.Error as e:  # e.g. locked for longer than the busy timeout
+                log.warning("cannot read the journal: %s", e)
             if batch:
                 self.bus.publish(batch)

@@ -11,14 +11,18 @@ terminal) can share one database and ids stay unique and increasing.
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
+
+log = logging.getLogger("ccd.store")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -84,8 +88,10 @@ class Store:
     def __init__(self, path: Path, on_commit: Callable[[list[tuple[int, Event]]], None] | None
                  = None) -> None:
         self.path = path
-        self._db = connect(path)  # the writer thread's
-        self._reader = connect(path)
+        # Two connections: one only the writer thread uses, one for the caller's thread (reads
+        # and rare writes). A connection shared between threads would mix their transactions.
+        self._db = connect(path)
+        self._mine = connect(path)
         self._queue: queue.SimpleQueue[Event | threading.Event | None] = queue.SimpleQueue()
         self._on_commit = on_commit
         self._writer = threading.Thread(target=self._write_loop, name="ccd-store", daemon=True)
@@ -95,12 +101,12 @@ class Store:
 
     def create_run(self, run: Run, spec_text: bytes) -> None:
         """Record a new run with all its jobs, in one transaction, before anything starts."""
-        with _transaction(self._db):
-            self._db.execute(
+        with _transaction(self._mine):
+            self._mine.execute(
                 "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
                 (run.id, run.spec.name, str(run.spec.source), spec_text, run.state.value,
                  run.created, run.t0, run.t1, run.message))
-            self._db.executemany(
+            self._mine.executemany(
                 "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(run.id, s.name, i, s.state.value, s.progress, s.host, s.pid, s.exit_code,
                   s.tstart, s.tend, s.modified, s.message)
@@ -121,7 +127,7 @@ class Store:
         self._queue.put(None)
         self._writer.join()
         self._db.close()
-        self._reader.close()
+        self._mine.close()
 
     def _write_loop(self) -> None:
         db = self._db
@@ -144,13 +150,25 @@ class Store:
                 except queue.Empty:
                     break
             if batch:
-                committed = self._commit(db, batch)
+                committed = self._commit_until_it_works(db, batch)
                 if self._on_commit is not None:
                     self._on_commit(committed)
             for w in waiters:
                 w.set()
             if stop:
                 return
+
+    def _commit_until_it_works(self, db: sqlite3.Connection, batch: list[Event]
+                               ) -> list[tuple[int, Event]]:
+        """A full disk or a locked database must not lose events: keep them and retry."""
+        delay = 0.1
+        while True:
+            try:
+                return self._commit(db, batch)
+            except sqlite3.Error as e:
+                log.error("cannot write the journal (%s); retrying in %.1f s", e, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     @staticmethod
     def _commit(db: sqlite3.Connection, batch: list[Event]) -> list[tuple[int, Event]]:
@@ -192,55 +210,55 @@ class Store:
             where.append("state = 'running'")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = self._reader.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
+        rows = self._mine.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
         return [RunRow(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Jobs per state of every run."""
         out: dict[str, dict[str, int]] = {}
-        for run_id, state, n in self._reader.execute(
+        for run_id, state, n in self._mine.execute(
                 "SELECT run_id, state, count(*) FROM jobs GROUP BY run_id, state"):
             out.setdefault(run_id, {})[state] = n
         return out
 
     def last_event_id(self) -> int:
         """The newest journal id (0 for an empty journal)."""
-        row = self._reader.execute("SELECT max(id) FROM events").fetchone()
+        row = self._mine.execute("SELECT max(id) FROM events").fetchone()
         return int(row[0] or 0)
 
     # -- workflows (rare writes, on the caller's thread) ----------------------------------
 
     def put_workflow(self, row: WorkflowRow) -> None:
         """Add or replace a stored workflow."""
-        self._reader.execute("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?)",
+        self._mine.execute("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?)",
                              (row.name, row.path, row.created, row.jobs))
 
     def workflows(self) -> list[WorkflowRow]:
         """Stored workflows by name."""
-        rows = self._reader.execute("SELECT name, path, created, jobs FROM workflows"
+        rows = self._mine.execute("SELECT name, path, created, jobs FROM workflows"
                                     " ORDER BY name").fetchall()
         return [WorkflowRow(*r) for r in rows]
 
     def workflow(self, name: str) -> WorkflowRow | None:
         """One stored workflow."""
-        r = self._reader.execute("SELECT name, path, created, jobs FROM workflows WHERE name=?",
+        r = self._mine.execute("SELECT name, path, created, jobs FROM workflows WHERE name=?",
                                  (name,)).fetchone()
         return WorkflowRow(*r) if r else None
 
     def delete_workflow(self, name: str) -> None:
         """Forget a stored workflow (its runs stay)."""
-        self._reader.execute("DELETE FROM workflows WHERE name=?", (name,))
+        self._mine.execute("DELETE FROM workflows WHERE name=?", (name,))
 
     def spec_text(self, run_id: str) -> tuple[str, bytes] | None:
         """The workflow file of a run as submitted: (its path, its bytes)."""
-        row = self._reader.execute("SELECT source, spec FROM runs WHERE id=?", (run_id,)).fetchone()
+        row = self._mine.execute("SELECT source, spec FROM runs WHERE id=?", (run_id,)).fetchone()
         return (row[0], bytes(row[1])) if row else None
 
     def load_run(self, run_id: str, spec: WorkflowSpec, job_root: Path) -> Run:
         """Rebuild a run from the database (the spec comes from its stored text)."""
-        r = self._reader.execute("SELECT state, created, t0, t1, message FROM runs WHERE id=?",
+        r = self._mine.execute("SELECT state, created, t0, t1, message FROM runs WHERE id=?",
                              (run_id,)).fetchone()
-        rows = self._reader.execute(
+        rows = self._mine.execute(
             "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message"
             " FROM jobs WHERE run_id=? ORDER BY position", (run_id,)).fetchall()
         jobs = {row[0]: JobStatus(row[0], JobState(row[1]), row[2], row[3], row[4], row[5],
@@ -255,7 +273,7 @@ class Store:
         if run_id is not None:
             sql += " AND run_id = ?"
             args.append(run_id)
-        for row in self._reader.execute(sql + " ORDER BY id", args):
+        for row in self._mine.execute(sql + " ORDER BY id", args):
             yield row[0], Event(*row[1:])
 
 
