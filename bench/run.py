@@ -141,17 +141,21 @@ class Bench:
         self.runs = 0
 
     def ccd(self, yaml_path: Path) -> Sample:
-        """`ccctl run FILE --state-dir <fresh dir>`, the state dir removed afterwards."""
+        """`ccctl run FILE --state-dir <fresh dir>`.
+
+        State dirs are kept until the end and the disk is synced before every timed command:
+        deleting thousands of files (on a disk mounted with `discard`) slows the next
+        minutes' metadata operations, which would charge one side for the other's cleanup.
+        """
         self.runs += 1
         state = self.tmp / f"state-{self.runs}"
-        try:
-            return timed([CCCTL, "run", str(yaml_path), "--state-dir", str(state)],
-                         timeout=self.timeout)
-        finally:
-            shutil.rmtree(state, ignore_errors=True)
+        os.sync()
+        return timed([CCCTL, "run", str(yaml_path), "--state-dir", str(state)],
+                     timeout=self.timeout)
 
     def baseline(self, json_path: Path) -> Sample:
         """The asyncio baseline on the same DAG."""
+        os.sync()
         return timed([sys.executable, BASELINE, str(json_path)], timeout=self.timeout)
 
     def workloads(self, workloads: list[Workload]) -> dict[str, tuple[Series, Series]]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
 
 log = logging.getLogger("ccd.store")
+COMMIT_EVERY = 0.02  # seconds
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -131,8 +132,14 @@ class Store:
 
     def _write_loop(self) -> None:
         db = self._db
+        last_commit = 0.0
         while True:
             item = self._queue.get()
+            # At most one commit per COMMIT_EVERY: a busy run's events share transactions
+            # (each commit writes several WAL pages), an idle one's first event goes at once.
+            wait = last_commit + COMMIT_EVERY - time.monotonic()
+            if wait > 0 and item is not None and not isinstance(item, threading.Event):
+                time.sleep(wait)
             batch: list[Event] = []
             waiters: list[threading.Event] = []
             stop = False
@@ -151,6 +158,7 @@ class Store:
                     break
             if batch:
                 committed = self._commit_until_it_works(db, batch)
+                last_commit = time.monotonic()
                 if self._on_commit is not None:
                     self._on_commit(committed)
             for w in waiters:
