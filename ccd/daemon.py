@@ -55,6 +55,8 @@ class _JsonLines(logging.Formatter):
 def unix_listener(path: Path) -> socket.socket:
     """A listening Unix socket, mode 0600 in a 0700 directory; refuses to steal a live one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.parent.stat().st_uid != os.getuid():  # e.g. a /tmp/ccd-UID made by someone else
+        raise SystemExit(f"ccd: {path.parent} belongs to another user; refusing to serve there")
     os.chmod(path.parent, 0o700)
     if path.exists():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
