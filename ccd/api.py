@@ -33,6 +33,7 @@ from ccd.uploads import MAX_BODY, UploadError
 
 WEB = asset_dir("web")
 LOG_LIMIT = 1 << 20
+REPLAY_LIMIT = 100_000  # events sent at once to a reconnecting client; it resyncs for more
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -216,13 +217,13 @@ class Api:
         bus = self.service.bus
         sub = bus.subscribe(run_id)  # before the replay, so nothing falls in between
         try:
-            replay = await asyncio.to_thread(
-                lambda: list(self.service.store.events(run_id, after=after)))
-            for event_id, e in replay:
+            replay = await asyncio.to_thread(lambda: list(self.service.store.events(
+                run_id, after=after, limit=REPLAY_LIMIT + 1, own_connection=True)))
+            for event_id, e in replay[:REPLAY_LIMIT]:
                 after = event_id
                 yield views.event_frame(event_id, e)
             while True:
-                if sub.overflowed:
+                if sub.overflowed or len(replay) > REPLAY_LIMIT:
                     yield {"event": "resync", "data": json.dumps(
                         {"after": after, "reason": "this client fell behind; reconnect with "
                                                    "Last-Event-ID to catch up"})}

@@ -273,16 +273,23 @@ class Store:
                                   row[6], row[7], row[8], row[9]) for row in rows}
         return Run(run_id, spec, jobs, job_root, r[1], RunState(r[0]), r[2], r[3], r[4])
 
-    def events(self, run_id: str | None = None, after: int = 0) -> Iterable[tuple[int, Event]]:
-        """The journal after an event id, optionally for one run."""
+    def events(self, run_id: str | None = None, after: int = 0, limit: int = -1,
+               own_connection: bool = False) -> Iterable[tuple[int, Event]]:
+        """The journal after an event id, optionally for one run, at most `limit` entries.
+        `own_connection` for a caller on another thread (a connection is not shared)."""
         sql = ("SELECT id, run_id, job, state, progress, time, exit_code, pid, message FROM events"
                " WHERE id > ?")
         args: list[object] = [after]
         if run_id is not None:
             sql += " AND run_id = ?"
             args.append(run_id)
-        for row in self._mine.execute(sql + " ORDER BY id", args):
-            yield row[0], Event(*row[1:])
+        db = connect(self.path) if own_connection else self._mine
+        try:
+            for row in db.execute(sql + " ORDER BY id LIMIT ?", [*args, limit]):
+                yield row[0], Event(*row[1:])
+        finally:
+            if own_connection:
+                db.close()
 
 
 class _transaction:
