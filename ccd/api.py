@@ -229,7 +229,9 @@ class Api:
                                                    "Last-Event-ID to catch up"})}
                     return
                 event_id, _, frame = await sub.queue.get()
-                if event_id > after:
+                if event_id == 0:  # a notice: no journal id
+                    yield frame
+                elif event_id > after:
                     after = event_id
                     yield frame
         finally:

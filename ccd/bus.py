@@ -9,6 +9,7 @@ the journal, instead of slowing the scheduler or the other clients.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 
 from ccd.model import Event
@@ -22,7 +23,7 @@ class Subscription:
     """One subscriber's queue; `run_id` None means every run."""
 
     run_id: str | None
-    queue: asyncio.Queue[tuple[int, Event, bytes]] = field(
+    queue: asyncio.Queue[tuple[int, Event | None, bytes]] = field(
         default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     overflowed: bool = False
 
@@ -46,6 +47,17 @@ class Bus:
     @property
     def subscribers(self) -> int:
         return len(self._subscribers)
+
+    def notice(self, kind: str, data: dict[str, str]) -> None:
+        """A change outside the journal (a workflow stored or deleted) for every client of
+        the global stream. It has no id: reconnecting clients reload rather than replay."""
+        frame = f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+        for sub in self._subscribers:
+            if sub.run_id is None and not sub.overflowed:
+                try:
+                    sub.queue.put_nowait((0, None, frame))
+                except asyncio.QueueFull:
+                    sub.overflowed = True
 
     def publish(self, batch: list[tuple[int, Event]]) -> None:
         """Hand a committed batch to every subscriber (call on the event loop's thread)."""

@@ -51,7 +51,8 @@ _UPLOAD_RESPONSES = {
 }
 _SSE = {"description": "Server-sent events: `job` and `run` events whose `id` is the journal "
                        "id; reconnect with Last-Event-ID to get what was missed. A `resync` "
-                       "event asks a client that fell behind to reconnect.",
+                       "event asks a client that fell behind to reconnect. The global stream "
+                       "also says `workflow` (no id) when a workflow is stored or deleted.",
         "content": {"text/event-stream": {"schema": {"type": "string"}}}}
 _AFTER = _param("Last-Event-ID", "header", {"type": "string", "pattern": "^[0-9]{1,18}$"},
                 "Resume after this event id")

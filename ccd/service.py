@@ -258,6 +258,7 @@ class Service:
             shutil.rmtree(tmp, ignore_errors=True)
         row = WorkflowRow(name, str(version / f"{name}.yaml"), time.time(), len(spec.jobs))
         self.store.put_workflow(row)
+        self.bus.notice("workflow", {"workflow": name, "change": "stored"})
         return row
 
     def workflows(self) -> list[WorkflowRow]:
@@ -277,6 +278,7 @@ class Service:
             raise Conflict(f"workflow {name!r} has active runs: {', '.join(busy)}")
         self.store.delete_workflow(name)
         shutil.rmtree(Path(row.path).parent.parent, ignore_errors=True)
+        self.bus.notice("workflow", {"workflow": name, "change": "deleted"})
 
     def _workflow(self, name: str) -> WorkflowRow:
         row = self.store.workflow(name)

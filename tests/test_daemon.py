@@ -282,3 +282,27 @@ def test_openapi_describes_every_route_and_docs_work_offline(daemon: Daemon) -> 
     docs = httpx.get(f"{daemon.url}/docs/")
     assert docs.status_code == 200 and "swagger-ui" in docs.text.lower()
     assert "https://" not in docs.text  # no CDN: the lab may be offline
+
+
+def test_the_global_stream_says_when_a_workflow_is_stored_or_deleted(daemon: Daemon) -> None:
+    lines: list[str] = []
+
+    def listen() -> None:
+        with daemon.http() as h, h.stream("GET", "/api/v1/events") as response:
+            for line in response.iter_lines():
+                lines.append(line)
+                if '"deleted"' in line:
+                    return
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    with daemon.http() as http:
+        wait_for(lambda: http.get("/api/v1/health").json()["event_subscribers"] == 1,
+                 what="the listener")
+        upload(http, QUICK)
+        http.delete("/api/v1/workflows/quick")
+    listener.join(timeout=30)
+    notices = [json.loads(line[5:]) for line in lines if line.startswith("data:")]
+    assert notices == [{"workflow": "quick", "change": "stored"},
+                       {"workflow": "quick", "change": "deleted"}]
+    assert "event: workflow" in lines and not any(line.startswith("id:") for line in lines)

@@ -190,6 +190,18 @@ def test_an_invalid_upload_shows_the_servers_file_line_col_problems(
     expect(web.page.locator("main")).to_contain_text("No workflows yet")
 
 
+def test_a_workflow_stored_or_deleted_elsewhere_appears_without_reload(web: Web) -> None:
+    web.login()
+    expect(web.page.locator("main")).to_contain_text("No workflows yet")
+    upload(web.daemon, "workflow:\n  nodes: {a: {exec: 'true'}}\n", "from-cli")
+    row = web.page.locator('table.workflows tr[data-key="workflow:from-cli"]')
+    expect(row).to_contain_text("never run", timeout=PUSH_MS)
+    with web.daemon.http() as http:
+        assert http.delete("/api/v1/workflows/from-cli").status_code == 204
+    expect(row).to_have_count(0, timeout=PUSH_MS)
+    web.assert_not_reloaded_and_clean()
+
+
 # -- runs -------------------------------------------------------------------------------------
 
 

@@ -60,6 +60,10 @@ export class Live {
     source.onerror = () => this.dropped(source);
     source.addEventListener("job", (e) => this.deliver(e));
     source.addEventListener("run", (e) => this.deliver(e));
+    // A workflow stored or deleted elsewhere (ccctl, another page): the view reloads.
+    source.addEventListener("workflow", () => {
+      for (const fn of this.resyncListeners) fn();
+    });
     source.addEventListener("resync", () => {
       this.close();
       for (const fn of this.resyncListeners) fn();
