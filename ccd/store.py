@@ -72,10 +72,12 @@ class WorkflowRow:
     jobs: int
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (and create) the database with the settings every connection needs."""
+def connect(path: Path, busy_timeout: float = 30) -> sqlite3.Connection:
+    """Open (and create) the database with the settings every connection needs;
+    `busy_timeout` is how long a statement waits for another process's lock."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
+                         check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
@@ -87,11 +89,11 @@ class Store:
     """The state database of one state directory."""
 
     def __init__(self, path: Path, on_commit: Callable[[list[tuple[int, Event]]], None] | None
-                 = None) -> None:
+                 = None, busy_timeout: float = 30) -> None:
         self.path = path
         # Two connections: one only the writer thread uses, one for the caller's thread (reads
         # and rare writes). A connection shared between threads would mix their transactions.
-        self._db = connect(path)
+        self._db = connect(path, busy_timeout)
         self._mine = connect(path)
         self._queue: queue.SimpleQueue[Event | threading.Event | None] = queue.SimpleQueue()
         self._on_commit = on_commit
