@@ -152,6 +152,8 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
             where.append(url)
             print(f"ccd {url}/  (API {url}/api/v1, docs {url}/docs)", flush=True)
             print(f"login: {url}{'/login?code='}{logins.new_code()}", flush=True)
+        else:
+            print(f"ccd unix:{sock_path}  (no TCP port: the web page needs one)", flush=True)
         log.info("serving %s with state in %s", " and ".join(where), state)
         sd_notify("READY=1")
         await server.serve(sockets=listeners)

@@ -126,3 +126,13 @@ def test_a_run_in_a_terminal_shows_up_in_the_daemons_events(daemon: Daemon, ccct
     run_id = json.loads(proc.stdout)["run"]
     assert [(e["job"], e["state"]) for e in got if e["run"] == run_id] == [
         (None, "running"), ("a", "running"), ("a", "done"), (None, "done")]
+
+
+def test_over_tcp_with_ccd_url_and_token(daemon: Daemon, env: dict[str, str],
+                                         tmp_path: Path) -> None:
+    tcp = Ccctl({**env, "CCD_SOCKET": str(tmp_path / "none.sock"), "CCD_URL": daemon.url,
+                 "CCD_TOKEN": daemon.token})
+    assert tcp("ping").stdout.startswith(f"ccd is running at {daemon.url}")
+    wrong = Ccctl({**tcp.env, "CCD_TOKEN": "wrong"})
+    proc = wrong("list")
+    assert proc.returncode == 2 and "needs the ccd token" in proc.stderr

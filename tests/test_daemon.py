@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
 import tarfile
 import threading
@@ -306,3 +307,36 @@ def test_the_global_stream_says_when_a_workflow_is_stored_or_deleted(daemon: Dae
     assert notices == [{"workflow": "quick", "change": "stored"},
                        {"workflow": "quick", "change": "deleted"}]
     assert "event: workflow" in lines and not any(line.startswith("id:") for line in lines)
+
+
+def test_no_tcp_serves_only_the_unix_socket(env: dict[str, str], state_dir: Path,
+                                            tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    sock = Path(env["XDG_RUNTIME_DIR"]) / "elsewhere" / "my.sock"
+    proc = subprocess.Popen([sys.executable, "-m", "ccd", "--no-tcp", "--socket", str(sock),
+                             "--state-dir", str(state_dir)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == f"ccd unix:{sock}  (no TCP port: the web page needs one)\n"
+        ping = subprocess.run([sys.executable, "-m", "ccctl", "ping"], capture_output=True,
+                              text=True, env={**env, "CCD_SOCKET": str(sock)}, timeout=30)
+        assert ping.stdout.startswith(f"ccd is running at unix:{sock}")
+        listening = Path("/proc/net/tcp").read_text()
+        assert not any(
+            line.split()[9] in _socket_inodes(proc.pid) for line in listening.splitlines()[1:])
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    """The inodes of a process's sockets, to find its TCP listeners in /proc/net/tcp."""
+    out = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            out.add(target[8:-1])
+    return out
