@@ -167,7 +167,15 @@ class Scheduler:
             self._running[name] = launch
             self._per_host[job.host] += 1
             self._set(status, JobState.RUNNING)
+            await self._prepare_children(name)
         self._ready = blocked
+
+    async def _prepare_children(self, name: str) -> None:
+        """While `name` runs, let the executors ready its children that wait only for it."""
+        for child in self._children[name]:
+            job = self.run.spec.jobs[child]
+            if not job.is_join and self._waiting.get(child) == 1:
+                await self._executors[job.kind].prepare(self._launch_of(child))
 
     def _launch_of(self, name: str) -> Launch:
         run = self.run

@@ -29,6 +29,9 @@ class MemoryExecutor:
         self.running[launch.job.name] = launch.job.host
         self.most_at_once = max(self.most_at_once, len(self.running))
 
+    async def prepare(self, launch: Launch) -> None:
+        pass
+
     async def attach(self, launch: Launch) -> Observation:
         name = launch.job.name
         if name in self.already_started:

@@ -19,6 +19,10 @@ class Executor(Protocol):
     async def start(self, launch: Launch) -> None:
         """Start a job that has never started (the wrapper refuses a second start)."""
 
+    async def prepare(self, launch: Launch) -> None:
+        """Get ready for a job that will probably start soon (its directory, its script), so
+        that work is off the critical path; the job's own start repeats it if needed."""
+
     async def attach(self, launch: Launch) -> Observation:
         """After a restart: find out whether a job started, runs or ended, and watch it."""
 
