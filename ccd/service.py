@@ -45,6 +45,7 @@ class _Active:
     opened: runs.Opened
     task: asyncio.Task[None] | None = None
     scheduler: Scheduler | None = None
+    cancelled: str | None = None  # asked before the scheduler existed
 
 
 class Service:
@@ -136,8 +137,9 @@ class Service:
             run = self.run(run_id)
             raise Conflict(f"run {run_id} is {run.state.value}" if run.state.final else
                            f"run {run_id} is driven by another process; cancel it there")
+        active.cancelled = "cancelled through the API"
         if active.scheduler is not None:
-            active.scheduler.cancel("cancelled through the API")
+            active.scheduler.cancel(active.cancelled)
         return active.opened.run
 
     def run(self, run_id: str) -> Run:
@@ -189,6 +191,8 @@ class Service:
 
         def started(scheduler: Scheduler) -> None:
             active.scheduler = scheduler
+            if active.cancelled is not None:
+                scheduler.cancel(active.cancelled)
 
         async def drive() -> None:
             try:
