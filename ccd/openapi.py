@@ -98,6 +98,9 @@ def document() -> dict[str, Any]:
                                       "enum": ["running", "done", "failed", "cancelled"]},
                             "created": {"type": "number"}, "t0": _TIME, "t1": _TIME,
                             "message": {"type": "string"}, "job_root": {"type": "string"},
+                            "colors": {"type": "object", "description": "the workflow's own "
+                                       "state colours (`colors: {status: ...}`)",
+                                       "additionalProperties": {"type": "string"}},
                             "counts": {"type": "object",
                                        "additionalProperties": {"type": "integer"}},
                             "jobs": {"type": "array", "items": _ref("Job")}}},

@@ -25,6 +25,7 @@ def run_json(run: Run, resumed: bool | None = None, jobs: bool = True) -> dict[s
         "run": run.id, "workflow": run.spec.name, "state": run.state.value,
         "created": run.created, "t0": run.t0, "t1": run.t1, "message": run.message,
         "job_root": str(run.job_root),
+        "colors": run.spec.colors,
         "counts": counts(run),
     }
     if resumed is not None:

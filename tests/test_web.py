@@ -205,6 +205,26 @@ def test_a_workflow_stored_or_deleted_elsewhere_appears_without_reload(web: Web)
 # -- runs -------------------------------------------------------------------------------------
 
 
+def test_a_workflows_own_state_colours_are_the_same_in_table_and_graph(web: Web) -> None:
+    upload(web.daemon, """\
+workflow:
+  nodes: {a: {exec: 'true'}}
+colors:
+  status: {done: '#AABBCC'}
+""", "painted")
+    web.login()
+    web.open(f"#/runs/{start(web.daemon, 'painted')}")
+    badge = web.job_row("a").locator(".badge")
+    expect(badge).to_have_text("done", timeout=PUSH_MS)
+    expect(badge).to_have_css("background-color", "rgb(170, 187, 204)")
+    web.page.get_by_role("tab", name="Graph").click()
+    wait_for(lambda: web.node_fill("a") == "#aabbcc", what="the graph in the same colour")
+    web.open("#/runs")  # elsewhere the default colours come back
+    expect(web.page.locator(".badge").first).not_to_have_css("background-color",
+                                                             "rgb(170, 187, 204)")
+    web.assert_not_reloaded_and_clean()
+
+
 def test_the_example_runs_to_done_in_the_table_and_the_graph_by_push(web: Web) -> None:
     data, filename = pack(ROOT / "examples" / "workflow-example")
     with web.daemon.http() as http:

@@ -7,6 +7,7 @@
 import { get, LOGGED_OUT } from "./api.js";
 import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
+import { setPalette } from "./states.js";
 import { RunView } from "./run.js";
 import { RunsView, WorkflowView, WorkflowsView } from "./workflows.js";
 
@@ -42,6 +43,7 @@ function show() {
     return;
   }
   view?.unmount?.();
+  setPalette({}); // a run view sets its workflow's own colours again
   where = next;
   const views = { run: RunView, runs: RunsView, workflow: WorkflowView,
                   workflows: WorkflowsView };

@@ -9,7 +9,7 @@ import { GraphView } from "./graph.js";
 import { coalesced } from "./live.js";
 import { LogTail } from "./log.js";
 import { showError, showInfo } from "./messages.js";
-import { badge, bar, countsBar, isFinal, updateBadge, updateBar } from "./states.js";
+import { badge, bar, countsBar, isFinal, setPalette, updateBadge, updateBar } from "./states.js";
 
 const COLUMNS = ["Job", "State", "Progress", "Host", "Kind", "Start", "Elapsed", "Exit code"];
 const TABS = ["table", "graph"];
@@ -101,6 +101,7 @@ export class RunView {
     const pending = this.pending;
     this.pending = null;
     this.run = run;
+    setPalette(run.colors);
     this.jobs = new Map(run.jobs.map((j) => [j.name, j]));
     for (const event of pending) this.apply(event);
     this.renderHeader();

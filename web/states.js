@@ -15,8 +15,23 @@ export function badge(state) {
   return el;
 }
 
+/** The workflow's own state colours (its `colors: {status: ...}`), as the graph uses them;
+ *  set by the run view, empty elsewhere. */
+let palette = {};
+
+export function setPalette(colors) {
+  palette = colors ?? {};
+}
+
+function paint(el, state) {
+  const colour = palette[state];
+  if (colour) el.style.setProperty("--s-fill", colour);
+  else el.style.removeProperty("--s-fill");
+}
+
 export function updateBadge(el, state) {
   el.className = `badge state-${state}`;
+  paint(el, state);
   setText(el, state);
 }
 
