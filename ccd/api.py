@@ -81,7 +81,7 @@ class Api:
     # -- workflows ------------------------------------------------------------------------
 
     async def list_workflows(self, request: Request) -> Response:
-        return JSONResponse([_workflow_json(w) for w in self.service.workflows()])
+        return JSONResponse(self.service.workflows())
 
     async def upload_workflow(self, request: Request) -> Response:
         name = request.query_params.get("name") or None
@@ -118,7 +118,9 @@ class Api:
     # -- runs -----------------------------------------------------------------------------
 
     async def list_runs(self, request: Request) -> Response:
-        return JSONResponse(self.service.list_runs(request.query_params.get("workflow")))
+        q = request.query_params
+        limit = _int(q.get("limit"), "limit", -1) if "limit" in q else -1
+        return JSONResponse(self.service.list_runs(q.get("workflow"), limit))
 
     async def start_run(self, request: Request) -> Response:
         workflow = request.query_params.get("workflow")

@@ -80,7 +80,9 @@ def document() -> dict[str, Any]:
                              "properties": {"name": _NAME, "jobs": {"type": "integer"},
                                             "created": {"type": "number"},
                                             "path": {"type": "string"},
-                                            "yaml": {"type": "string"}}},
+                                            "yaml": {"type": "string"},
+                                            "runs": {"type": "integer"},
+                                            "last_run": {"type": ["object", "null"]}}},
                 "Job": {"type": "object", "required": ["name", "state", "progress"],
                         "properties": {
                             "name": {"type": "string"}, "state": _STATE,
@@ -159,7 +161,10 @@ def document() -> dict[str, Any]:
             "/api/v1/runs": {
                 "get": {"summary": "Runs, newest first", "operationId": "listRuns",
                         "parameters": [_param("workflow", "query", {"type": "string"},
-                                              "Only runs of this workflow")],
+                                              "Only runs of this workflow"),
+                                       _param("limit", "query", {"type": "integer",
+                                                                 "minimum": 0},
+                                              "At most this many, the newest")],
                         "responses": {"200": _json({"type": "array", "items": _ref("Run")},
                                                    "Runs without their jobs")}},
                 "post": {"summary": "Start a run of a stored workflow", "operationId": "startRun",

@@ -158,13 +158,12 @@ class Service:
             self._specs.pop(next(iter(self._specs)))
         return runs.resume(self.store, self.state_dir, run_id, spec).run
 
-    def list_runs(self, workflow: str | None = None) -> list[dict[str, Any]]:
-        """Every run, newest first, with job counts."""
-        counts = self.store.counts()
+    def list_runs(self, workflow: str | None = None, limit: int = -1) -> list[dict[str, Any]]:
+        """Runs, newest first (at most `limit`), with job counts."""
+        rows = self.store.runs(workflow=workflow, limit=limit)
+        counts = self.store.counts([row.id for row in rows])
         out = []
-        for row in self.store.runs():
-            if workflow is not None and row.workflow != workflow:
-                continue
+        for row in rows:
             active = self._active.get(row.id)
             state = active.opened.run.state.value if active else row.state.value
             out.append({"run": row.id, "workflow": row.workflow, "state": state,
@@ -265,8 +264,17 @@ class Service:
         self.bus.notice("workflow", {"workflow": name, "change": "stored"})
         return row
 
-    def workflows(self) -> list[WorkflowRow]:
-        return self.store.workflows()
+    def workflows(self) -> list[dict[str, Any]]:
+        """Stored workflows, each with how many runs it has and its newest run."""
+        summaries = self.store.run_summaries()
+        out = []
+        for w in self.store.workflows():
+            n, last = summaries.get(w.name, (0, None))
+            out.append({"name": w.name, "jobs": w.jobs, "created": w.created, "path": w.path,
+                        "runs": n, "last_run": None if last is None else {
+                            "run": last.id, "state": last.state.value, "created": last.created,
+                            "t0": last.t0}})
+        return out
 
     def workflow(self, name: str) -> tuple[WorkflowRow, bytes]:
         """A stored workflow and its YAML text."""

@@ -209,27 +209,43 @@ class Store:
 
     # -- reading --------------------------------------------------------------------------
 
-    def runs(self, source: str | None = None, unfinished: bool = False) -> list[RunRow]:
-        """Runs, newest first; optionally of one workflow file, optionally only unfinished."""
+    def runs(self, source: str | None = None, unfinished: bool = False,
+             workflow: str | None = None, limit: int = -1) -> list[RunRow]:
+        """Runs, newest first: of one workflow file or name, only unfinished, at most `limit`."""
         sql = "SELECT id, workflow, source, state, created, t0, t1, message FROM runs"
         where, args = [], []
-        if source is not None:
-            where.append("source = ?")
-            args.append(source)
+        for column, value in (("source", source), ("workflow", workflow)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
         if unfinished:
             where.append("state = 'running'")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = self._mine.execute(sql + " ORDER BY created DESC, id DESC", args).fetchall()
+        rows = self._mine.execute(sql + " ORDER BY created DESC, id DESC LIMIT ?",
+                                  [*args, limit]).fetchall()
         return [RunRow(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
 
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Jobs per state of every run."""
+    def counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Jobs per state of the given runs."""
         out: dict[str, dict[str, int]] = {}
-        for run_id, state, n in self._mine.execute(
-                "SELECT run_id, state, count(*) FROM jobs GROUP BY run_id, state"):
-            out.setdefault(run_id, {})[state] = n
+        for start in range(0, len(run_ids), 500):  # SQLite caps the number of parameters
+            chunk = run_ids[start:start + 500]
+            for run_id, state, n in self._mine.execute(
+                    "SELECT run_id, state, count(*) FROM jobs WHERE run_id IN "
+                    f"({','.join('?' * len(chunk))}) GROUP BY run_id, state", chunk):
+                out.setdefault(run_id, {})[state] = n
         return out
+
+    def run_summaries(self) -> dict[str, tuple[int, RunRow]]:
+        """Per workflow name: how many runs it has, and its newest."""
+        rows = self._mine.execute(
+            "SELECT r.id, r.workflow, r.source, r.state, r.created, r.t0, r.t1, r.message, c.n"
+            " FROM runs r JOIN (SELECT workflow, count(*) AS n, max(created) AS newest"
+            " FROM runs GROUP BY workflow) c ON r.workflow = c.workflow"
+            " AND r.created = c.newest").fetchall()
+        return {r[1]: (r[8], RunRow(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7]))
+                for r in rows}
 
     def last_event_id(self) -> int:
         """The newest journal id (0 for an empty journal)."""

@@ -340,3 +340,17 @@ def _socket_inodes(pid: int) -> set[str]:
         if target.startswith("socket:["):
             out.add(target[8:-1])
     return out
+
+
+def test_workflows_carry_their_run_count_and_runs_can_be_limited(daemon: Daemon) -> None:
+    with daemon.http() as http:
+        upload(http, QUICK)
+        upload(http, QUICK, name="other")
+        first = run_to_end(http, "quick")["run"]
+        second = run_to_end(http, "quick")["run"]
+        listed = {w["name"]: w for w in http.get("/api/v1/workflows").json()}
+        assert listed["quick"]["runs"] == 2 and listed["quick"]["last_run"]["run"] == second
+        assert listed["other"]["runs"] == 0 and listed["other"]["last_run"] is None
+        assert [r["run"] for r in http.get("/api/v1/runs").json()] == [second, first]
+        newest = http.get("/api/v1/runs", params={"limit": 1}).json()
+        assert [r["run"] for r in newest] == [second] and newest[0]["counts"] == {"done": 4}

@@ -10,6 +10,7 @@ import { badge, countsBar } from "./states.js";
 
 const EXAMPLE = "workflow-example";
 const RECENT = 15;
+const ALL_RUNS = 1000;
 const GAP_MS = 300; // between list refreshes during a burst of events
 
 /** Runs as a table; `workflow` false leaves out the workflow column. */
@@ -103,41 +104,35 @@ export class WorkflowsView extends Listing {
   async load() {
     const [workflows, runs] = await Promise.all([
       this.fetch("The workflows", () => get("/api/v1/workflows")),
-      this.fetch("The runs", () => get("/api/v1/runs")),
+      this.fetch("The runs", () => get(`/api/v1/runs?limit=${RECENT}`)),
     ]);
     if (!workflows || !runs) return;
     this.known = new Set(workflows.map((w) => w.name));
     keepFocus(this.el, () => {
-      fill(this.workflowList, workflowTable(workflows, runs));
-      fill(this.recent, runsTable(runs.slice(0, RECENT), {
+      fill(this.workflowList, workflowTable(workflows));
+      fill(this.recent, runsTable(runs, {
         empty: "No runs yet: press Run on a workflow." }));
       fillExample(this.example, this.known.has(EXAMPLE));
     });
   }
 }
 
-function workflowTable(workflows, runs) {
+function workflowTable(workflows) {
   if (!workflows.length) {
     return h("p", { class: "empty" }, "No workflows yet. Upload a workflow YAML file, or a ",
       ".tar.gz holding the YAML and its scripts. ", h("code", null, "make run"),
       " starts ccd with the example uploaded.");
   }
-  const byWorkflow = new Map();
-  for (const run of runs) {
-    if (!byWorkflow.has(run.workflow)) byWorkflow.set(run.workflow, []);
-    byWorkflow.get(run.workflow).push(run);
-  }
   return h("table", { class: "workflows" },
     h("thead", null, h("tr", null, ["Workflow", "Jobs", "Uploaded", "Runs", "Last run", ""]
       .map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", null, workflows.map((w) => {
-      const own = byWorkflow.get(w.name) ?? [];
-      const last = own[0];
+      const last = w.last_run; // the server counts the runs: the list of runs may be long
       return h("tr", { "data-key": `workflow:${w.name}` },
         h("th", { scope: "row" }, link(route("workflows", w.name), w.name)),
         h("td", { class: "num" }, w.jobs),
         h("td", { class: "time", title: fullTime(w.created) }, when(w.created)),
-        h("td", { class: "num" }, own.length),
+        h("td", { class: "num" }, w.runs),
         h("td", null, last ? h("span", { class: "last-run" }, badge(last.state), " ",
           link(route("runs", last.run), when(last.t0 ?? last.created))) : "never run"),
         h("td", { class: "actions" }, runButton(w.name)));
@@ -284,8 +279,10 @@ export class RunsView extends Listing {
   }
 
   async load() {
-    const runs = await this.fetch("The runs", () => get("/api/v1/runs"));
+    const runs = await this.fetch("The runs", () => get(`/api/v1/runs?limit=${ALL_RUNS}`));
     if (!runs) return;
-    keepFocus(this.list, () => fill(this.list, runsTable(runs, { empty: "No runs yet." })));
+    keepFocus(this.list, () => fill(this.list, runsTable(runs, { empty: "No runs yet." }),
+      runs.length === ALL_RUNS ? h("p", { class: "hint" }, `The newest ${ALL_RUNS} runs; `,
+        h("code", null, "ccctl list"), " shows them all.") : null));
   }
 }
