@@ -338,3 +338,33 @@ def test_venv_env_and_cwd_shape_the_jobs_environment(tmp_path: Path, ccctl: Ccct
     assert log.read_text().splitlines() == [
         str(tmp_path / "env"), str(tmp_path / "env" / "bin" / "python"), "hello there",
         str(tmp_path / "sub")]
+
+
+def test_second_ctrl_c_leaves_jobs_running_and_the_next_run_adopts_them(
+        tmp_path: Path, ccctl: Ccctl) -> None:
+    counter = tmp_path / "counter"
+    stubborn = 'trap "" TERM; echo gate >> counter; while [ ! -f release ]; do sleep 0.02; done'
+    wf = write(tmp_path / "stubborn.yaml", f"""\
+        workflow:
+          nodes:
+            gate: {{exec: '{stubborn}'}}
+          dependencies: []
+        """)
+    with ccctl.start("run", wf) as proc:
+        try:
+            wait_for(lambda: counter.exists() and "gate" in counter.read_text(),
+                     what="gate to run")
+            proc.send_signal(signal.SIGINT)
+            assert proc.stderr is not None
+            wait_for(lambda: "cancelling" in proc.stderr.readline(), what="the first Ctrl-C")
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130
+    assert "left run" in err and "run the same command again to resume it" in err
+    (tmp_path / "release").touch()
+    again = ccctl("run", wf, "--json")
+    assert again.returncode == 0, again.stderr
+    assert "resuming" in again.stderr
+    assert counter.read_text().split() == ["gate"]  # adopted, never restarted
