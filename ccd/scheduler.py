@@ -123,6 +123,11 @@ class Scheduler:
                     status.tstart = obs.tstart
                     self._set(status, JobState.RUNNING, pid=obs.pid)
                 self._observe(status, obs)
+            elif status.state is JobState.RUNNING:
+                # Recorded as started, but its wrapper never claimed it (the process died
+                # in between): start it. Should that wrapper still claim it first, the new
+                # one stands down and the executor follows the old one.
+                self._set(status, JobState.READY, message="starting again: it never began")
         for name, status in self.run.jobs.items():
             if status.state is JobState.READY:
                 parents = [self.run.jobs[p].state for p in self._parents[name]]

@@ -184,3 +184,19 @@ def test_every_change_is_an_event_and_the_run_ends_with_one() -> None:
     assert [(e.job, e.state) for e in h.events] == [
         (None, "running"), ("a", "running"), ("a", "failed"), (None, "failed")]
     assert h.events[2].exit_code == 2 and h.events[2].message == "exit code 2"
+
+
+def test_a_job_recorded_as_running_that_never_began_is_started() -> None:
+    run = make_run([JobSpec("a", exec="x")], [])
+    run.jobs["a"].state = JobState.RUNNING  # the database says so; no wrapper ever claimed it
+    h = Harness(run, max_jobs=1)
+
+    async def scenario() -> RunState:
+        task = asyncio.create_task(h.scheduler.run_to_end())
+        await h.until(lambda: h.executor is not None and "a" in h.executor.running)
+        assert h.executor is not None
+        h.executor.finish("a")
+        return await task
+
+    assert asyncio.run(scenario()) is RunState.DONE
+    assert h.executor is not None and h.executor.started == ["a"]
