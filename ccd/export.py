@@ -51,6 +51,8 @@ def _extensions(job: JobSpec) -> list[str]:
     out = []
     if job.timeout is not None:
         out.append(f"      timeout: {job.timeout:g}")
+    if job.retries:
+        out.append(f"      retries: {job.retries}")
     if job.env:
         out.append("      env:")
         out.extend(f"        {k}: {json.dumps(v)}" for k, v in job.env)

@@ -60,6 +60,7 @@ class JobSpec:
     env: tuple[tuple[str, str], ...] = ()
     cwd: str | None = None
     timeout: float | None = None  # seconds
+    retries: int = 0  # attempts after a failure (a timeout counts as one)
 
     @property
     def is_join(self) -> bool:

@@ -60,6 +60,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._cancel_reason: str | None = None
         self._unfinished = sum(not s.state.final for s in run.jobs.values())
+        self._failed_attempts: list[tuple[str, str, int]] = []  # jobs that may try again
 
     def notify(self) -> None:
         """Wake the loop now (a job ended, or cancel was asked)."""
@@ -81,6 +82,7 @@ class Scheduler:
                 run.t0 = self._clock()
                 self._emit_run()
             await self._recover()
+            await self._retry_or_fail()
             await self._launch()
             while not self._all_final():
                 timeout = self._tick if self._running else None
@@ -93,6 +95,7 @@ class Scheduler:
                 if self._cancel_reason is not None:
                     await self._cancel_all()
                 await self._poll()
+                await self._retry_or_fail()
                 await self._enforce_deadlines()
                 await self._launch()
         finally:
@@ -214,13 +217,36 @@ class Scheduler:
         if stopping is not None and self._cancel_reason is not None:
             self._set(status, JobState.CANCELLED, progress=progress, message=stopping[0])
             self._skip_descendants_of(name)
-        elif stopping is not None:
-            self._fail(status, stopping[0], progress)
-        elif obs.exit_code == 0:
+        elif obs.exit_code == 0 and stopping is None:
             self._set(status, JobState.DONE, progress=100)
             self._release_children(name)
         else:
-            self._fail(status, obs.message or f"exit code {obs.exit_code}", progress)
+            reason = stopping[0] if stopping else obs.message or f"exit code {obs.exit_code}"
+            if job.retries:
+                self._failed_attempts.append((name, reason, progress))
+            else:
+                self._fail(status, reason, progress)
+
+    async def _retry_or_fail(self) -> None:
+        """A failed job with `retries` left is set aside and made ready again."""
+        while self._failed_attempts:
+            name, reason, progress = self._failed_attempts.pop(0)
+            status, job = self.run.jobs[name], self.run.spec.jobs[name]
+            launch = self._launch_of(name)
+            executor = self._executors[job.kind]
+            before = await executor.attempts(launch)
+            of = f"attempt {before + 1} of {job.retries + 1}"
+            if self._cancel_reason is not None or before >= job.retries:
+                self._fail(status, f"{reason} ({of})", progress)
+                continue
+            try:
+                await executor.archive(launch)
+            except ExecutorError as e:
+                self._fail(status, f"{reason}; {e}", progress)
+                continue
+            status.tstart = status.tend = status.exit_code = status.pid = None
+            self._set(status, JobState.READY, progress=0, message=f"{reason} ({of}); trying again")
+            self._ready.append(name)
 
     def _release_children(self, name: str) -> None:
         for child in self._children[name]:

@@ -9,8 +9,8 @@ The format is cloudmesh-cc's (the paper, sections 5.1-5.5):
         - start,fetch-data,end      # a chain; parallel branches are several chains
     colors: {status: {done: '#CCFFCC'}}
 
-plus optional extensions: per node `env`, `cwd`, `timeout`; a top-level `hosts:` inventory
-with `max_jobs`. Fields cloudmesh-cc writes into saved workflows are accepted and ignored;
+plus optional extensions: per node `env`, `cwd`, `timeout`, `retries`; a top-level `hosts:`
+inventory with `max_jobs`. Fields cloudmesh-cc writes into saved workflows are accepted and ignored;
 any other unknown field is a warning, not an error, so files written for cloudmesh-cc load
 unchanged.
 """
@@ -36,7 +36,7 @@ _CLOUDMESH_FIELDS = frozenset((
     "format", "label_format", "number", "directory", "filename", "instance", "parent",
     "pid", "created", "modified", "tstart", "tend", "workflow_name", "experiment",
 ))
-_NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout",
+_NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
                           *_STRING_FIELDS))
 
 
@@ -201,6 +201,8 @@ def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
             fields["progress"] = c.number(v, "progress", Scalar.as_int, 0, 100) or 0
         elif field == "timeout":
             fields["timeout"] = c.number(v, "timeout (seconds)", Scalar.as_float, 0.001)
+        elif field == "retries":
+            fields["retries"] = c.number(v, "retries", Scalar.as_int, 0, 100) or 0
         elif field == "env":
             fields["env"] = _env(c, v)
         elif field not in _CLOUDMESH_FIELDS:

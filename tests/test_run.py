@@ -368,3 +368,60 @@ def test_second_ctrl_c_leaves_jobs_running_and_the_next_run_adopts_them(
     assert again.returncode == 0, again.stderr
     assert "resuming" in again.stderr
     assert counter.read_text().split() == ["gate"]  # adopted, never restarted
+
+
+def test_retries_run_a_failing_job_again_and_keep_each_attempt(tmp_path: Path,
+                                                             ccctl: Ccctl) -> None:
+    # Fails on its first two attempts, succeeds on the third.
+    wf = write(tmp_path / "r.yaml", """\
+        workflow:
+          nodes:
+            flaky:
+              exec: 'echo try >> tries; echo "attempt $(wc -l < tries)"; [ $(wc -l < tries) -ge 3 ]'
+              retries: 2
+            after: {exec: 'true'}
+          dependencies: ['flaky,after']
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 0, proc.stdout
+    jobs = result(proc)
+    assert jobs["flaky"]["state"] == jobs["after"]["state"] == "done"
+    root = Path(jobs[""]["job_root"])  # type: ignore[arg-type]
+    assert [(root / d / "log").read_text() for d in ("flaky@1", "flaky@2", "flaky")] == [
+        "attempt 1\n", "attempt 2\n", "attempt 3\n"]
+
+
+def test_retries_run_out(tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "r.yaml", """\
+        workflow:
+          nodes:
+            broken: {exec: 'echo try >> tries; exit 4', retries: 1}
+          dependencies: []
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 1
+    assert result(proc)["broken"]["message"] == "exit code 4 (attempt 2 of 2)"
+    assert (tmp_path / "tries").read_text().split() == ["try", "try"]
+
+
+def test_kill_9_between_attempts_runs_no_attempt_twice(tmp_path: Path, ccctl: Ccctl) -> None:
+    # The second attempt waits for a file; ccctl is killed while it waits.
+    second_waits = ("echo try >> tries; [ $(wc -l < tries) -ge 2 ] || exit 1; "
+                    "while [ ! -f release ]; do sleep 0.02; done")
+    wf = write(tmp_path / "r.yaml", f"""\
+        workflow:
+          nodes:
+            flaky: {{exec: '{second_waits}', retries: 3}}
+          dependencies: []
+        """)
+    tries = tmp_path / "tries"
+    with ccctl.start("run", wf) as proc:
+        try:
+            wait_for(lambda: tries.exists() and len(tries.read_text().split()) == 2,
+                     what="the second attempt")
+        finally:
+            proc.kill()
+    (tmp_path / "release").touch()
+    again = ccctl("run", wf, "--json")
+    assert again.returncode == 0, again.stderr
+    assert tries.read_text().split() == ["try", "try"]  # the second attempt was adopted

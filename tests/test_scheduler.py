@@ -23,6 +23,7 @@ class MemoryExecutor:
         self.most_at_once = 0
         self.cancelled: list[str] = []
         self.already_started = already_started
+        self.set_aside: list[str] = []
 
     async def start(self, launch: Launch) -> None:
         self.started.append(launch.job.name)
@@ -31,6 +32,13 @@ class MemoryExecutor:
 
     async def prepare(self, launch: Launch) -> None:
         pass
+
+    async def attempts(self, launch: Launch) -> int:
+        return self.set_aside.count(launch.job.name)
+
+    async def archive(self, launch: Launch) -> None:
+        self.set_aside.append(launch.job.name)
+        del self.exit_codes[launch.job.name]
 
     async def attach(self, launch: Launch) -> Observation:
         name = launch.job.name
@@ -200,3 +208,41 @@ def test_a_job_recorded_as_running_that_never_began_is_started() -> None:
 
     assert asyncio.run(scenario()) is RunState.DONE
     assert h.executor is not None and h.executor.started == ["a"]
+
+
+def test_a_failed_job_with_retries_is_set_aside_and_started_again() -> None:
+    run = make_run([JobSpec("flaky", exec="x", retries=2), JobSpec("after", exec="x")],
+                   [("flaky", "after")])
+    h = Harness(run, max_jobs=1)
+
+    async def scenario() -> RunState:
+        task = asyncio.create_task(h.scheduler.run_to_end())
+        for code in (1, 1, 0):  # fails twice, then succeeds
+            await h.until(lambda: h.executor is not None and "flaky" in h.executor.running)
+            assert h.executor is not None
+            h.executor.finish("flaky", code)
+        await h.until(lambda: h.executor is not None and "after" in h.executor.running)
+        h.executor.finish("after")
+        return await task
+
+    assert asyncio.run(scenario()) is RunState.DONE
+    assert h.executor is not None and h.executor.set_aside == ["flaky", "flaky"]
+    messages = [e.message for e in h.events if e.job == "flaky" and e.state == "ready"]
+    assert messages == ["exit code 1 (attempt 1 of 3); trying again",
+                        "exit code 1 (attempt 2 of 3); trying again"]
+
+
+def test_retries_run_out_and_the_job_fails_with_its_last_reason() -> None:
+    run = make_run([JobSpec("flaky", exec="x", retries=1)], [])
+    h = Harness(run, max_jobs=1)
+
+    async def scenario() -> RunState:
+        task = asyncio.create_task(h.scheduler.run_to_end())
+        for _ in range(2):
+            await h.until(lambda: h.executor is not None and "flaky" in h.executor.running)
+            assert h.executor is not None
+            h.executor.finish("flaky", 7)
+        return await task
+
+    assert asyncio.run(scenario()) is RunState.FAILED
+    assert run.jobs["flaky"].message == "exit code 7 (attempt 2 of 2)"

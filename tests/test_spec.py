@@ -208,6 +208,8 @@ def test_a_job_depending_on_itself_is_a_cycle(tmp_path: Path) -> None:
      "1:30: exec must be a string, not a list"),
     ("workflow:\n  nodes:\n    a: {exec: 'x'\n", "4:1: invalid YAML: while parsing a flow mapping "
      "did not find expected ',' or '}'"),
+    ("workflow: {nodes: {a: {exec: 'x', retries: -1}}}\n",
+     "1:44: retries must be an integer from 0 to 100, not '-1'"),
     ("workflow: {nodes: {'a b': {exec: 'true'}}}\n",
      "1:20: node name 'a b' is not safe as a file name"),
 ])

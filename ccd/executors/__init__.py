@@ -23,6 +23,12 @@ class Executor(Protocol):
         """Get ready for a job that will probably start soon (its directory, its script), so
         that work is off the critical path; the job's own start repeats it if needed."""
 
+    async def attempts(self, launch: Launch) -> int:
+        """How many failed attempts of the job were set aside (for `retries`)."""
+
+    async def archive(self, launch: Launch) -> None:
+        """Set the job's ended attempt aside (directory, log, status) so it can start again."""
+
     async def attach(self, launch: Launch) -> Observation:
         """After a restart: find out whether a job started, runs or ended, and watch it."""
 

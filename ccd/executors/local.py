@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import os
 import shutil
 import signal
@@ -77,6 +78,23 @@ class LocalExecutor:
         costs up to a millisecond on a busy disk)."""
         with contextlib.suppress(OSError):  # start() will try again and report it
             launch.job_dir.mkdir(parents=True, exist_ok=True)
+
+    async def attempts(self, launch: Launch) -> int:
+        """Attempts set aside are the directories `<job>@1`, `<job>@2`, ... beside the job's
+        (`@` cannot appear in a job name)."""
+        pattern = f"{glob.escape(launch.job.name)}@*"
+        return sum(1 for _ in launch.job_dir.parent.glob(pattern))
+
+    async def archive(self, launch: Launch) -> None:
+        """Rename the job's directory to `<job>@N`: atomic, so a crash leaves either the
+        ended attempt in place (it is set aside again) or a fresh start."""
+        n = await self.attempts(launch) + 1
+        self._unwatch(launch.job_dir)
+        try:
+            os.rename(launch.job_dir, launch.job_dir.with_name(f"{launch.job.name}@{n}"))
+        except OSError as e:
+            raise ExecutorError(f"cannot set attempt {n} of {launch.job.name!r} aside: {e}"
+                                ) from e
 
     async def attach(self, launch: Launch) -> Observation:
         """Re-attach after a restart by the status file; never starts anything."""
