@@ -19,8 +19,6 @@ MAX_DEPTH = 64
 MAX_EVENTS = 2_000_000
 
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
-_TRUE = frozenset(("true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"))
-_FALSE = frozenset(("false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"))
 _INT = re.compile(r"[-+]?[0-9]+")
 _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
 
@@ -46,11 +44,6 @@ class Scalar:
         """The number it spells, or None."""
         return float(self.text) if not self.quoted and _FLOAT.fullmatch(self.text) else None
 
-    def as_bool(self) -> bool | None:
-        """The boolean it spells (YAML 1.1 words too, as PyYAML-based cloudmesh-cc reads them)."""
-        if self.quoted:
-            return None
-        return True if self.text in _TRUE else False if self.text in _FALSE else None
 
 
 @dataclass(slots=True)
