@@ -93,23 +93,24 @@ class Api:
             raise UploadError("empty upload: send a YAML file, a .tar/.tar.gz, or a multipart "
                               "form with a `file` field")
         row = self.service.add_workflow(data, filename or archive or "workflow.yaml", name)
-        return JSONResponse(_workflow_json(row), 201)
+        return JSONResponse(views.workflow_json(row), 201)
 
     async def get_workflow(self, request: Request) -> Response:
         row, text = self.service.workflow(request.path_params["name"])
-        return JSONResponse({**_workflow_json(row), "yaml": text.decode("utf-8", "replace")})
+        return JSONResponse({**views.workflow_json(row), "yaml": text.decode("utf-8", "replace")})
 
     async def put_job(self, request: Request) -> Response:
         fields = await _json_body(request)
         if not isinstance(fields, dict):
             raise UploadError("the body must be a JSON object of job fields", 422)
         p = request.path_params
-        return JSONResponse(_workflow_json(self.service.edit_workflow(p["name"], p["job"],
+        return JSONResponse(views.workflow_json(self.service.edit_workflow(p["name"], p["job"],
                                                                       fields)))
 
     async def delete_job(self, request: Request) -> Response:
         p = request.path_params
-        return JSONResponse(_workflow_json(self.service.edit_workflow(p["name"], p["job"], None)))
+        row = self.service.edit_workflow(p["name"], p["job"], None)
+        return JSONResponse(views.workflow_json(row))
 
     async def delete_workflow(self, request: Request) -> Response:
         self.service.delete_workflow(request.path_params["name"])
@@ -268,10 +269,6 @@ class Api:
         if page.is_file():
             return Response(page.read_bytes(), media_type="text/html; charset=utf-8")
         return JSONResponse({"service": "ccd", "api": "/api/v1", "docs": "/docs"})
-
-
-def _workflow_json(row: Any) -> dict[str, Any]:
-    return {"name": row.name, "jobs": row.jobs, "created": row.created, "path": row.path}
 
 
 def _int(value: str | None, what: str, default: int) -> int:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ccd import runs
+from ccd import runs, views
 from ccd.bus import Bus
 from ccd.errors import CcdError, RunError
 from ccd.model import Event, JobState, JobStatus, Run, WorkflowSpec
@@ -270,10 +270,9 @@ class Service:
         out = []
         for w in self.store.workflows():
             n, last = summaries.get(w.name, (0, None))
-            out.append({"name": w.name, "jobs": w.jobs, "created": w.created, "path": w.path,
-                        "runs": n, "last_run": None if last is None else {
-                            "run": last.id, "state": last.state.value, "created": last.created,
-                            "t0": last.t0}})
+            newest = None if last is None else {"run": last.id, "state": last.state.value,
+                                                "created": last.created, "t0": last.t0}
+            out.append({**views.workflow_json(w), "runs": n, "last_run": newest})
         return out
 
     def workflow(self, name: str) -> tuple[WorkflowRow, bytes]:

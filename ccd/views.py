@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccd.model import Event, JobStatus, Run
+
+if TYPE_CHECKING:  # the store pulls in sqlite3, which `ccctl status` does not need
+    from ccd.store import WorkflowRow
 
 
 def job_json(status: JobStatus, run: Run) -> dict[str, Any]:
@@ -54,3 +57,8 @@ def event_frame(event_id: int, e: Event) -> bytes:
     """One server-sent event, encoded once and sent to every subscriber as it is."""
     data = json.dumps(event_json(event_id, e))
     return f"id: {event_id}\nevent: {'job' if e.job else 'run'}\ndata: {data}\n\n".encode()
+
+
+def workflow_json(row: WorkflowRow) -> dict[str, Any]:
+    """A stored workflow as the API shows it."""
+    return {"name": row.name, "jobs": row.jobs, "created": row.created, "path": row.path}

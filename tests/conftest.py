@@ -129,9 +129,10 @@ def daemon(env: dict[str, str], state_dir: Path) -> Iterator[Daemon]:
 
 def kill_jobs(state_dir: Path) -> None:
     """End every job a test left running (they live in their own sessions)."""
+    from ccd.executors.protocol import parse_status
+
     for status in state_dir.glob("runs/*/jobs/*/status"):
-        pid = next((int(line[4:]) for line in status.read_text().splitlines()
-                    if line.startswith("pid=") and line[4:].isdigit()), None)
+        pid = parse_status(status.read_text()).pid
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
