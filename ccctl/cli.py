@@ -208,7 +208,8 @@ def _dot_of(target: str, state_dir: Path | None) -> str:
 
 def _graph_from_daemon(run_id: str) -> str | None:
     """The run's DOT from the daemon; None when no daemon is running."""
-    from ccctl.client import Client, ClientError
+    from ccctl.client import Client
+    from ccd.errors import ClientError
 
     try:
         with Client() as client:
@@ -227,8 +228,8 @@ JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output")
 @contextlib.contextmanager
 def _daemon() -> Iterator[Client]:
     """A client of the running daemon; its errors become one line and an exit code."""
-    from ccctl.client import Client, ClientError
-    from ccd.errors import SpecError
+    from ccctl.client import Client
+    from ccd.errors import ClientError, SpecError
 
     try:
         with Client() as client:

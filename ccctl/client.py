@@ -17,17 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from ccd.errors import CcdError
+from ccd.errors import ClientError
 from ccd.settings import default_socket
-
-
-class ClientError(CcdError):
-    """The daemon refused a request (`status` is the HTTP status) or cannot be reached
-    (`status` is None)."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class Response:

@@ -136,7 +136,7 @@ class Board:
                 self._out.print(table)
         style = STYLES[run.state.value]
         self._err.print(f"run {run.id} [{style}]{run.state.value}[/] in {took}: {self._counts()}"
-                        f"\njob directories: {run.job_root}", highlight=False)
+                        f"\nits files: {run.run_dir}", highlight=False)
 
 
 class Display(Board):
@@ -154,6 +154,7 @@ class Display(Board):
         import signal
 
         from ccd import runs
+        from ccd.hosts import Hosts
 
         self._intro()
         loop = asyncio.get_running_loop()
@@ -171,13 +172,13 @@ class Display(Board):
 
         loop.add_signal_handler(signal.SIGINT, on_sigint)
         try:
-            if self.live:
-                with self.live_view():
-                    state = await runs.execute(self.opened, max_jobs=max_jobs,
+            async with Hosts(max_jobs) as hosts:
+                if self.live:
+                    with self.live_view():
+                        state = await runs.execute(self.opened, hosts, started=self._started)
+                else:
+                    state = await runs.execute(self.opened, hosts, on_event=self.on_event,
                                                started=self._started)
-            else:
-                state = await runs.execute(self.opened, max_jobs=max_jobs,
-                                           on_event=self.on_event, started=self._started)
         except asyncio.CancelledError:
             raise KeyboardInterrupt from None
         finally:

@@ -9,9 +9,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ccctl.client import Client, ClientError
+import msgspec
+
+from ccctl.client import Client
 from ccctl.live import Board
-from ccd.model import Event, JobSpec, JobState, JobStatus, Run, RunState, WorkflowSpec
+from ccd.errors import ClientError
+from ccd.model import (
+    Event,
+    JobSpec,
+    JobState,
+    JobStatus,
+    Run,
+    RunState,
+    WorkflowSpec,
+    apply,
+)
 
 T = TypeVar("T")
 
@@ -23,34 +35,11 @@ def run_from_json(data: dict[str, Any]) -> Run:
     spec = WorkflowSpec(data["workflow"], Path(data["workflow"]), jobs, ())
     statuses = {j["name"]: JobStatus(j["name"], JobState(j["state"]), j["progress"], j["host"],
                                      j.get("pid"), j.get("exit_code"), j.get("tstart"),
-                                     j.get("tend"), j.get("modified"), j.get("message", ""))
+                                     j.get("tend"), j.get("modified"), j.get("message", ""),
+                                     j.get("attempt", 0))
                 for j in data["jobs"]}
-    return Run(data["run"], spec, statuses, Path(data["job_root"]), data["created"],
+    return Run(data["run"], spec, statuses, Path(data["run_dir"]), data["created"],
                RunState(data["state"]), data.get("t0"), data.get("t1"), data.get("message", ""))
-
-
-def apply(run: Run, data: dict[str, Any]) -> Event:
-    """Update a run from one event; returns the event."""
-    event = Event(data["run"], data["job"], data["state"], data["progress"], data["time"],
-                  data.get("exit_code"), data.get("pid"), data.get("message", ""))
-    if event.job is None:
-        run.state = RunState(event.state)
-        run.message = event.message
-        if event.state == "running":
-            run.t0 = run.t0 or event.time
-        else:
-            run.t1 = event.time
-        return event
-    status = run.jobs[event.job]
-    status.state = JobState(event.state)
-    status.progress = event.progress
-    status.exit_code, status.message, status.modified = event.exit_code, event.message, event.time
-    status.pid = event.pid or status.pid
-    if event.state == "running" and status.tstart is None:
-        status.tstart = event.time
-    if status.state.final:
-        status.tend = event.time
-    return event
 
 
 def watch(client: Client, run_id: str, json_out: bool = False, patience: float = 60
@@ -76,8 +65,10 @@ def watch(client: Client, run_id: str, json_out: bool = False, patience: float =
                 if kind == "resync":
                     break
                 after = event_id
-                board.on_event(apply(run, data))
-                if data["job"] is None and run.state.final:
+                event = msgspec.convert(data, Event)
+                apply(run, event)
+                board.on_event(event)
+                if event.job is None and run.state.final:
                     break
         return True
 

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import aiofiles
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,12 +23,12 @@ from starlette.staticfiles import StaticFiles
 from ccd import graph, views
 from ccd.assets import asset_dir
 from ccd.auth import COOKIE, Guard, Logins
-from ccd.errors import CcdError, SpecError
+from ccd.errors import CcdError, RequestError, SpecError, UploadError
 from ccd.labels import RunTimes
 from ccd.openapi import document
-from ccd.service import Conflict, NotFound, Service
+from ccd.service import Service
 from ccd.settings import variables
-from ccd.uploads import MAX_BODY, UploadError
+from ccd.uploads import MAX_BODY
 
 WEB = asset_dir("web")
 LOG_LIMIT = 1 << 20
@@ -46,12 +45,8 @@ def _errors(handler: Handler) -> Handler:
         except SpecError as e:
             return JSONResponse({"error": "invalid workflow",
                                  "problems": [str(p) for p in e.problems]}, 422)
-        except UploadError as e:
+        except RequestError as e:
             return JSONResponse({"error": str(e)}, e.status)
-        except NotFound as e:
-            return JSONResponse({"error": str(e)}, 404)
-        except Conflict as e:
-            return JSONResponse({"error": str(e)}, 409)
         except CcdError as e:
             return JSONResponse({"error": str(e)}, 400)
 
@@ -130,7 +125,7 @@ class Api:
             workflow = body.get("workflow") if isinstance(body, dict) else None
         if not isinstance(workflow, str) or not workflow:
             raise UploadError('say which workflow to run: {"workflow": "NAME"}', 422)
-        run = self.service.start_run(workflow)
+        run = await self.service.start_run(workflow)
         return JSONResponse(views.run_json(run), 201)
 
     async def get_run(self, request: Request) -> Response:
@@ -141,51 +136,35 @@ class Api:
         return JSONResponse(views.run_json(run, jobs=False), 202)
 
     async def rerun(self, request: Request) -> Response:
-        run = self.service.rerun(request.path_params["run"])
+        run = await self.service.rerun(request.path_params["run"])
         return JSONResponse(views.run_json(run), 201)
 
     async def job_log(self, request: Request) -> Response:
         run_id, job = request.path_params["run"], request.path_params["job"]
-        path = self.service.job_log(run_id, job)
         q = request.query_params
         offset = _int(q.get("offset"), "offset", 0)
-        if q.get("follow") in ("1", "true"):
-            return StreamingResponse(self._follow(path, run_id, job, offset),
-                                     media_type="text/plain; charset=utf-8",
-                                     headers={"X-Log-Offset": str(offset)})
         limit = min(_int(q.get("limit"), "limit", LOG_LIMIT), LOG_LIMIT)
         tail = _int(q.get("tail"), "tail", -1) if "tail" in q else None
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            size = 0
+        _, size, _ = await self.service.read_log(run_id, job, 0, 0)  # 404 before streaming
+        if q.get("follow") in ("1", "true"):
+            return StreamingResponse(self._follow(run_id, job, offset),
+                                     media_type="text/plain; charset=utf-8",
+                                     headers={"X-Log-Offset": str(offset)})
         if tail is not None:
-            offset = max(0, size - min(tail, LOG_LIMIT))
-            limit = LOG_LIMIT
-        data = b""
-        if size > offset:
-            async with aiofiles.open(path, "rb") as f:
-                await f.seek(offset)
-                data = await f.read(limit)
+            offset, limit = max(0, size - min(tail, LOG_LIMIT)), LOG_LIMIT
+        data, size, _ = await self.service.read_log(run_id, job, offset, limit)
         return Response(data, media_type="text/plain; charset=utf-8", headers={
             "X-Log-Offset": str(offset), "X-Log-Next": str(offset + len(data)),
             "X-Log-Size": str(size)})
 
-    async def _follow(self, path: Path, run_id: str, job: str, offset: int
-                      ) -> AsyncIterator[bytes]:
+    async def _follow(self, run_id: str, job: str, offset: int) -> AsyncIterator[bytes]:
         """The log from `offset`, then what the job appends, until the job is over."""
         while True:
-            final = self.service.run(run_id).jobs[job].state.final
-            try:
-                async with aiofiles.open(path, "rb") as f:
-                    await f.seek(offset)
-                    data = await f.read(LOG_LIMIT)
-            except FileNotFoundError:
-                data = b""
+            data, _, ended = await self.service.read_log(run_id, job, offset, LOG_LIMIT)
             if data:
                 offset += len(data)
                 yield data
-            elif final:
+            elif ended:
                 return
             else:
                 await asyncio.sleep(0.1)
@@ -224,7 +203,7 @@ class Api:
                 run_id, after=after, limit=REPLAY_LIMIT + 1, own_connection=True)))
             for event_id, e in replay[:REPLAY_LIMIT]:
                 after = event_id
-                yield views.event_frame(event_id, e)
+                yield views.event_frame(e)
             while True:
                 if sub.overflowed or len(replay) > REPLAY_LIMIT:
                     yield {"event": "resync", "data": json.dumps(
@@ -243,7 +222,7 @@ class Api:
     # -- the paper's calls ----------------------------------------------------------------
 
     async def paper_run(self, request: Request) -> Response:
-        run = self.service.start_run(request.path_params["name"])
+        run = await self.service.start_run(request.path_params["name"])
         return JSONResponse(views.run_json(run), 201)
 
     # -- browser --------------------------------------------------------------------------

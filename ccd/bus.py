@@ -66,7 +66,7 @@ class Bus:
             self.last_id = max(self.last_id, batch[-1][0])
         if not self._subscribers:
             return
-        frames = [(i, e, event_frame(i, e)) for i, e in batch]  # encoded once for everyone
+        frames = [(i, e, event_frame(e)) for i, e in batch]  # encoded once for everyone
         for sub in self._subscribers:
             if sub.overflowed:
                 continue

@@ -1,10 +1,19 @@
-"""The exceptions of ccd, written down once.
+"""The exceptions of ccd, written down once. The edges (the CLI, the API) turn them into an
+exit code or an HTTP status and one line a person can act on, never a traceback.
 
-    CcdError                  anything ccd reports to a user (never a traceback)
+    CcdError                  anything ccd reports to a user
     ├── SpecError             a workflow file is invalid; carries every Problem at once
     ├── RunError              a run cannot be created, found or resumed
-    └── ExecutorError         a job cannot be started or controlled on its host
-        └── UnsupportedKind   the workflow asks for an executor this ccd does not have
+    ├── StoreError            the state database cannot be used (e.g. from a newer ccd)
+    ├── ExecutorError         a job cannot be started or controlled on its host
+    │   └── UnsupportedKind   the workflow asks for an executor this ccd does not have
+    ├── GraphvizMissing       graphviz's `dot` is not installed
+    ├── GraphvizFailed        `dot` ran but drew nothing; carries what it said
+    ├── RequestError          a client's request is refused; `status` is the HTTP status
+    │   ├── UploadError       an upload (body, tar, form) is refused       400, 413, 422
+    │   ├── NotFound          no such workflow, run, job or result         404
+    │   └── Conflict          it does not fit the current state            409
+    └── ClientError           `ccctl`: the daemon refused (`status`) or is unreachable (None)
 """
 
 from __future__ import annotations
@@ -41,9 +50,57 @@ class RunError(CcdError):
     """A run cannot be created, found or resumed."""
 
 
+class StoreError(CcdError):
+    """The state database cannot be used."""
+
+
 class ExecutorError(CcdError):
     """A job cannot be started or controlled on its host."""
 
 
 class UnsupportedKind(ExecutorError):
     """The workflow asks for a kind of executor that this ccd does not have."""
+
+
+class GraphvizMissing(CcdError):
+    """graphviz's `dot` program is not installed, so a graph cannot be drawn."""
+
+
+class GraphvizFailed(CcdError):
+    """graphviz's `dot` ran but did not draw the graph; carries what it said."""
+
+
+class RequestError(CcdError):
+    """A request is refused; `status` is the HTTP status that says why."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class UploadError(RequestError):
+    """An upload was refused (400 unreadable, 413 too large, 422 invalid)."""
+
+
+class NotFound(RequestError):
+    """No such workflow, run, job or result."""
+
+    status = 404
+
+
+class Conflict(RequestError):
+    """The request does not fit the current state (e.g. cancel a finished run)."""
+
+    status = 409
+
+
+class ClientError(CcdError):
+    """`ccctl`: the daemon refused a request (`status` is the HTTP status) or cannot be
+    reached (`status` is None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status

@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Mapping
 
 from ccd import labels
-from ccd.errors import CcdError
+from ccd.errors import GraphvizFailed, GraphvizMissing
 from ccd.labels import RunTimes
 from ccd.model import JobState, JobStatus, WorkflowSpec
 
@@ -32,14 +32,6 @@ DOT_TIMEOUT = 300.0  # seconds; a layout of thousands of nodes is slow, a hung o
 
 # A backslash that does not start a graphviz line break (\n, \l, \r) is shown as written.
 _LONE_BACKSLASH = re.compile(r"\\(?![nlr])")
-
-
-class GraphvizMissing(CcdError):
-    """graphviz's `dot` program is not installed, so a graph cannot be drawn."""
-
-
-class GraphvizFailed(CcdError):
-    """graphviz's `dot` ran but did not draw the graph; carries what it said."""
 
 
 def to_dot(

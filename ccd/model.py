@@ -1,6 +1,8 @@
 """The data of ccd: job and run states, the parsed workflow, job status, events.
 
-Everything here is plain frozen data; no I/O.
+Everything here is plain data and one pure function, `apply`, that changes a run by an
+event; no I/O. Events are msgspec Structs because they also cross the wire (the journal,
+the event streams, `ccctl`) in exactly this shape.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 
 class JobState(enum.StrEnum):
@@ -61,6 +65,7 @@ class JobSpec:
     cwd: str | None = None
     timeout: float | None = None  # seconds
     retries: int = 0  # attempts after a failure (a timeout counts as one)
+    outputs: tuple[str, ...] = ()  # globs in the run's working copy: the job's results
 
     @property
     def is_join(self) -> bool:
@@ -86,6 +91,7 @@ class WorkflowSpec:
     edges: tuple[tuple[str, str], ...]
     colors: dict[str, str] = field(default_factory=dict)  # state -> colour
     hosts: dict[str, HostSpec] = field(default_factory=dict)
+    files: tuple[str, ...] = ()  # more files of the workflow (globs), copied for each run
 
     @property
     def base_dir(self) -> Path:
@@ -95,7 +101,7 @@ class WorkflowSpec:
 
 @dataclass(slots=True)
 class JobStatus:
-    """What is known about one job of a run right now (mutable; owned by the scheduler)."""
+    """What is known about one job of a run right now (mutable; changed only by `apply`)."""
 
     name: str
     state: JobState = JobState.READY
@@ -107,19 +113,27 @@ class JobStatus:
     tend: float | None = None
     modified: float | None = None
     message: str = ""  # why a job failed, was skipped or cancelled
+    attempt: int = 0  # 1 from its first start; more after `retries`
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One change of a job or of a run; `job` is None for the run itself."""
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """A job's or a run's new state, every field of it, so that applying it is assignment.
 
-    run_id: str
+    `job` is None for the run itself; then `tstart`/`tend` are the run's t0/t1 and
+    `progress` the share of done jobs. `id` is the journal's (0 until journaled): the SSE id.
+    """
+
+    id: int = 0
+    run_id: str = msgspec.field(name="run")
     job: str | None
     state: str
     progress: int
-    time: float
+    time: float  # when it changed
+    tstart: float | None = None
+    tend: float | None = None
     exit_code: int | None = None
     pid: int | None = None
+    attempt: int = 0
     message: str = ""
 
 
@@ -130,9 +144,36 @@ class Run:
     id: str
     spec: WorkflowSpec
     jobs: dict[str, JobStatus]
-    job_root: Path  # <state dir>/runs/<id>: one directory per job below it
+    run_dir: Path  # <state dir>/runs/<id>: the spec as submitted, the working copy, local jobs
     created: float
     state: RunState = RunState.RUNNING
     t0: float | None = None
     t1: float | None = None
     message: str = ""
+    workdir: Path | None = None  # where its jobs run; None: run_dir/work (runs before 0.2: the
+    #                              workflow's own directory, kept by the store's migration)
+
+    @property
+    def work(self) -> Path:
+        """The run's working copy: scripts and relative paths resolve here."""
+        return self.workdir or self.run_dir / "work"
+
+
+def apply(run: Run, e: Event) -> None:
+    """Change a run by one of its events: the one way a run's state changes, used by the
+    scheduler, the store's tests and `ccctl`."""
+    if e.job is None:
+        run.state = RunState(e.state)
+        run.t0, run.t1, run.message = e.tstart, e.tend, e.message
+        return
+    s = run.jobs[e.job]
+    s.state = JobState(e.state)
+    s.progress, s.tstart, s.tend, s.exit_code = e.progress, e.tstart, e.tend, e.exit_code
+    s.pid, s.attempt, s.message, s.modified = e.pid, e.attempt, e.message, e.time
+
+
+def job_event(run_id: str, s: JobStatus) -> Event:
+    """The event that says a job is now as `s` says."""
+    return Event(run_id=run_id, job=s.name, state=s.state.value, progress=s.progress,
+                 time=s.modified or 0.0, tstart=s.tstart, tend=s.tend, exit_code=s.exit_code,
+                 pid=s.pid, attempt=s.attempt, message=s.message)

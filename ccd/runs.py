@@ -1,26 +1,31 @@
 """Runs of a workflow file in this state directory: create, find and resume, execute.
 
-This is the engine that `ccctl run`, the Python API and (later) the daemon share:
-validate first (nothing is written for an invalid file), then record the run, then let
-the scheduler drive it while the store journals every event.
+This is the engine that `ccctl run`, the Python API and the daemon share: validate first
+(nothing is written for an invalid file), make the run's working copy (`workdir`), record
+the run, then let the scheduler drive it while the store journals every event.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import secrets
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ccd import export
+from ccd import export, workdir
 from ccd.errors import Problem, RunError, SpecError
+from ccd.hosts import Hosts
 from ccd.model import Event, JobStatus, Run, RunState, WorkflowSpec
 from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
 from ccd.store import Store
+
+log = logging.getLogger("ccd.runs")
 
 
 @dataclass(slots=True)
@@ -64,7 +69,8 @@ def new_run_id(name: str, now: float) -> str:
 
 
 def run_dir(state_dir: Path, run_id: str) -> Path:
-    """`<state>/runs/<id>/`: spec.yaml (as submitted), workflow.yaml (with state), jobs/."""
+    """`<state>/runs/<id>/`: spec.yaml (as submitted), workflow.yaml (with state), work/ (its
+    working copy), jobs/ (its local jobs' logs and status files)."""
     return state_dir / "runs" / run_id
 
 
@@ -97,23 +103,45 @@ def open_run(path: str | Path, state_dir: Path, *, new: bool = False,
                     " submitted (use --new to start afresh)")
             opened.warnings = warnings
             return opened
-    opened = create(store, state_dir, spec, data)
+    try:
+        opened = create(store, state_dir, spec, data, workdir.files_of(spec))
+    except RunError:
+        store.close()
+        raise
     opened.warnings = warnings
     return opened
 
 
 def create(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes,
-           done: dict[str, JobStatus] | None = None) -> Opened:
-    """Record a new run of a validated spec (`data` is its YAML as submitted); jobs in
-    `done` start out done (a rerun keeps what already succeeded)."""
+           files: dict[str, Path], done: dict[str, JobStatus] | None = None) -> Opened:
+    """Make and record a new run (see `prepare`); raises RunError, leaving nothing behind."""
+    return record(store, state_dir, prepare(state_dir, spec, data, files, done), data)
+
+
+def prepare(state_dir: Path, spec: WorkflowSpec, data: bytes, files: dict[str, Path],
+            done: dict[str, JobStatus] | None = None) -> Run:
+    """A new run of a validated spec (`data` is its YAML as submitted) with its directory
+    and its working copy holding `files` (relative path -> where to copy it from); jobs in
+    `done` start out done (a rerun keeps what succeeded). Only files: safe in a worker
+    thread. Raises RunError, leaving nothing behind."""
     now = time.time()
     run_id = new_run_id(spec.name, now)
     statuses = {name: JobStatus(name, host=job.host) for name, job in spec.jobs.items()}
     statuses.update(done or {})
-    run = Run(run_id, spec, statuses, run_dir(state_dir, run_id) / "jobs", created=now)
-    run.job_root.mkdir(parents=True, exist_ok=True)
-    held = lock(state_dir, run_id)
-    (run.job_root.parent / "spec.yaml").write_bytes(data)
+    run = Run(run_id, spec, statuses, run_dir(state_dir, run_id), created=now)
+    try:
+        workdir.make(run.work, files)
+        (run.run_dir / "jobs").mkdir()
+        (run.run_dir / "spec.yaml").write_bytes(data)
+    except OSError as e:
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        raise RunError(f"cannot make the working copy of run {run_id}: {e}") from None
+    return run
+
+
+def record(store: Store, state_dir: Path, run: Run, data: bytes) -> Opened:
+    """Record a prepared run in the store, locked by this process, ready to execute."""
+    held = lock(state_dir, run.id)
     store.create_run(run, data)
     return Opened(run, store, resumed=False, lock=held)
 
@@ -123,7 +151,7 @@ def resume(store: Store, state_dir: Path, run_id: str, spec: WorkflowSpec | None
     """Rebuild a run from the store, with the spec it was submitted with (parsed from the
     stored text unless the caller already has it)."""
     spec = spec or stored_spec(store, run_id)
-    run = store.load_run(run_id, spec, run_dir(state_dir, run_id) / "jobs")
+    run = store.load_run(run_id, spec, run_dir(state_dir, run_id))
     return Opened(run, store, resumed=True)
 
 
@@ -139,10 +167,11 @@ def stored_spec(store: Store, run_id: str) -> WorkflowSpec:
         raise RunError(f"the stored spec of run {run_id} no longer validates:\n{e}") from None
 
 
-async def execute(opened: Opened, *, max_jobs: int | None = None,
+async def execute(opened: Opened, hosts: Hosts, *,
                   on_event: Callable[[Event], None] | None = None,
                   started: Callable[[Scheduler], None] | None = None) -> RunState:
-    """Drive the run to its end; every event goes to the store, then to `on_event`."""
+    """Drive the run to its end with the process's executors; every event goes to the
+    store, then to `on_event`."""
     if opened.lock is None:
         raise RunError(f"run {opened.run.id} is not locked by this process")
     store = opened.store
@@ -153,18 +182,46 @@ async def execute(opened: Opened, *, max_jobs: int | None = None,
             on_event(event)
 
     run = opened.run
-    snapshot = run.job_root.parent / "workflow.yaml"
-    export.write_atomically(snapshot, export.with_state(run.spec, run.jobs))
-    scheduler = Scheduler(run, record, max_jobs=max_jobs)
+    scheduler = Scheduler(run, record, hosts)
     if started is not None:
         started(scheduler)
     try:
+        _snapshot(run)
         state = await scheduler.run_to_end()
     finally:
-        export.write_atomically(snapshot, export.with_state(run.spec, run.jobs))
+        _snapshot(run)
         store.flush()
         if run.state.final:
             opened.release()
     return state
+
+
+def _snapshot(run: Run) -> None:
+    """The paper's save_with_state of the run, beside it: a convenience, never a reason to
+    stop (the database has the state)."""
+    try:
+        export.write_atomically(run.run_dir / "workflow.yaml",
+                                export.with_state(run.spec, run.jobs))
+    except OSError as e:
+        log.warning("cannot write %s: %s", run.run_dir / "workflow.yaml", e)
+
+
+def prune(store: Store, state_dir: Path, before: float) -> list[str]:
+    """Remove the runs that ended before `before` (epoch seconds): their rows, events and
+    files. A run not known to have ended is never removed, nor one another process holds."""
+    removed = []
+    for row in store.runs():
+        if not row.state.final or (row.t1 or row.created) >= before:
+            continue
+        held = lock(state_dir, row.id)
+        if held is None:
+            continue  # being driven after all (a rerun in progress); leave it
+        try:
+            store.delete_run(row.id)
+            shutil.rmtree(run_dir(state_dir, row.id), ignore_errors=True)
+        finally:
+            os.close(held)
+        removed.append(row.id)
+    return removed
 
 

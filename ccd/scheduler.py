@@ -1,69 +1,66 @@
-"""The asyncio scheduler: starts every ready job at once within the limits, follows them,
-skips the descendants of failures, cancels, and re-attaches after a restart.
+"""The asyncio scheduler of one run: starts every job that may start, within the limits that
+`Hosts` keeps across runs; follows what the executors push; retries, times out and
+cancels; re-attaches after a restart instead of starting anything twice.
 
-It decides; executors do the I/O; `record` receives every change as an Event (the store
-and the live views subscribe there). Nothing here touches a file or a process directly.
+It decides nothing about the DAG itself (`rules.decide` does) and touches no file or
+process (executors do). Every change it makes is an Event that it applies to the run with
+`model.apply`, the one function the store and `ccctl` also follow, and hands to `record`.
+Whatever goes wrong while driving a run (an executor that cannot be made, a host that
+cannot be reached, a bug here) ends the run `failed` with the reason; it is never left
+running.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
+import logging
 import time
-from collections import Counter, deque
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from ccd import dag
+import msgspec
+
+from ccd import rules
 from ccd.errors import ExecutorError
-from ccd.executors import Executor, executor_for
 from ccd.executors.protocol import Launch, Observation, launch_for
-from ccd.model import Event, JobState, JobStatus, Run, RunState
+from ccd.hosts import Hosts
+from ccd.model import Event, JobState, JobStatus, Run, RunState, apply, job_event
 
-MakeExecutor = Callable[[str, Callable[[], None]], Executor]
-
-
-def default_max_jobs() -> int:
-    """Processes at once when the user sets no limit: CPU count x 4."""
-    return (os.cpu_count() or 1) * 4
+log = logging.getLogger("ccd.scheduler")
 
 
 class Scheduler:
-    """Runs one Run to its end. Create, then `await run()`; `cancel()` stops it."""
+    """Runs one Run to its end. Create, then `await run_to_end()`; `cancel()` stops it."""
 
-    def __init__(
-        self,
-        run: Run,
-        record: Callable[[Event], None],
-        *,
-        max_jobs: int | None = None,
-        make_executor: MakeExecutor = executor_for,
-        tick: float = 0.05,
-        grace: float = 5.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, run: Run, record: Callable[[Event], None], hosts: Hosts, *,
+                 grace: float = 5.0, clock: Callable[[], float] = time.time) -> None:
         self.run = run
         self._record = record
-        self._max_jobs = max_jobs or default_max_jobs()
-        self._make_executor = make_executor
-        self._tick = tick
+        self._hosts = hosts
         self._grace = grace
         self._clock = clock
-        spec = run.spec
-        self._children = dag.children_of(spec.jobs, spec.edges)
-        self._parents = dag.parents_of(spec.jobs, spec.edges)
-        self._waiting: dict[str, int] = {}  # READY job -> parents not yet done
-        self._ready: deque[str] = deque()
+        self._graph = rules.Graph.of(run.spec)
+        self._ready: dict[str, None] = {}  # may start now, in the order found
         self._running: dict[str, Launch] = {}
-        self._per_host: Counter[str] = Counter()
         self._stopping: dict[str, tuple[str, float]] = {}  # job -> (reason, SIGKILL deadline)
-        self._executors: dict[str, Executor] = {}
+        self._observed: deque[Observation] = deque()
         self._wake = asyncio.Event()
         self._cancel_reason: str | None = None
         self._unfinished = sum(not s.state.final for s in run.jobs.values())
-        self._failed_attempts: list[tuple[str, str, int]] = []  # jobs that may try again
+        self._failed_attempts: list[tuple[str, str, dict[str, Any]]] = []  # may try again
+        self._failure: str | None = None  # why this process stopped driving the run
+
+    # -- what others call -----------------------------------------------------------------
+
+    def observe(self, obs: Observation) -> None:
+        """An executor saw something of one of this run's jobs (Hosts calls this)."""
+        self._observed.append(obs)
+        self._wake.set()
 
     def notify(self) -> None:
-        """Wake the loop now (a job ended, or cancel was asked)."""
+        """Wake the loop now (a slot freed, or cancel was asked)."""
         self._wake.set()
 
     def cancel(self, reason: str = "cancelled by the user") -> None:
@@ -73,41 +70,44 @@ class Scheduler:
         self._wake.set()
 
     async def run_to_end(self) -> RunState:
-        """Drive the run until every job is final; returns the run's state."""
+        """Drive the run until every job is final; returns the run's state. Cancelling the
+        task detaches from the run (its jobs go on) without ending it."""
         run = self.run
-        kinds = {job.kind for job in run.spec.jobs.values() if not job.is_join}
-        self._executors = {kind: self._make_executor(kind, self.notify) for kind in sorted(kinds)}
+        self._hosts.join(run.id, self)
         try:
-            if run.t0 is None:
-                run.t0 = self._clock()
-                self._emit_run()
-            await self._recover()
-            await self._retry_or_fail()
-            await self._launch()
-            while not self._all_final():
-                timeout = self._tick if self._running else None
-                try:
-                    async with asyncio.timeout(timeout):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
-                self._wake.clear()
-                if self._cancel_reason is not None:
-                    await self._cancel_all()
-                await self._poll()
-                await self._retry_or_fail()
-                await self._enforce_deadlines()
+            try:
+                if run.t0 is None:
+                    self._emit_run(RunState.RUNNING, t0=self._clock())
+                await self._recover()
+                self._decide(run.jobs)
                 await self._launch()
+                while not self._all_final():
+                    await self._wait()
+                    if self._cancel_reason is not None:
+                        await self._cancel_all()
+                    self._take_observations()
+                    await self._retry_or_fail()
+                    await self._enforce_deadlines()
+                    await self._launch()
+            except Exception as e:  # a run must end, whatever the bug
+                log.exception("run %s: stopped driving it", run.id)
+                self._failure = f"ccd stopped driving this run: {type(e).__name__}: {e}"
+                await self._abort(self._failure)
         finally:
-            for executor in self._executors.values():
-                await executor.aclose()
-        states = {s.state for s in run.jobs.values()}
-        run.state = (RunState.CANCELLED if self._cancel_reason is not None
-                     else RunState.FAILED if states - {JobState.DONE} else RunState.DONE)
-        run.message = self._cancel_reason or ""
-        run.t1 = self._clock()
-        self._emit_run()
-        return run.state
+            self._hosts.leave(run.id)
+            for launch in self._running.values():  # only when detaching: else none is left
+                self._hosts.release(launch.job.host)
+        failed = [n for n, s in run.jobs.items() if s.state is not JobState.DONE]
+        if self._failure is not None:
+            state, message = RunState.FAILED, self._failure
+        elif self._cancel_reason is not None:
+            state, message = RunState.CANCELLED, self._cancel_reason
+        elif failed:
+            state, message = RunState.FAILED, _not_done(run, failed)
+        else:
+            state, message = RunState.DONE, ""
+        self._emit_run(state, t1=self._clock(), message=message)
+        return state
 
     # -- starting -------------------------------------------------------------------------
 
@@ -117,35 +117,36 @@ class Scheduler:
             job = self.run.spec.jobs[name]
             if status.state.final or job.is_join:
                 continue
+            try:
+                executor = self._hosts.executor(job.kind, job.host)
+            except ExecutorError as e:
+                self._fail(status, str(e))
+                continue
             launch = self._launch_of(name)
-            obs = await self._executors[job.kind].attach(launch)
+            obs = await executor.attach(launch)
             if obs.started:
                 self._running[name] = launch
-                self._per_host[job.host] += 1
-                if status.state is not JobState.RUNNING:
-                    status.tstart = obs.tstart
-                    self._set(status, JobState.RUNNING, pid=obs.pid)
+                self._hosts.occupy(job.host)
+                attempt = status.attempt or 1
+                if job.retries:  # the host knows how many ended before (a crash may hide it)
+                    attempt = await executor.attempts(launch) + 1
+                if status.state is not JobState.RUNNING or status.attempt != attempt:
+                    self._set(status, JobState.RUNNING, tstart=obs.tstart, pid=obs.pid,
+                              attempt=attempt)
                 self._observe(status, obs)
             elif status.state is JobState.RUNNING:
                 # Recorded as started, but its wrapper never claimed it (the process died
                 # in between): start it. Should that wrapper still claim it first, the new
                 # one stands down and the executor follows the old one.
-                self._set(status, JobState.READY, message="starting again: it never began")
-        for name, status in self.run.jobs.items():
-            if status.state is JobState.READY:
-                parents = [self.run.jobs[p].state for p in self._parents[name]]
-                if any(s.final and s is not JobState.DONE for s in parents):
-                    self._skip_descendants_of(name, include_self=True)
-                else:
-                    self._waiting[name] = sum(s is not JobState.DONE for s in parents)
-                    if self._waiting[name] == 0:
-                        self._ready.append(name)
+                self._set(status, JobState.READY, message="starting again: it never began",
+                          attempt=max(0, status.attempt - 1))
 
     async def _launch(self) -> None:
-        """Start every ready job the limits allow; joins complete at once."""
-        blocked: deque[str] = deque()
+        """Start every job that may start and that the limits allow; joins complete at once."""
+        blocked: dict[str, None] = {}
         while self._ready:
-            name = self._ready.popleft()
+            name = next(iter(self._ready))
+            del self._ready[name]
             status = self.run.jobs[name]
             if status.state is not JobState.READY:
                 continue
@@ -153,129 +154,143 @@ class Scheduler:
                 self._set(status, JobState.CANCELLED, message=self._cancel_reason)
                 continue
             job = self.run.spec.jobs[name]
+            now = self._clock()
             if job.is_join:
-                status.tstart = status.tend = self._clock()
-                self._set(status, JobState.DONE, progress=100)
-                self._release_children(name)
+                self._set(status, JobState.DONE, progress=100, tstart=now, tend=now)
+                self._decide([name])
+                continue
+            try:
+                executor = self._hosts.executor(job.kind, job.host)
+            except ExecutorError as e:
+                self._fail(status, str(e), tstart=now, tend=now)
                 continue
             host = self.run.spec.hosts.get(job.host)
-            if len(self._running) >= self._max_jobs or (
-                host and host.max_jobs and self._per_host[job.host] >= host.max_jobs
-            ):
-                blocked.append(name)
+            if not self._hosts.acquire(self.run.id, job.host, host.max_jobs if host else None):
+                blocked[name] = None
                 continue
             launch = self._launch_of(name)
-            status.tstart = self._clock()
             try:
-                await self._executors[job.kind].start(launch)
+                pid = await executor.start(launch)
             except ExecutorError as e:
-                status.tstart = status.tend = self._clock()
-                self._fail(status, str(e))
+                self._hosts.release(job.host)
+                self._fail(status, str(e), tstart=now, tend=self._clock())
                 continue
             self._running[name] = launch
-            self._per_host[job.host] += 1
-            self._set(status, JobState.RUNNING)
+            self._set(status, JobState.RUNNING, progress=0, tstart=now, tend=None, pid=pid,
+                      exit_code=None, attempt=status.attempt + 1, message="")
             await self._prepare_children(name)
         self._ready = blocked
 
     async def _prepare_children(self, name: str) -> None:
         """While `name` runs, let the executors ready its children that wait only for it."""
-        for child in self._children[name]:
+        jobs = self.run.jobs
+        for child in self._graph.children[name]:
             job = self.run.spec.jobs[child]
-            if not job.is_join and self._waiting.get(child) == 1:
-                await self._executors[job.kind].prepare(self._launch_of(child))
+            if job.is_join or jobs[child].state is not JobState.READY:
+                continue
+            if all(p == name or jobs[p].state is JobState.DONE
+                   for p in reversed(self._graph.parents[child])):
+                try:
+                    executor = self._hosts.executor(job.kind, job.host)
+                except ExecutorError:
+                    continue  # its start will say why
+                await executor.prepare(self._launch_of(child))
 
     def _launch_of(self, name: str) -> Launch:
-        run = self.run
-        return launch_for(run.id, run.spec.jobs[name], run.spec.base_dir, run.job_root / name)
+        return launch_for(self.run, name)
+
+    def _decide(self, changed: Iterable[str]) -> None:
+        """Apply what the jobs in `changed` imply: skip jobs that can no longer run, queue
+        those that may start."""
+        decision = rules.decide(self._graph, self.run.jobs, changed)
+        for name, why in decision.skip.items():
+            self._set(self.run.jobs[name], JobState.SKIPPED, message=why)
+        for name in decision.start:
+            self._ready[name] = None
 
     # -- following ------------------------------------------------------------------------
 
-    async def _poll(self) -> None:
-        by_kind: dict[str, list[Launch]] = {}
-        for launch in self._running.values():
-            by_kind.setdefault(launch.job.kind, []).append(launch)
-        for kind, launches in by_kind.items():
-            for obs in await self._executors[kind].poll(launches):
+    async def _wait(self) -> None:
+        """Until something happens, or the next deadline (a timeout, a SIGKILL) is due."""
+        deadlines = [reason_deadline[1] for reason_deadline in self._stopping.values()]
+        for name, launch in self._running.items():
+            tstart = self.run.jobs[name].tstart
+            if launch.job.timeout and tstart is not None and name not in self._stopping:
+                deadlines.append(tstart + launch.job.timeout)
+        timeout = max(0.0, min(deadlines) - self._clock()) if deadlines else None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        self._wake.clear()
+
+    def _take_observations(self) -> None:
+        while self._observed:
+            obs = self._observed.popleft()
+            if obs.name in self._running:  # else stale: from before an archive or an abort
                 self._observe(self.run.jobs[obs.name], obs)
 
     def _observe(self, status: JobStatus, obs: Observation) -> None:
-        if obs.pid is not None and status.pid != obs.pid:
-            status.pid = obs.pid
         if not obs.ended:
-            if obs.progress is not None and obs.progress > status.progress:
-                self._set(status, status.state, progress=obs.progress)
+            progress = max(status.progress, obs.progress or 0)
+            pid = obs.pid if obs.pid is not None else status.pid
+            if progress != status.progress or pid != status.pid:
+                self._set(status, status.state, progress=progress, pid=pid)
             return
         name = status.name
         job = self.run.spec.jobs[name]
-        self._running.pop(name, None)
-        self._per_host[job.host] -= 1
-        status.tend = max(obs.tend or self._clock(), status.tstart or 0)
-        status.exit_code = obs.exit_code
+        del self._running[name]
+        self._hosts.release(job.host)
+        ended = dict(tend=max(obs.tend or self._clock(), status.tstart or 0),
+                     exit_code=obs.exit_code, pid=obs.pid if obs.pid is not None else status.pid)
         progress = max(status.progress, obs.progress or 0)
         stopping = self._stopping.pop(name, None)
         if stopping is not None and self._cancel_reason is not None:
-            self._set(status, JobState.CANCELLED, progress=progress, message=stopping[0])
-            self._skip_descendants_of(name)
+            self._set(status, JobState.CANCELLED, progress=progress, message=stopping[0],
+                      **ended)
+            self._decide([name])
         elif obs.exit_code == 0 and stopping is None:
-            self._set(status, JobState.DONE, progress=100)
-            self._release_children(name)
+            self._set(status, JobState.DONE, progress=100, message="", **ended)
+            self._decide([name])
         else:
             reason = stopping[0] if stopping else obs.message or f"exit code {obs.exit_code}"
             if job.retries:
-                self._failed_attempts.append((name, reason, progress))
+                self._failed_attempts.append((name, reason, {"progress": progress, **ended}))
             else:
-                self._fail(status, reason, progress)
+                self._fail(status, reason, progress=progress, **ended)
 
     async def _retry_or_fail(self) -> None:
         """A failed job with `retries` left is set aside and made ready again."""
         while self._failed_attempts:
-            name, reason, progress = self._failed_attempts.pop(0)
+            name, reason, ended = self._failed_attempts.pop(0)
             status, job = self.run.jobs[name], self.run.spec.jobs[name]
             launch = self._launch_of(name)
-            executor = self._executors[job.kind]
-            before = await executor.attempts(launch)
+            executor = self._hosts.executor(job.kind, job.host)
+            before = await executor.attempts(launch)  # durable on the host: exactly once
             of = f"attempt {before + 1} of {job.retries + 1}"
             if self._cancel_reason is not None or before >= job.retries:
-                self._fail(status, f"{reason} ({of})", progress)
+                self._fail(status, f"{reason} ({of})", **ended)
                 continue
             try:
                 await executor.archive(launch)
             except ExecutorError as e:
-                self._fail(status, f"{reason}; {e}", progress)
+                self._fail(status, f"{reason}; {e}", **ended)
                 continue
-            status.tstart = status.tend = status.exit_code = status.pid = None
-            self._set(status, JobState.READY, progress=0, message=f"{reason} ({of}); trying again")
-            self._ready.append(name)
+            self._set(status, JobState.READY, progress=0, tstart=None, tend=None,
+                      exit_code=None, pid=None, message=f"{reason} ({of}); trying again")
+            self._ready[name] = None
 
-    def _release_children(self, name: str) -> None:
-        for child in self._children[name]:
-            if child in self._waiting:
-                self._waiting[child] -= 1
-                if self._waiting[child] == 0 and self.run.jobs[child].state is JobState.READY:
-                    self._ready.append(child)
-
-    def _fail(self, status: JobStatus, message: str, progress: int | None = None) -> None:
-        self._set(status, JobState.FAILED, progress=progress, message=message)
-        self._skip_descendants_of(status.name)
-
-    def _skip_descendants_of(self, name: str, include_self: bool = False) -> None:
-        why = f"{name} did not finish" if include_self else f"{name} {self.run.jobs[name].state}"
-        targets = ([name] if include_self else []) + dag.descendants(name, self._children)
-        for d in targets:
-            status = self.run.jobs[d]
-            if status.state is JobState.READY:
-                self._set(status, JobState.SKIPPED, message=f"skipped: {why}")
+    def _fail(self, status: JobStatus, message: str, **fields: Any) -> None:
+        self._set(status, JobState.FAILED, message=message, **fields)
+        self._decide([status.name])
 
     # -- stopping -------------------------------------------------------------------------
 
     async def _cancel_all(self) -> None:
         assert self._cancel_reason is not None
-        for name in list(self._waiting):
-            status = self.run.jobs[name]
-            if status.state is JobState.READY:
+        for name, status in self.run.jobs.items():
+            if status.state is JobState.READY and name not in self._running:
                 self._set(status, JobState.CANCELLED, message=self._cancel_reason)
-        for name in self._running:
+        for name in list(self._running):
             if name not in self._stopping:
                 await self._stop(name, self._cancel_reason)
 
@@ -288,12 +303,28 @@ class Scheduler:
             if name not in self._stopping and overdue:
                 await self._stop(name, f"timeout after {limit:g} s")
             elif name in self._stopping and now >= self._stopping[name][1]:
-                await self._executors[launch.job.kind].cancel(launch, force=True)
+                reason = self._stopping[name][0]
+                self._stopping[name] = (reason, now + 1.0)  # SIGKILL again if it lingers
+                job = launch.job
+                await self._hosts.executor(job.kind, job.host).cancel(launch, force=True)
 
     async def _stop(self, name: str, reason: str) -> None:
         launch = self._running[name]
         self._stopping[name] = (reason, self._clock() + self._grace)
-        await self._executors[launch.job.kind].cancel(launch)
+        await self._hosts.executor(launch.job.kind, launch.job.host).cancel(launch)
+
+    async def _abort(self, reason: str) -> None:
+        """After a bug: stop what runs (so a rerun cannot run it twice), fail what is left."""
+        for name, launch in list(self._running.items()):
+            with contextlib.suppress(Exception):
+                await self._hosts.executor(launch.job.kind, launch.job.host).cancel(launch)
+            self._hosts.release(launch.job.host)
+            del self._running[name]
+        now = self._clock()
+        for status in self.run.jobs.values():
+            if not status.state.final:
+                self._set(status, JobState.FAILED, message=reason,
+                          tend=now if status.tstart is not None else None)
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -306,24 +337,32 @@ class Scheduler:
                     self._set(status, JobState.CANCELLED, message=self._cancel_reason)
         return self._unfinished == 0
 
-    def _set(self, status: JobStatus, state: JobState, *, progress: int | None = None,
-             pid: int | None = None, message: str | None = None) -> None:
+    def _set(self, status: JobStatus, state: JobState, **fields: Any) -> None:
+        """Change a job by recording and applying the event that says so."""
         self._unfinished -= state.final and not status.state.final
-        status.state = state
-        if progress is not None:
-            status.progress = progress
-        if pid is not None:
-            status.pid = pid
-        if message is not None:
-            status.message = message
-        status.modified = self._clock()
-        self._record(Event(self.run.id, status.name, state.value, status.progress,
-                           status.modified, status.exit_code, status.pid, status.message))
+        event = msgspec.structs.replace(job_event(self.run.id, status), state=state.value,
+                                        time=self._clock(), **fields)
+        apply(self.run, event)
+        self._record(event)
 
-    def _emit_run(self) -> None:
+    def _emit_run(self, state: RunState, *, t0: float | None = None, t1: float | None = None,
+                  message: str | None = None) -> None:
         run = self.run
         done = sum(s.state is JobState.DONE for s in run.jobs.values())
-        progress = done * 100 // max(1, len(run.jobs))
-        self._record(Event(run.id, None, run.state.value, progress, self._clock(),
-                           message=run.message))
+        event = Event(run_id=run.id, job=None, state=state.value,
+                      progress=done * 100 // max(1, len(run.jobs)), time=self._clock(),
+                      tstart=t0 if t0 is not None else run.t0, tend=t1,
+                      message=run.message if message is None else message)
+        apply(run, event)
+        self._record(event)
 
+
+def _not_done(run: Run, names: list[str]) -> str:
+    """Why a run failed, in one line: its first few jobs that did not end done."""
+    failed = [n for n in names if run.jobs[n].state is JobState.FAILED]
+    which = failed or names
+    shown = ", ".join(which[:3]) + (f" and {len(which) - 3} more" if len(which) > 3 else "")
+    first = run.jobs[which[0]]
+    why = f": {first.message}" if len(which) == 1 and first.message else ""
+    verb = "failed" if failed else "did not run"
+    return f"{len(which)} job{'s' if len(which) > 1 else ''} {verb}: {shown}{why}"

@@ -1,8 +1,10 @@
 """The daemon's work, without HTTP: stored workflows, runs in progress, control, recovery.
 
-Every run the daemon drives is one task in the service's TaskGroup. Stopping the service
-cancels those tasks, which detaches from the jobs (they are in their own sessions and
-keep running); the next start re-attaches through their status files.
+Every run the daemon drives is one task in the service's TaskGroup, and all of them share
+the service's executors (`Hosts`): one per host, with limits across runs. Stopping the
+service cancels those tasks, which detaches from the jobs (they are in their own sessions
+and keep running); the next start re-attaches through their status files. Work that
+touches many files (a run's working copy) happens in a worker thread.
 """
 
 from __future__ import annotations
@@ -20,24 +22,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ccd import runs, views
+from ccd import runs, views, workdir
 from ccd.bus import Bus
-from ccd.errors import CcdError, RunError
-from ccd.model import Event, JobState, JobStatus, Run, WorkflowSpec
+from ccd.errors import Conflict, NotFound, RunError, UploadError
+from ccd.executors.protocol import launch_for
+from ccd.hosts import Hosts
+from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
 from ccd.scheduler import Scheduler
 from ccd.spec import SAFE_NAME, load_spec
 from ccd.store import Store, WorkflowRow
-from ccd.uploads import UploadError, main_yaml, unpack
+from ccd.uploads import main_yaml, unpack
 
 log = logging.getLogger("ccd.service")
-
-
-class NotFound(CcdError):
-    """No such workflow, run or job."""
-
-
-class Conflict(CcdError):
-    """The request does not fit the current state (e.g. cancel a finished run)."""
 
 
 @dataclass(eq=False)
@@ -54,7 +50,7 @@ class Service:
     def __init__(self, state_dir: Path, max_jobs: int | None = None,
                  journal_poll: float = 0.25) -> None:
         self.state_dir = state_dir
-        self.max_jobs = max_jobs
+        self.hosts = Hosts(max_jobs)
         self.bus = Bus()
         self.started = time.time()
         self._journal_poll = journal_poll
@@ -81,6 +77,7 @@ class Service:
         try:
             await self._group.__aexit__(kind, exc, tb)
         finally:
+            await self.hosts.aclose()
             self.store.close()
 
     # -- runs -----------------------------------------------------------------------------
@@ -107,15 +104,22 @@ class Service:
             log.info("resumed %d run(s): %s", len(resumed), ", ".join(resumed))
         return resumed
 
-    def start_run(self, workflow: str) -> Run:
-        """Start a new run of a stored workflow."""
+    async def start_run(self, workflow: str) -> Run:
+        """Start a new run of a stored workflow, in a copy of everything uploaded with it."""
         row = self._workflow(workflow)
-        opened = runs.open_run(row.path, self.state_dir, new=True, store=self.store)
-        self._drive(opened)
-        return opened.run
 
-    def rerun(self, run_id: str) -> Run:
-        """A new run of a finished run's spec: its done jobs stay done, the rest run again."""
+        def prepare() -> tuple[Run, bytes]:
+            path = Path(row.path)
+            data = path.read_bytes()
+            spec, _ = load_spec(path, data)
+            return runs.prepare(self.state_dir, spec, data, workdir.tree(path.parent)), data
+
+        run, data = await asyncio.to_thread(prepare)
+        return self._drive(runs.record(self.store, self.state_dir, run, data))
+
+    async def rerun(self, run_id: str) -> Run:
+        """A new run of a finished run's spec, in a copy of its working copy: its done jobs
+        stay done (with their outputs), the rest run again."""
         old = self.run(run_id)
         if not old.state.final:
             raise Conflict(f"run {run_id} is still {old.state.value}; cancel it first")
@@ -123,12 +127,12 @@ class Service:
         assert stored is not None
         done = {
             name: JobStatus(name, JobState.DONE, 100, s.host, s.pid, s.exit_code, s.tstart,
-                            s.tend, s.modified, f"done in run {run_id}")
+                            s.tend, s.modified, f"done in run {run_id}", s.attempt)
             for name, s in old.jobs.items() if s.state is JobState.DONE
         }
-        opened = runs.create(self.store, self.state_dir, old.spec, stored[1], done=done)
-        self._drive(opened)
-        return opened.run
+        run = await asyncio.to_thread(runs.prepare, self.state_dir, old.spec, stored[1],
+                                      workdir.tree(old.work), done)
+        return self._drive(runs.record(self.store, self.state_dir, run, stored[1]))
 
     def cancel(self, run_id: str) -> Run:
         """Cancel a run this daemon drives."""
@@ -172,18 +176,38 @@ class Service:
                         "driven_here": active is not None})
         return out
 
-    def job_log(self, run_id: str, job: str) -> Path:
-        """The log file of a job of a run."""
+    async def read_log(self, run_id: str, job: str, offset: int, limit: int
+                       ) -> tuple[bytes, int, bool]:
+        """Bytes of a job's log from its executor, the log's size, and whether the job has
+        ended (nothing more will come)."""
         run = self.run(run_id)
         if job not in run.jobs:
             raise NotFound(f"run {run_id} has no job {job!r}")
-        return run.job_root / job / "log"
+        spec = run.spec.jobs[job]
+        ended = run.jobs[job].state.final
+        if spec.is_join:
+            return b"", 0, ended
+        executor = self.hosts.executor(spec.kind, spec.host)
+        data, size = await executor.read_log(launch_for(run, job), offset, limit)
+        return data, size, ended
+
+    def results(self, run_id: str, job: str | None = None) -> list[workdir.Result]:
+        """The outputs of a run's jobs (or of one job) in its working copy."""
+        run = self.run(run_id)
+        if job is not None and job not in run.jobs:
+            raise NotFound(f"run {run_id} has no job {job!r}")
+        return workdir.results(run.spec, run.work, job)
+
+    def result_file(self, run_id: str, path: str) -> Path:
+        """One output file of a run, path-safe."""
+        run = self.run(run_id)
+        return workdir.result_file(run.spec, run.work, path)
 
     @property
     def active(self) -> int:
         return len(self._active)
 
-    def _drive(self, opened: runs.Opened) -> None:
+    def _drive(self, opened: runs.Opened) -> Run:
         active = _Active(opened)
         self._active[opened.run.id] = active
         self._driven.add(opened.run.id)
@@ -195,11 +219,17 @@ class Service:
 
         async def drive() -> None:
             try:
-                await runs.execute(opened, max_jobs=self.max_jobs, started=started)
+                await runs.execute(opened, self.hosts, started=started)
             except asyncio.CancelledError:
                 raise  # the daemon is stopping: detach, the jobs go on
-            except Exception:
+            except Exception as e:  # the scheduler ends its run itself; this is the rest
                 log.exception("run %s stopped by an internal error", opened.run.id)
+                run = opened.run
+                if not run.state.final:
+                    self.store.record(Event(
+                        run_id=run.id, job=None, state=RunState.FAILED.value, progress=0,
+                        time=time.time(), tstart=run.t0, tend=time.time(),
+                        message=f"ccd stopped driving this run: {type(e).__name__}: {e}"))
             finally:
                 self._active.pop(opened.run.id, None)
                 if active.task is not None:
@@ -208,6 +238,7 @@ class Service:
 
         active.task = self._group.create_task(drive(), name=f"run {opened.run.id}")
         self._tasks.add(active.task)
+        return opened.run
 
     # -- workflows ------------------------------------------------------------------------
 

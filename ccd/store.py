@@ -7,6 +7,12 @@ are in the OS); the last commits before a power loss may roll back, which is saf
 the job's status file, not the database, decides whether a job started. Event ids are
 SQLite's AUTOINCREMENT ids, so several processes (the daemon, `ccctl run` in another
 terminal) can share one database and ids stay unique and increasing.
+
+Events carry every field of a job's new state, so applying one is plain assignment, here
+in SQL as in `model.apply` (tests/test_store.py replays random sequences through both).
+The schema evolves by numbered forward migrations (`PRAGMA user_version`), run in one
+transaction by whichever process opens the database first; a database from a newer ccd is
+refused rather than misread.
 """
 
 from __future__ import annotations
@@ -20,12 +26,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
+from ccd.errors import RunError, StoreError
 from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
 
 log = logging.getLogger("ccd.store")
 COMMIT_EVERY = 0.02  # seconds
+_JOB_COLUMNS = ("run_id, name, position, state, progress, host, pid, exit_code, tstart, tend,"
+                " modified, message, attempt")
+_EVENT_COLUMNS = ("run_id, job, state, progress, time, exit_code, pid, message, tstart, tend,"
+                  " attempt")
 
-_SCHEMA = """
+# Version 1: ccd 0.1.0, which set no user_version. Later versions are MIGRATIONS below.
+_SCHEMA_1 = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, workflow TEXT NOT NULL, source TEXT NOT NULL, spec BLOB NOT NULL,
     state TEXT NOT NULL, created REAL NOT NULL, t0 REAL, t1 REAL, message TEXT NOT NULL DEFAULT ''
@@ -46,6 +60,32 @@ CREATE TABLE IF NOT EXISTS workflows (
     name TEXT PRIMARY KEY, path TEXT NOT NULL, created REAL NOT NULL, jobs INTEGER NOT NULL
 );
 """
+
+
+
+
+def _to_2(db: sqlite3.Connection) -> None:
+    """Attempts; events carry every field; a run's working copy (NULL: runs/<id>/work; runs
+    made before it ran in their workflow's own directory, and still do)."""
+    db.execute("ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE jobs SET attempt = 1 WHERE pid IS NOT NULL OR state = 'running'")
+    for column in ("tstart REAL", "tend REAL", "attempt INTEGER NOT NULL DEFAULT 0"):
+        db.execute(f"ALTER TABLE events ADD COLUMN {column}")
+    db.execute("ALTER TABLE runs ADD COLUMN workdir TEXT")
+    for run_id, source in db.execute("SELECT id, source FROM runs").fetchall():
+        db.execute("UPDATE runs SET workdir = ? WHERE id = ?", (str(Path(source).parent), run_id))
+
+
+def _to_1(db: sqlite3.Connection) -> None:
+    """An empty database becomes ccd 0.1.0's. (Not executescript: it commits first, and a
+    migration is one transaction.)"""
+    for statement in _SCHEMA_1.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2]
+VERSION = len(MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +121,35 @@ def connect(path: Path, busy_timeout: float = 30) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
-    db.executescript(_SCHEMA)
+    try:
+        if _version(db) != VERSION:
+            _migrate(db, path)
+    except BaseException:
+        db.close()
+        raise
     return db
+
+
+def _version(db: sqlite3.Connection) -> int:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version == 0 and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
+        return 1  # made by ccd 0.1.0
+    return version
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the database to VERSION, all steps in one transaction (others wait for it)."""
+    with _transaction(db):
+        version = _version(db)
+        if version > VERSION:
+            raise StoreError(f"{path} was written by a newer ccd (schema {version}; this one "
+                             f"reads up to {VERSION}): upgrade ccd, or use another state "
+                             "directory")
+        for step in MIGRATIONS[version:]:
+            step(db)
+        db.execute(f"PRAGMA user_version = {VERSION}")
+        if version:
+            log.info("migrated %s from schema %d to %d", path, version, VERSION)
 
 
 class Store:
@@ -106,13 +173,15 @@ class Store:
         """Record a new run with all its jobs, in one transaction, before anything starts."""
         with _transaction(self._mine):
             self._mine.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO runs (id, workflow, source, spec, state, created, t0, t1, message,"
+                " workdir) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 (run.id, run.spec.name, str(run.spec.source), spec_text, run.state.value,
-                 run.created, run.t0, run.t1, run.message))
+                 run.created, run.t0, run.t1, run.message,
+                 None if run.workdir is None else str(run.workdir)))
             self._mine.executemany(
-                "INSERT INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(run.id, s.name, i, s.state.value, s.progress, s.host, s.pid, s.exit_code,
-                  s.tstart, s.tend, s.modified, s.message)
+                  s.tstart, s.tend, s.modified, s.message, s.attempt)
                  for i, s in enumerate(run.jobs.values())])
 
     def record(self, event: Event) -> None:
@@ -186,26 +255,21 @@ class Store:
         with _transaction(db):
             for e in batch:
                 cur = db.execute(
-                    "INSERT INTO events (run_id, job, state, progress, time, exit_code, pid,"
-                    " message) VALUES (?,?,?,?,?,?,?,?)",
-                    (e.run_id, e.job, e.state, e.progress, e.time, e.exit_code, e.pid, e.message))
+                    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (e.run_id, e.job, e.state, e.progress, e.time, e.exit_code, e.pid,
+                     e.message, e.tstart, e.tend, e.attempt))
                 out.append((cur.lastrowid or 0, e))
+                # As model.apply: every field of the new state, assigned.
                 if e.job is None:
-                    db.execute(
-                        "UPDATE runs SET state=?, message=?,"
-                        " t0=COALESCE(t0, ?), t1=CASE WHEN ? IN ('running') THEN NULL ELSE ? END"
-                        " WHERE id=?",
-                        (e.state, e.message, e.time, e.state, e.time, e.run_id))
+                    db.execute("UPDATE runs SET state=?, message=?, t0=?, t1=? WHERE id=?",
+                               (e.state, e.message, e.tstart, e.tend, e.run_id))
                 else:
                     db.execute(
-                        "UPDATE jobs SET state=?, progress=?, pid=?, exit_code=?, modified=?,"
-                        " message=?,"
-                        " tstart=CASE WHEN ?='running' THEN COALESCE(tstart, ?) ELSE tstart END,"
-                        " tend=CASE WHEN ? IN ('done','failed','cancelled','skipped')"
-                        " THEN ? ELSE tend END WHERE run_id=? AND name=?",
-                        (e.state, e.progress, e.pid, e.exit_code, e.time, e.message,
-                         e.state, e.time, e.state, e.time, e.run_id, e.job))
-        return out
+                        "UPDATE jobs SET state=?, progress=?, tstart=?, tend=?, exit_code=?,"
+                        " pid=?, attempt=?, message=?, modified=? WHERE run_id=? AND name=?",
+                        (e.state, e.progress, e.tstart, e.tend, e.exit_code, e.pid, e.attempt,
+                         e.message, e.time, e.run_id, e.job))
+        return [(i, msgspec.structs.replace(e, id=i)) for i, e in out]
 
     # -- reading --------------------------------------------------------------------------
 
@@ -275,28 +339,36 @@ class Store:
         """Forget a stored workflow (its runs stay)."""
         self._mine.execute("DELETE FROM workflows WHERE name=?", (name,))
 
+    def delete_run(self, run_id: str) -> None:
+        """Forget a run: its row, its jobs and its events (ids are never reused)."""
+        with _transaction(self._mine):
+            for table, column in (("events", "run_id"), ("jobs", "run_id"), ("runs", "id")):
+                self._mine.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))
+
     def spec_text(self, run_id: str) -> tuple[str, bytes] | None:
         """The workflow file of a run as submitted: (its path, its bytes)."""
         row = self._mine.execute("SELECT source, spec FROM runs WHERE id=?", (run_id,)).fetchone()
         return (row[0], bytes(row[1])) if row else None
 
-    def load_run(self, run_id: str, spec: WorkflowSpec, job_root: Path) -> Run:
+    def load_run(self, run_id: str, spec: WorkflowSpec, run_dir: Path) -> Run:
         """Rebuild a run from the database (the spec comes from its stored text)."""
-        r = self._mine.execute("SELECT state, created, t0, t1, message FROM runs WHERE id=?",
-                             (run_id,)).fetchone()
+        r = self._mine.execute(
+            "SELECT state, created, t0, t1, message, workdir FROM runs WHERE id=?",
+            (run_id,)).fetchone()
+        if r is None:
+            raise RunError(f"no run {run_id!r} in {self.path}")
         rows = self._mine.execute(
-            "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message"
-            " FROM jobs WHERE run_id=? ORDER BY position", (run_id,)).fetchall()
-        jobs = {row[0]: JobStatus(row[0], JobState(row[1]), row[2], row[3], row[4], row[5],
-                                  row[6], row[7], row[8], row[9]) for row in rows}
-        return Run(run_id, spec, jobs, job_root, r[1], RunState(r[0]), r[2], r[3], r[4])
+            "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message,"
+            " attempt FROM jobs WHERE run_id=? ORDER BY position", (run_id,)).fetchall()
+        jobs = {row[0]: JobStatus(row[0], JobState(row[1]), *row[2:]) for row in rows}
+        return Run(run_id, spec, jobs, run_dir, r[1], RunState(r[0]), r[2], r[3], r[4],
+                   Path(r[5]) if r[5] else None)
 
     def events(self, run_id: str | None = None, after: int = 0, limit: int = -1,
                own_connection: bool = False) -> Iterable[tuple[int, Event]]:
         """The journal after an event id, optionally for one run, at most `limit` entries.
         `own_connection` for a caller on another thread (a connection is not shared)."""
-        sql = ("SELECT id, run_id, job, state, progress, time, exit_code, pid, message FROM events"
-               " WHERE id > ?")
+        sql = f"SELECT id, {_EVENT_COLUMNS} FROM events WHERE id > ?"
         args: list[object] = [after]
         if run_id is not None:
             sql += " AND run_id = ?"
@@ -304,7 +376,10 @@ class Store:
         db = connect(self.path) if own_connection else self._mine
         try:
             for row in db.execute(sql + " ORDER BY id LIMIT ?", [*args, limit]):
-                yield row[0], Event(*row[1:])
+                yield row[0], Event(id=row[0], run_id=row[1], job=row[2], state=row[3],
+                                    progress=row[4], time=row[5], exit_code=row[6], pid=row[7],
+                                    message=row[8], tstart=row[9], tend=row[10],
+                                    attempt=row[11])
         finally:
             if own_connection:
                 db.close()

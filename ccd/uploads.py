@@ -9,19 +9,11 @@ import io
 import tarfile
 from pathlib import Path, PurePosixPath
 
-from ccd.errors import CcdError
+from ccd.errors import UploadError
 
 MAX_BODY = 32 * 1024 * 1024
 MAX_MEMBERS = 1000
 MAX_UNPACKED = 128 * 1024 * 1024
-
-
-class UploadError(CcdError):
-    """An upload was refused; `status` is the HTTP status that says why (400, 413, 422)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def unpack(data: bytes, filename: str) -> dict[str, bytes]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ccd.model import Event, JobStatus, Run
 
@@ -18,7 +19,7 @@ def job_json(status: JobStatus, run: Run) -> dict[str, Any]:
         "name": status.name, "state": status.state.value, "progress": status.progress,
         "host": status.host, "kind": job.kind, "label": job.label, "pid": status.pid,
         "exit_code": status.exit_code, "tstart": status.tstart, "tend": status.tend,
-        "modified": status.modified, "message": status.message,
+        "modified": status.modified, "attempt": status.attempt, "message": status.message,
     }
 
 
@@ -27,7 +28,7 @@ def run_json(run: Run, resumed: bool | None = None, jobs: bool = True) -> dict[s
     out: dict[str, Any] = {
         "run": run.id, "workflow": run.spec.name, "state": run.state.value,
         "created": run.created, "t0": run.t0, "t1": run.t1, "message": run.message,
-        "job_root": str(run.job_root),
+        "run_dir": str(run.run_dir),
         "colors": run.spec.colors,
         "counts": counts(run),
     }
@@ -46,17 +47,10 @@ def counts(run: Run) -> dict[str, int]:
     return out
 
 
-def event_json(event_id: int, e: Event) -> dict[str, Any]:
-    """One journal entry."""
-    return {"id": event_id, "run": e.run_id, "job": e.job, "state": e.state,
-            "progress": e.progress, "time": e.time, "exit_code": e.exit_code, "pid": e.pid,
-            "message": e.message}
-
-
-def event_frame(event_id: int, e: Event) -> bytes:
+def event_frame(e: Event) -> bytes:
     """One server-sent event, encoded once and sent to every subscriber as it is."""
-    data = json.dumps(event_json(event_id, e))
-    return f"id: {event_id}\nevent: {'job' if e.job else 'run'}\ndata: {data}\n\n".encode()
+    kind = b"job" if e.job is not None else b"run"
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (e.id, kind, msgspec.json.encode(e))
 
 
 def workflow_json(row: WorkflowRow) -> dict[str, Any]:

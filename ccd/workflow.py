@@ -20,16 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from ccd import dag, export
-from ccd.model import HostSpec, JobSpec, JobState, JobStatus, RunState, WorkflowSpec
+from ccd.model import HostSpec, JobSpec, JobState, JobStatus, Run, RunState, WorkflowSpec
+
+LOG_LIMIT = 64 * 1024 * 1024  # get_log reads at most this much
 
 
 class Job:
     """One job of a workflow: what it runs (`spec`) and what it is doing (`status`)."""
 
-    def __init__(self, spec: JobSpec, status: JobStatus, job_dir: Path | None = None) -> None:
+    def __init__(self, spec: JobSpec, status: JobStatus, run: Run | None = None) -> None:
         self.spec = spec
         self.status = status
-        self.job_dir = job_dir
+        self._run = run
 
     @property
     def name(self) -> str:
@@ -48,13 +50,20 @@ class Job:
         return self.status.pid
 
     def get_log(self) -> str:
-        """The job's output so far ("" before it ran)."""
-        if self.job_dir is None:
+        """The job's output so far ("" before it ran), from the executor that ran it."""
+        run = self._run
+        if run is None or self.spec.is_join:
             return ""
-        try:
-            return (self.job_dir / "log").read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+        from ccd.executors.protocol import launch_for
+        from ccd.hosts import Hosts
+
+        async def read() -> bytes:
+            async with Hosts() as hosts:
+                executor = hosts.executor(self.spec.kind, self.spec.host)
+                data, _ = await executor.read_log(launch_for(run, self.name), 0, LOG_LIMIT)
+                return data
+
+        return asyncio.run(read()).decode(errors="replace")
 
     def __getitem__(self, key: str) -> Any:
         """The paper's dict access: job["status"], job["progress"], job["script"], ..."""
@@ -80,10 +89,11 @@ class Workflow:
         self.edges: list[tuple[str, str]] = []
         self.colors: dict[str, str] = {}
         self.hosts: dict[str, HostSpec] = {}
+        self.files: tuple[str, ...] = ()
         self.statuses: dict[str, JobStatus] = {}
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.run_id: str | None = None
-        self._job_root: Path | None = None
+        self._run: Run | None = None
         if filename is not None:
             self.load(filename)
 
@@ -100,6 +110,7 @@ class Workflow:
         self.base_dir = spec.base_dir
         self.colors = dict(spec.colors)
         self.hosts = dict(spec.hosts)
+        self.files = spec.files
         for job in spec.jobs.values():
             self._put(job)
         self.edges += [e for e in spec.edges if e not in self.edges]
@@ -140,8 +151,7 @@ class Workflow:
 
     def job(self, name: str) -> Job:
         """A job by name."""
-        job_dir = self._job_root / name if self._job_root else None
-        return Job(self.jobs[name], self.statuses[name], job_dir)
+        return Job(self.jobs[name], self.statuses[name], self._run)
 
     def update_status(self, name: str, status: str) -> None:
         """Set a job's state by hand."""
@@ -178,7 +188,7 @@ class Workflow:
     def spec(self) -> WorkflowSpec:
         """The workflow as a spec (not yet validated)."""
         return WorkflowSpec(self.name, self.base_dir / f"{self.name}.yaml", dict(self.jobs),
-                            tuple(self.edges), dict(self.colors), dict(self.hosts))
+                            tuple(self.edges), dict(self.colors), dict(self.hosts), self.files)
 
     def save(self, filename: str | Path) -> None:
         """Write the workflow as YAML (no state)."""
@@ -215,14 +225,15 @@ class Workflow:
             if show:
                 print("\n".join(order))
             return order
-        return self._run(max_jobs=1)
+        return self._execute(max_jobs=1)
 
     def run_parallel(self, max_jobs: int | None = None) -> RunState:
         """Run every ready job at once (up to max_jobs processes); returns the run's state."""
-        return self._run(max_jobs=max_jobs)
+        return self._execute(max_jobs=max_jobs)
 
-    def _run(self, max_jobs: int | None) -> RunState:
-        from ccd import runs
+    def _execute(self, max_jobs: int | None) -> RunState:
+        from ccd import runs, workdir
+        from ccd.hosts import Hosts
         from ccd.spec import load_spec
         from ccd.store import Store
 
@@ -231,10 +242,15 @@ class Workflow:
         spec, _ = load_spec(self.base_dir / f"{self.name}.yaml", text)
         store = Store(self.state_dir / "ccd.db")
         try:
-            opened = runs.create(store, self.state_dir, spec, text)
-            self.run_id, self._job_root = opened.run.id, opened.run.job_root
+            opened = runs.create(store, self.state_dir, spec, text, workdir.files_of(spec))
+            self.run_id, self._run = opened.run.id, opened.run
             self.statuses = opened.run.jobs
-            return asyncio.run(runs.execute(opened, max_jobs=max_jobs))
+
+            async def drive() -> RunState:
+                async with Hosts(max_jobs) as hosts:
+                    return await runs.execute(opened, hosts)
+
+            return asyncio.run(drive())
         finally:
             store.close()
 

@@ -12,7 +12,7 @@ from ccd.views import event_frame
 
 
 def event(run: str, n: int) -> tuple[int, Event]:
-    return n, Event(run, "a", "running", n % 100, float(n))
+    return n, Event(id=n, run_id=run, job="a", state="running", progress=n % 100, time=float(n))
 
 
 def test_each_subscriber_gets_its_runs_events_in_order() -> None:
@@ -22,7 +22,7 @@ def test_each_subscriber_gets_its_runs_events_in_order() -> None:
         bus.publish([event("r1", 1), event("r2", 2), event("r1", 3)])
         assert [everything.queue.get_nowait()[0] for _ in range(3)] == [1, 2, 3]
         assert everything.queue.empty()
-        assert event_frame(*event("r1", 1)).startswith(b"id: 1\nevent: job\ndata: {")
+        assert event_frame(event("r1", 1)[1]).startswith(b"id: 1\nevent: job\ndata: {")
         assert [only_r1.queue.get_nowait()[0] for _ in range(2)] == [1, 3]
         assert bus.last_id == 3 and bus.published == 3
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pydot
 import pytest
 
-from ccd.graph import STATE_COLORS, GraphvizMissing, render, to_dot
+from ccd.errors import GraphvizMissing
+from ccd.graph import STATE_COLORS, render, to_dot
 from ccd.labels import RunTimes
 from ccd.model import JobSpec, JobState, JobStatus, WorkflowSpec
 

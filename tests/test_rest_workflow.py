@@ -10,7 +10,8 @@ import pytest
 from conftest import ROOT, Daemon
 
 from ccctl import RESTWorkflow
-from ccctl.client import Client, ClientError
+from ccctl.client import Client
+from ccd.errors import ClientError
 
 
 @pytest.fixture

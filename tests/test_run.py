@@ -31,7 +31,7 @@ def test_paper_example_runs_from_a_fresh_copy(tmp_path: Path, ccctl: Ccctl) -> N
     assert all(jobs[n]["progress"] == 100 for n in names)
     starts = [jobs[n]["tstart"] for n in names]
     assert starts == sorted(starts)
-    log = Path(jobs[""]["job_root"]) / "analyze" / "log"  # type: ignore[arg-type]
+    log = (Path(jobs[""]["run_dir"]) / "jobs") / "analyze" / "log"  # type: ignore[arg-type]
     assert "the total is 55" in log.read_text()
 
 
@@ -76,8 +76,10 @@ def test_failed_job_skips_its_descendants_and_other_branches_go_on(
     assert jobs["after-bad"]["state"] == jobs["end"]["state"] == "skipped"
     assert jobs["good"]["state"] == jobs["after-good"]["state"] == "done"
     assert jobs[""]["state"] == "failed"
-    assert not (tmp_path / "after-bad.ran").exists() and (tmp_path / "after-good.ran").exists()
-    log = Path(jobs[""]["job_root"]) / "bad" / "log"  # type: ignore[arg-type]
+    work = Path(jobs[""]["run_dir"]) / "work"  # type: ignore[arg-type]
+    assert not (work / "after-bad.ran").exists() and (work / "after-good.ran").exists()
+    assert not (tmp_path / "after-good.ran").exists()  # jobs write in the run's own copy
+    log = (Path(jobs[""]["run_dir"]) / "jobs") / "bad" / "log"  # type: ignore[arg-type]
     assert log.read_text() == "oops\n"
 
 
@@ -111,11 +113,11 @@ def test_job_killed_by_a_signal_fails(tmp_path: Path, ccctl: Ccctl) -> None:
 
 def test_progress_is_followed_and_never_goes_backwards(tmp_path: Path, ccctl: Ccctl,
                                                       state_dir: Path) -> None:
-    write(tmp_path / "p.py", """\
+    write(tmp_path / "p.py", f"""\
         import os, time
         from ccd.progress import progress
         progress(60)
-        while not os.path.exists("release"):
+        while not os.path.exists({str(tmp_path / "release")!r}):
             time.sleep(0.02)
         progress(30)
         """)
@@ -136,7 +138,7 @@ def test_progress_is_followed_and_never_goes_backwards(tmp_path: Path, ccctl: Cc
     assert proc.returncode == 0, err
     steps = progress_of(state_dir, "py")
     assert steps == sorted(steps) and steps[-1] == 100
-    log = (Path(json.loads(out)["job_root"]) / "py" / "log").read_text().splitlines()
+    log = ((Path(json.loads(out)["run_dir"]) / "jobs") / "py" / "log").read_text().splitlines()
     assert [line.split()[3] for line in log] == ["progress=60", "progress=30"]
 
 
@@ -165,11 +167,11 @@ def test_timeout_fails_the_job(tmp_path: Path, ccctl: Ccctl) -> None:
 
 
 def test_ctrl_c_cancels_and_kills_the_jobs_process_group(tmp_path: Path, ccctl: Ccctl) -> None:
-    wf = write(tmp_path / "c.yaml", """\
+    wf = write(tmp_path / "c.yaml", f"""\
         workflow:
           nodes:
-            long: {exec: 'sh -c "echo \\$\\$ > long.pid; exec sleep 60"'}
-            never: {exec: 'touch never.ran'}
+            long: {{exec: 'sh -c "echo \\$\\$ > {tmp_path}/long.pid; exec sleep 60"'}}
+            never: {{exec: 'touch {tmp_path}/never.ran'}}
           dependencies: ['long,never']
         """)
     with ccctl.start("run", wf, "--json") as proc:
@@ -190,16 +192,18 @@ def test_ctrl_c_cancels_and_kills_the_jobs_process_group(tmp_path: Path, ccctl: 
 
 
 def counted_workflow(tmp_path: Path, fan: int) -> Path:
-    """start -> gate (waits for a file) and `fan` quick jobs -> end; every job counts itself."""
-    nodes = "\n".join(f"    j{i}: {{exec: 'echo j{i} >> counter'}}" for i in range(fan))
+    """start -> gate (waits for a file) and `fan` quick jobs -> end; every job counts itself
+    in tmp_path/counter."""
+    nodes = "\n".join(f"    j{i}: {{exec: 'echo j{i} >> {tmp_path}/counter'}}" for i in range(fan))
     deps = "\n".join(f"    - start,j{i},end" for i in range(fan))
+    wait = f"while [ ! -f {tmp_path}/release ]; do sleep 0.02; done"
     return write(tmp_path / "count.yaml", f"""\
 workflow:
   nodes:
-    start: {{exec: 'echo start >> counter'}}
-    gate: {{exec: 'echo gate >> counter; while [ ! -f release ]; do sleep 0.02; done'}}
+    start: {{exec: 'echo start >> {tmp_path}/counter'}}
+    gate: {{exec: 'echo gate >> {tmp_path}/counter; {wait}'}}
 {nodes}
-    end: {{exec: 'echo end >> counter'}}
+    end: {{exec: 'echo end >> {tmp_path}/counter'}}
   dependencies:
     - start,gate,end
 {deps}
@@ -250,9 +254,9 @@ def test_gate_job_running_across_the_kill_is_reattached_not_restarted(
 
 
 def test_new_starts_afresh_instead_of_resuming(tmp_path: Path, ccctl: Ccctl) -> None:
-    wf = write(tmp_path / "n.yaml", """\
+    wf = write(tmp_path / "n.yaml", f"""\
         workflow:
-          nodes: {a: {exec: 'echo a >> counter'}}
+          nodes: {{a: {{exec: 'echo a >> {tmp_path}/counter'}}}}
           dependencies: []
         """)
     assert ccctl("run", wf).returncode == 0
@@ -290,7 +294,7 @@ def test_state_survives_as_paper_yaml_with_states(tmp_path: Path, ccctl: Ccctl) 
           dependencies: ['a,b']
         """)
     proc = ccctl("run", wf, "--json")
-    snapshot = Path(json.loads(proc.stdout)["job_root"]).parent / "workflow.yaml"
+    snapshot = Path(json.loads(proc.stdout)["run_dir"]) / "workflow.yaml"
     from ccd.spec import load_spec
 
     spec, _ = load_spec(snapshot)  # loads back as a workflow
@@ -322,19 +326,19 @@ def test_venv_env_and_cwd_shape_the_jobs_environment(tmp_path: Path, ccctl: Ccct
 
     venv.create(tmp_path / "env", with_pip=False)
     (tmp_path / "sub").mkdir()
-    wf = write(tmp_path / "v.yaml", """\
+    wf = write(tmp_path / "v.yaml", f"""\
         workflow:
           nodes:
             in-venv:
               exec: 'echo "$VIRTUAL_ENV"; command -v python; echo "$GREETING"; pwd'
               venv: env
-              env: {GREETING: 'hello there'}
-              cwd: sub
+              env: {{GREETING: 'hello there'}}
+              cwd: {tmp_path / "sub"}
           dependencies: []
         """)
     proc = ccctl("run", wf, "--json")
     assert proc.returncode == 0, proc.stderr
-    log = Path(json.loads(proc.stdout)["job_root"]) / "in-venv" / "log"
+    log = (Path(json.loads(proc.stdout)["run_dir"]) / "jobs") / "in-venv" / "log"
     assert log.read_text().splitlines() == [
         str(tmp_path / "env"), str(tmp_path / "env" / "bin" / "python"), "hello there",
         str(tmp_path / "sub")]
@@ -343,7 +347,8 @@ def test_venv_env_and_cwd_shape_the_jobs_environment(tmp_path: Path, ccctl: Ccct
 def test_second_ctrl_c_leaves_jobs_running_and_the_next_run_adopts_them(
         tmp_path: Path, ccctl: Ccctl) -> None:
     counter = tmp_path / "counter"
-    stubborn = 'trap "" TERM; echo gate >> counter; while [ ! -f release ]; do sleep 0.02; done'
+    stubborn = (f'trap "" TERM; echo gate >> {counter}; '
+                f'while [ ! -f {tmp_path}/release ]; do sleep 0.02; done')
     wf = write(tmp_path / "stubborn.yaml", f"""\
         workflow:
           nodes:
@@ -386,7 +391,7 @@ def test_retries_run_a_failing_job_again_and_keep_each_attempt(tmp_path: Path,
     assert proc.returncode == 0, proc.stdout
     jobs = result(proc)
     assert jobs["flaky"]["state"] == jobs["after"]["state"] == "done"
-    root = Path(jobs[""]["job_root"])  # type: ignore[arg-type]
+    root = (Path(jobs[""]["run_dir"]) / "jobs")  # type: ignore[arg-type]
     assert [(root / d / "log").read_text() for d in ("flaky@1", "flaky@2", "flaky")] == [
         "attempt 1\n", "attempt 2\n", "attempt 3\n"]
 
@@ -400,21 +405,24 @@ def test_retries_run_out(tmp_path: Path, ccctl: Ccctl) -> None:
         """)
     proc = ccctl("run", wf, "--json")
     assert proc.returncode == 1
-    assert result(proc)["broken"]["message"] == "exit code 4 (attempt 2 of 2)"
-    assert (tmp_path / "tries").read_text().split() == ["try", "try"]
+    data = result(proc)
+    assert data["broken"]["message"] == "exit code 4 (attempt 2 of 2)"
+    assert data["broken"]["attempt"] == 2 and data["broken"]["exit_code"] == 4
+    work = Path(data[""]["run_dir"]) / "work"  # type: ignore[arg-type]
+    assert (work / "tries").read_text().split() == ["try", "try"]
 
 
 def test_kill_9_between_attempts_runs_no_attempt_twice(tmp_path: Path, ccctl: Ccctl) -> None:
     # The second attempt waits for a file; ccctl is killed while it waits.
-    second_waits = ("echo try >> tries; [ $(wc -l < tries) -ge 2 ] || exit 1; "
-                    "while [ ! -f release ]; do sleep 0.02; done")
+    tries = tmp_path / "tries"
+    second_waits = (f"echo try >> {tries}; [ $(wc -l < {tries}) -ge 2 ] || exit 1; "
+                    f"while [ ! -f {tmp_path}/release ]; do sleep 0.02; done")
     wf = write(tmp_path / "r.yaml", f"""\
         workflow:
           nodes:
             flaky: {{exec: '{second_waits}', retries: 3}}
           dependencies: []
         """)
-    tries = tmp_path / "tries"
     with ccctl.start("run", wf) as proc:
         try:
             wait_for(lambda: tries.exists() and len(tries.read_text().split()) == 2,

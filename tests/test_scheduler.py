@@ -1,101 +1,62 @@
-"""The scheduler's decisions, against an in-memory executor (no processes): limits, joins,
-cancel, and re-attaching instead of restarting. The real executor is tested in test_run.py."""
+"""The scheduler against the in-memory executor (no processes): limits within and across
+runs, joins, cancel, retries, re-attaching instead of restarting, and runs that end
+whatever goes wrong. The real executor is tested in test_run.py and test_daemon.py."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection
 from pathlib import Path
 
-from ccd.executors.protocol import Launch, Observation
+import pytest
+
+from ccd.errors import ExecutorError, UnsupportedKind
+from ccd.executors import Deliver, Executor
+from ccd.executors.memory import MemoryExecutor
+from ccd.executors.protocol import Launch
+from ccd.hosts import Hosts
 from ccd.model import Event, HostSpec, JobSpec, JobState, JobStatus, Run, RunState, WorkflowSpec
 from ccd.scheduler import Scheduler
 
 
-class MemoryExecutor:
-    """Jobs 'run' until the test finishes them."""
-
-    def __init__(self, notify: Callable[[], None], already_started: set[str]) -> None:
-        self.notify = notify
-        self.started: list[str] = []
-        self.running: dict[str, str] = {}  # job -> host
-        self.exit_codes: dict[str, int] = {}
-        self.most_at_once = 0
-        self.cancelled: list[str] = []
-        self.already_started = already_started
-        self.set_aside: list[str] = []
-
-    async def start(self, launch: Launch) -> None:
-        self.started.append(launch.job.name)
-        self.running[launch.job.name] = launch.job.host
-        self.most_at_once = max(self.most_at_once, len(self.running))
-
-    async def prepare(self, launch: Launch) -> None:
-        pass
-
-    async def attempts(self, launch: Launch) -> int:
-        return self.set_aside.count(launch.job.name)
-
-    async def archive(self, launch: Launch) -> None:
-        self.set_aside.append(launch.job.name)
-        del self.exit_codes[launch.job.name]
-
-    async def attach(self, launch: Launch) -> Observation:
-        name = launch.job.name
-        if name in self.already_started:
-            self.running[name] = launch.job.host
-            return Observation(name, started=True, pid=1)
-        return Observation(name)
-
-    async def poll(self, launches: Sequence[Launch]) -> list[Observation]:
-        out = []
-        for launch in launches:
-            name = launch.job.name
-            code = self.exit_codes.get(name)
-            out.append(Observation(name, started=True, ended=code is not None, exit_code=code))
-        return out
-
-    async def cancel(self, launch: Launch, force: bool = False) -> None:
-        self.cancelled.append(launch.job.name)
-        self.finish(launch.job.name, 143)
-
-    async def read_log(self, launch: Launch, offset: int, limit: int) -> bytes:
-        return b""
-
-    async def aclose(self) -> None:
-        pass
-
-    def finish(self, name: str, code: int = 0) -> None:
-        self.running.pop(name, None)
-        self.exit_codes[name] = code
-        self.notify()
-
-
 def make_run(jobs: list[JobSpec], edges: list[tuple[str, str]],
-             hosts: dict[str, HostSpec] | None = None) -> Run:
+             hosts: dict[str, HostSpec] | None = None, run_id: str = "r1") -> Run:
     spec = WorkflowSpec("t", Path("/nowhere/t.yaml"), {j.name: j for j in jobs}, tuple(edges),
                         hosts=hosts or {})
-    return Run("r1", spec, {j.name: JobStatus(j.name, host=j.host) for j in jobs},
-               Path("/nowhere/jobs"), created=0.0)
+    return Run(run_id, spec, {j.name: JobStatus(j.name, host=j.host) for j in jobs},
+               Path("/nowhere/run"), created=0.0)
 
 
 class Harness:
-    def __init__(self, run: Run, max_jobs: int, already_started: set[str] | None = None) -> None:
+    """Schedulers of one or more runs sharing one Hosts and one in-memory executor."""
+
+    def __init__(self, *runs: Run, max_jobs: int,
+                 already_started: Collection[tuple[str, str]] = (),
+                 make: Callable[[str, str, Deliver], Executor] | None = None) -> None:
         self.events: list[Event] = []
-        self.executor: MemoryExecutor | None = None
-        started = already_started or set()
+        self.made, factory = MemoryExecutor.factory(already_started)
+        self.hosts = Hosts(max_jobs, make or factory)
+        self.schedulers = [Scheduler(run, self.events.append, self.hosts, grace=0.0)
+                           for run in runs]
+        self.scheduler = self.schedulers[0]
 
-        def make(kind: str, notify: Callable[[], None]) -> MemoryExecutor:
-            self.executor = MemoryExecutor(notify, started)
-            return self.executor
+    @property
+    def ex(self) -> MemoryExecutor:
+        assert self.made, "no job has started yet"
+        return self.made[0]
 
-        self.scheduler = Scheduler(run, self.events.append, max_jobs=max_jobs,
-                                   make_executor=make, tick=0.001, grace=0.0)
+    def running(self, name: str, run_id: str = "r1") -> bool:
+        return bool(self.made) and (run_id, name) in self.ex.running
 
     async def until(self, condition: Callable[[], bool]) -> None:
         async with asyncio.timeout(10):
             while not condition():
                 await asyncio.sleep(0.001)
+
+    async def finish(self, name: str, code: int = 0, run_id: str = "r1") -> None:
+        """Wait until the job runs, then end it."""
+        await self.until(lambda: self.running(name, run_id))
+        self.ex.finish(run_id, name, code)
 
 
 def test_ready_jobs_start_together_up_to_the_global_limit() -> None:
@@ -106,17 +67,15 @@ def test_ready_jobs_start_together_up_to_the_global_limit() -> None:
 
     async def scenario() -> RunState:
         task = asyncio.create_task(h.scheduler.run_to_end())
-        await h.until(lambda: h.executor is not None and len(h.executor.running) == 3)
-        ex = h.executor
-        assert ex is not None
-        while len(ex.exit_codes) < 10:
-            await h.until(lambda: bool(ex.running))
-            ex.finish(next(iter(ex.running)))
+        await h.until(lambda: bool(h.made) and len(h.ex.running) == 3)
+        while len(h.ex.started) < 10 or h.ex.running:
+            await h.until(lambda: bool(h.ex.running))
+            h.ex.finish(*next(iter(h.ex.running)))
         return await task
 
     assert asyncio.run(scenario()) is RunState.DONE
-    assert h.executor is not None and h.executor.most_at_once == 3
-    assert len(h.executor.started) == 10  # joins start no process
+    assert h.ex.most_at_once == 3
+    assert len(h.ex.started) == 10  # joins start no process
 
 
 def test_per_host_max_jobs_limits_each_host() -> None:
@@ -127,18 +86,64 @@ def test_per_host_max_jobs_limits_each_host() -> None:
 
     async def scenario() -> RunState:
         task = asyncio.create_task(h.scheduler.run_to_end())
-        await h.until(lambda: h.executor is not None and len(h.executor.running) == 4)
-        ex = h.executor
-        assert ex is not None
-        assert sorted(ex.running.values()) == ["big", "big", "big", "small"]
-        while len(ex.exit_codes) < 6:
-            await h.until(lambda: bool(ex.running))
-            small = [n for n, host in ex.running.items() if host == "small"]
-            assert len(small) <= 1
-            ex.finish(next(iter(ex.running)))
+        await h.until(lambda: bool(h.made) and len(h.ex.running) == 4)
+        assert sorted(h.ex.running.values()) == ["big", "big", "big", "small"]
+        while h.ex.running:
+            h.ex.finish(*next(iter(h.ex.running)))
+            await h.until(lambda: bool(h.ex.running) or task.done())
         return await task
 
     assert asyncio.run(scenario()) is RunState.DONE
+    assert h.ex.most_on_host == {"small": 1, "big": 3}
+
+
+def test_limits_hold_across_runs_that_share_the_hosts() -> None:
+    def six(run_id: str) -> Run:
+        return make_run([JobSpec(f"j{i}", exec="x", host="box") for i in range(6)], [],
+                        hosts={"box": HostSpec("box", max_jobs=2)}, run_id=run_id)
+
+    h = Harness(six("r1"), six("r2"), max_jobs=100)
+
+    async def scenario() -> list[RunState]:
+        tasks = [asyncio.create_task(s.run_to_end()) for s in h.schedulers]
+        await h.until(lambda: bool(h.made))
+        while len(h.ex.started) < 12 or h.ex.running:
+            await h.until(lambda: bool(h.ex.running))
+            assert len(h.ex.running) <= 2
+            h.ex.finish(*next(iter(h.ex.running)))
+            await asyncio.sleep(0.001)  # let the other run take the freed slot if it can
+        return [await t for t in tasks]
+
+    assert asyncio.run(scenario()) == [RunState.DONE, RunState.DONE]
+    assert h.ex.most_on_host["box"] == 2
+    assert {run for run, _ in h.ex.started} == {"r1", "r2"}  # both runs got slots
+
+
+def test_one_executor_serves_every_run_on_a_host() -> None:
+    made: list[tuple[str, str]] = []
+    shared, factory = MemoryExecutor.factory()
+
+    def make(kind: str, host: str, deliver: Deliver) -> Executor:
+        made.append((kind, host))
+        return factory(kind, host, deliver)
+
+    runs = [make_run([JobSpec("a", exec="x")], [], run_id=f"r{i}") for i in range(3)]
+    h = Harness(*runs, max_jobs=10, make=make)
+
+    async def scenario() -> None:
+        tasks = [asyncio.create_task(s.run_to_end()) for s in h.schedulers]
+        for i in range(3):
+            await asyncio.wait_for(_finish(shared, f"r{i}", "a"), 10)
+        await asyncio.gather(*tasks)
+
+    asyncio.run(scenario())
+    assert made == [("local", "localhost")]
+
+
+async def _finish(made: list[MemoryExecutor], run_id: str, name: str) -> None:
+    while not made or (run_id, name) not in made[0].running:
+        await asyncio.sleep(0.001)
+    made[0].finish(run_id, name)
 
 
 def test_cancel_stops_running_jobs_and_cancels_waiting_ones() -> None:
@@ -148,66 +153,69 @@ def test_cancel_stops_running_jobs_and_cancels_waiting_ones() -> None:
 
     async def scenario() -> RunState:
         task = asyncio.create_task(h.scheduler.run_to_end())
-        await h.until(lambda: h.executor is not None and len(h.executor.running) == 2)
+        await h.until(lambda: bool(h.made) and len(h.ex.running) == 2)
         h.scheduler.cancel("stop")
         return await task
 
     assert asyncio.run(scenario()) is RunState.CANCELLED
     assert {n: s.state for n, s in run.jobs.items()} == {
         "a": JobState.CANCELLED, "b": JobState.CANCELLED, "c": JobState.CANCELLED}
-    assert h.executor is not None and sorted(h.executor.cancelled) == ["a", "c"]
-    assert "b" not in h.executor.started
+    assert sorted(n for _, n in h.ex.cancelled) == ["a", "c"]
+    assert ("r1", "b") not in h.ex.started
+    assert run.message == "stop"
 
 
 def test_resumed_run_reattaches_started_jobs_instead_of_starting_them() -> None:
-    jobs = [JobSpec("a", exec="x"), JobSpec("b", exec="x")]
-    run = make_run(jobs, [("a", "b")])
-    h = Harness(run, max_jobs=10, already_started={"a"})
+    run = make_run([JobSpec("a", exec="x"), JobSpec("b", exec="x")], [("a", "b")])
+    h = Harness(run, max_jobs=10, already_started={("r1", "a")})
 
     async def scenario() -> RunState:
         task = asyncio.create_task(h.scheduler.run_to_end())
-        await h.until(lambda: h.executor is not None and "a" in h.executor.running)
-        assert h.executor is not None
-        h.executor.finish("a")
-        await h.until(lambda: h.executor is not None and "b" in h.executor.running)
-        h.executor.finish("b")
+        await h.finish("a")
+        await h.finish("b")
         return await task
 
     assert asyncio.run(scenario()) is RunState.DONE
-    assert h.executor is not None and h.executor.started == ["b"]
+    assert h.ex.started == [("r1", "b")]
 
 
-def test_every_change_is_an_event_and_the_run_ends_with_one() -> None:
+def test_every_change_is_an_event_carrying_the_whole_new_state() -> None:
     run = make_run([JobSpec("a", exec="x")], [])
     h = Harness(run, max_jobs=1)
 
     async def scenario() -> RunState:
         task = asyncio.create_task(h.scheduler.run_to_end())
-        await h.until(lambda: h.executor is not None and "a" in h.executor.running)
-        assert h.executor is not None
-        h.executor.finish("a", 2)
+        await h.until(lambda: h.running("a"))
+        h.ex.progress("r1", "a", 40)
+        await h.until(lambda: run.jobs["a"].progress == 40)
+        h.ex.finish("r1", "a", 2)
         return await task
 
     assert asyncio.run(scenario()) is RunState.FAILED
-    assert [(e.job, e.state) for e in h.events] == [
-        (None, "running"), ("a", "running"), ("a", "failed"), (None, "failed")]
-    assert h.events[2].exit_code == 2 and h.events[2].message == "exit code 2"
+    assert [(e.job, e.state, e.progress) for e in h.events] == [
+        (None, "running", 0), ("a", "running", 0), ("a", "running", 40), ("a", "failed", 40),
+        (None, "failed", 0)]
+    running, _, failed = h.events[1:4]
+    assert running.pid == 1001 and running.attempt == 1 and running.tstart is not None
+    assert failed.exit_code == 2 and failed.message == "exit code 2"
+    assert failed.tstart == running.tstart and failed.tend is not None and failed.pid == 1001
+    assert h.events[-1].message == "1 job failed: a: exit code 2"
+    assert h.events[-1].tstart == h.events[0].tstart and h.events[-1].tend is not None
 
 
 def test_a_job_recorded_as_running_that_never_began_is_started() -> None:
     run = make_run([JobSpec("a", exec="x")], [])
     run.jobs["a"].state = JobState.RUNNING  # the database says so; no wrapper ever claimed it
+    run.jobs["a"].attempt = 1
     h = Harness(run, max_jobs=1)
 
     async def scenario() -> RunState:
         task = asyncio.create_task(h.scheduler.run_to_end())
-        await h.until(lambda: h.executor is not None and "a" in h.executor.running)
-        assert h.executor is not None
-        h.executor.finish("a")
+        await h.finish("a")
         return await task
 
     assert asyncio.run(scenario()) is RunState.DONE
-    assert h.executor is not None and h.executor.started == ["a"]
+    assert h.ex.started == [("r1", "a")] and run.jobs["a"].attempt == 1
 
 
 def test_a_failed_job_with_retries_is_set_aside_and_started_again() -> None:
@@ -218,18 +226,21 @@ def test_a_failed_job_with_retries_is_set_aside_and_started_again() -> None:
     async def scenario() -> RunState:
         task = asyncio.create_task(h.scheduler.run_to_end())
         for code in (1, 1, 0):  # fails twice, then succeeds
-            await h.until(lambda: h.executor is not None and "flaky" in h.executor.running)
-            assert h.executor is not None
-            h.executor.finish("flaky", code)
-        await h.until(lambda: h.executor is not None and "after" in h.executor.running)
-        h.executor.finish("after")
+            await h.finish("flaky", code)
+            await h.until(lambda: not h.running("flaky"))
+        await h.finish("after")
         return await task
 
     assert asyncio.run(scenario()) is RunState.DONE
-    assert h.executor is not None and h.executor.set_aside == ["flaky", "flaky"]
+    assert h.ex.set_aside[("r1", "flaky")] == 2
     messages = [e.message for e in h.events if e.job == "flaky" and e.state == "ready"]
     assert messages == ["exit code 1 (attempt 1 of 3); trying again",
                         "exit code 1 (attempt 2 of 3); trying again"]
+    flaky = run.jobs["flaky"]
+    assert (flaky.state, flaky.attempt, flaky.message, flaky.exit_code) == \
+        (JobState.DONE, 3, "", 0)
+    starts = [e.tstart for e in h.events if e.job == "flaky" and e.state == "running"]
+    assert flaky.tstart == starts[-1] and len(set(starts)) == 3  # the last attempt's start
 
 
 def test_retries_run_out_and_the_job_fails_with_its_last_reason() -> None:
@@ -239,10 +250,88 @@ def test_retries_run_out_and_the_job_fails_with_its_last_reason() -> None:
     async def scenario() -> RunState:
         task = asyncio.create_task(h.scheduler.run_to_end())
         for _ in range(2):
-            await h.until(lambda: h.executor is not None and "flaky" in h.executor.running)
-            assert h.executor is not None
-            h.executor.finish("flaky", 7)
+            await h.finish("flaky", 7)
+            await h.until(lambda: not h.running("flaky"))
         return await task
 
     assert asyncio.run(scenario()) is RunState.FAILED
-    assert run.jobs["flaky"].message == "exit code 7 (attempt 2 of 2)"
+    flaky = run.jobs["flaky"]
+    assert (flaky.message, flaky.exit_code, flaky.attempt) == \
+        ("exit code 7 (attempt 2 of 2)", 7, 2)
+
+
+def test_a_host_without_an_executor_fails_its_jobs_and_the_run_ends() -> None:
+    shared, factory = MemoryExecutor.factory()
+
+    def make(kind: str, host: str, deliver: Deliver) -> Executor:
+        if kind == "ssh":
+            raise UnsupportedKind("kind 'ssh' cannot run in this version of ccd")
+        return factory(kind, host, deliver)
+
+    run = make_run([JobSpec("here", exec="x"), JobSpec("there", exec="x", kind="ssh"),
+                    JobSpec("after", exec="x")], [("there", "after")])
+    h = Harness(run, max_jobs=10, make=make)
+
+    async def scenario() -> RunState:
+        task = asyncio.create_task(h.scheduler.run_to_end())
+        await asyncio.wait_for(_finish(shared, "r1", "here"), 10)
+        return await task
+
+    assert asyncio.run(scenario()) is RunState.FAILED
+    states = {n: (s.state, s.message) for n, s in run.jobs.items()}
+    assert states == {
+        "here": (JobState.DONE, ""),
+        "there": (JobState.FAILED, "kind 'ssh' cannot run in this version of ccd"),
+        "after": (JobState.SKIPPED, "skipped: there failed")}
+    assert run.message == "1 job failed: there: kind 'ssh' cannot run in this version of ccd"
+
+
+class _Failing(MemoryExecutor):
+    """Starting the job named `bug` raises the exception given."""
+
+    error: Exception
+
+    async def start(self, launch: Launch) -> int:
+        if launch.job.name == "bug":
+            raise self.error
+        return await super().start(launch)
+
+
+@pytest.mark.parametrize(("error", "job_message", "run_message"), [
+    (ExecutorError("cannot reach host box: connection refused"),
+     "cannot reach host box: connection refused",
+     "1 job failed: bug: cannot reach host box: connection refused"),
+    (RuntimeError("something ccd did not expect"),
+     "ccd stopped driving this run: RuntimeError: something ccd did not expect",
+     "ccd stopped driving this run: RuntimeError: something ccd did not expect"),
+])
+def test_whatever_goes_wrong_the_run_ends_failed_with_the_reason(
+        error: Exception, job_message: str, run_message: str) -> None:
+    made: list[MemoryExecutor] = []
+
+    def make(kind: str, host: str, deliver: Deliver) -> Executor:
+        if not made:
+            made.append(_Failing(deliver))
+            made[0].error = error
+        return made[0]
+
+    run = make_run([JobSpec("long", exec="x"), JobSpec("gate", exec="x"),
+                    JobSpec("bug", exec="x")], [("gate", "bug")])
+    h = Harness(run, max_jobs=10, make=make)
+
+    async def scenario() -> RunState:
+        task = asyncio.create_task(h.scheduler.run_to_end())
+        await asyncio.wait_for(_finish(made, "r1", "gate"), 10)
+        if isinstance(error, ExecutorError):  # only that job failed: the others go on
+            await asyncio.wait_for(_finish(made, "r1", "long"), 10)
+        return await asyncio.wait_for(task, 10)
+
+    assert asyncio.run(scenario()) is RunState.FAILED
+    assert (run.jobs["bug"].state, run.jobs["bug"].message) == (JobState.FAILED, job_message)
+    assert run.message == run_message
+    if not isinstance(error, ExecutorError):  # a bug: what ran is stopped and failed, so a
+        assert ("r1", "long") in made[0].cancelled  # rerun cannot run it twice
+        assert (run.jobs["long"].state, run.jobs["long"].message) == \
+            (JobState.FAILED, run_message)
+    assert all(s.state.final for s in run.jobs.values())
+    assert h.events[-1].job is None and h.events[-1].state == "failed"

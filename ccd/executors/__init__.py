@@ -1,54 +1,63 @@
 """Executors run jobs on a host by the job protocol (`protocol.py`), behind one interface.
 
-Batch-shaped, like an httpx transport: `poll` takes every job of a host at once, so a
-remote executor pays one round trip per host per tick, not one per job.
+Batch-shaped, like an httpx transport: an executor serves one (kind, host) for every run
+the process drives (`ccd.hosts`), watches all their jobs at its own pace, and pushes what
+it sees through `deliver`; so a remote executor pays one round trip per host per tick,
+not one per job or per run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Protocol
 
 from ccd.errors import UnsupportedKind
 from ccd.executors.protocol import Launch, Observation
 
+Deliver = Callable[[Observation], None]
+
 
 class Executor(Protocol):
-    """Starts, watches and cancels jobs on one kind of host."""
-
-    async def start(self, launch: Launch) -> None:
-        """Start a job that has never started (the wrapper refuses a second start)."""
+    """Starts, watches and cancels jobs on one host; owns where their files live."""
 
     async def prepare(self, launch: Launch) -> None:
-        """Get ready for a job that will probably start soon (its directory, its script), so
+        """Get ready for a job that will probably start soon (its directory, its files), so
         that work is off the critical path; the job's own start repeats it if needed."""
 
-    async def attempts(self, launch: Launch) -> int:
-        """How many failed attempts of the job were set aside (for `retries`)."""
-
-    async def archive(self, launch: Launch) -> None:
-        """Set the job's ended attempt aside (directory, log, status) so it can start again."""
+    async def start(self, launch: Launch) -> int | None:
+        """Start a job that has never started (the wrapper refuses a second start) and
+        watch it; its wrapper's pid if known at once."""
 
     async def attach(self, launch: Launch) -> Observation:
-        """After a restart: find out whether a job started, runs or ended, and watch it."""
-
-    async def poll(self, launches: Sequence[Launch]) -> list[Observation]:
-        """The current state of the given jobs, all at once."""
+        """After a restart: find out whether a job started, runs or ended, and watch it
+        while it runs; never starts anything."""
 
     async def cancel(self, launch: Launch, force: bool = False) -> None:
         """Ask a running job to stop (SIGTERM to its process group; SIGKILL if force)."""
 
-    async def read_log(self, launch: Launch, offset: int, limit: int) -> bytes:
-        """Up to `limit` bytes of the job's log from `offset`."""
+    async def attempts(self, launch: Launch) -> int:
+        """How many ended attempts of the job were set aside (for `retries`)."""
+
+    async def archive(self, launch: Launch) -> None:
+        """Set the job's ended attempt aside (log, status) so it can start again."""
+
+    async def read_log(self, launch: Launch, offset: int, limit: int) -> tuple[bytes, int]:
+        """Up to `limit` bytes of the job's log from `offset`, and the log's size now."""
+
+    def counters(self) -> dict[str, int]:
+        """What it is doing, for the daemon's health report."""
 
     async def aclose(self) -> None:
         """Stop watching; running jobs keep running (they are detached)."""
 
 
-def executor_for(kind: str, notify: Callable[[], None]) -> Executor:
-    """The executor for a kind of job; `notify` wakes the scheduler when a job ends."""
+MakeExecutor = Callable[[str, str, Deliver], "Executor"]  # (kind, host, deliver)
+
+
+def executor_for(kind: str, host: str, deliver: Deliver) -> Executor:
+    """The executor for jobs of `kind` on `host`; `deliver` receives what it observes."""
     if kind == "local":
         from ccd.executors.local import LocalExecutor
 
-        return LocalExecutor(notify)
-    raise UnsupportedKind(f"kind {kind!r} cannot run yet: this version of ccd runs local jobs only")
+        return LocalExecutor(deliver)
+    raise UnsupportedKind(f"kind {kind!r} cannot run in this version of ccd (it runs: local)")

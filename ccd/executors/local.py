@@ -2,9 +2,14 @@
 
 posix_spawn + pidfd instead of asyncio's subprocess machinery: no transport, no pipes, no
 watcher thread per child, and the same pidfd also watches a job that a previous ccd
-started (not our child) after a restart. File reads here are synchronous on purpose: the
-status file and the new bytes of a local log are read in microseconds, far less than a
-hop to a thread would cost. Linux only (pidfd_open, /proc).
+started (not our child) after a restart. A job's end is pushed the moment its pidfd
+fires; progress is read from the logs of all watched jobs, of every run, every `tick`
+(50 ms) by one poller task that exists only while jobs run. File reads here are
+synchronous on purpose: the status file and the new bytes of a local log are read in
+microseconds, far less than a hop to a thread would cost. Linux only (pidfd_open, /proc).
+
+A job's files live in `<run dir>/jobs/<job>/`; an attempt set aside for `retries` is
+renamed to `<job>@N` beside it.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccd.errors import ExecutorError
+from ccd.executors import Deliver
 from ccd.executors.protocol import (
     CLAIMED_ELSEWHERE,
     WRAPPER,
@@ -39,142 +44,168 @@ _QUIET = [
 _LOG_CHUNK = 1 << 20  # read at most this much new log per job per poll
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Watched:
+    launch: Launch
     pid: int
     child: bool  # ours to reap; otherwise a job a previous ccd started
     tstart: float
+    fd: int | None = None  # its pidfd while registered with the loop
     returncode: int | None = None
-    gone: bool = False
     tend: float | None = None  # when we saw it end (file mtimes are coarse: ~4 ms)
     log: LogFollower = field(default_factory=LogFollower)
+
+
+def job_dir(launch: Launch) -> Path:
+    """Where a local job's log and status are."""
+    return launch.run_dir / "jobs" / launch.job.name
 
 
 class LocalExecutor:
     """Executor for `kind: local`."""
 
-    def __init__(self, notify: Callable[[], None]) -> None:
-        self._notify = notify
-        self._watched: dict[Path, _Watched] = {}
+    def __init__(self, deliver: Deliver, tick: float = 0.05) -> None:
+        self._deliver = deliver
+        self._tick = tick
+        self._watched: dict[tuple[str, str], _Watched] = {}
         self._loop = asyncio.get_running_loop()
-
-    async def start(self, launch: Launch) -> None:
-        """Start the wrapper in its own session, detached from ccd."""
-        d = launch.job_dir
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            if launch.script is not None:
-                shutil.copyfile(launch.script, d / launch.script.name)
-            env = os.environ if not launch.env else {**os.environ, **dict(launch.env)}
-            pid = os.posix_spawn(_SH, [_SH, WRAPPER, str(d), launch.cwd, launch.venv,
-                                       launch.command],
-                                 env, file_actions=_QUIET, setsid=True)
-        except OSError as e:
-            raise ExecutorError(f"cannot start job {launch.job.name!r}: {e}") from e
-        self._watch(d, pid, child=True, tstart=time.time())
+        self._poller: asyncio.Task[None] | None = None
+        self._polls = 0
 
     async def prepare(self, launch: Launch) -> None:
         """Create the job's directory while its parent runs (a file-system round trip that
         costs up to a millisecond on a busy disk)."""
         with contextlib.suppress(OSError):  # start() will try again and report it
-            launch.job_dir.mkdir(parents=True, exist_ok=True)
+            job_dir(launch).mkdir(parents=True, exist_ok=True)
 
-    async def attempts(self, launch: Launch) -> int:
-        """Attempts set aside are the directories `<job>@1`, `<job>@2`, ... beside the job's
-        (`@` cannot appear in a job name)."""
-        pattern = f"{glob.escape(launch.job.name)}@*"
-        return sum(1 for _ in launch.job_dir.parent.glob(pattern))
-
-    async def archive(self, launch: Launch) -> None:
-        """Rename the job's directory to `<job>@N`: atomic, so a crash leaves either the
-        ended attempt in place (it is set aside again) or a fresh start."""
-        n = await self.attempts(launch) + 1
-        self._unwatch(launch.job_dir)
+    async def start(self, launch: Launch) -> int:
+        """Start the wrapper in its own session, detached from ccd; its pid."""
+        d = job_dir(launch)
         try:
-            os.rename(launch.job_dir, launch.job_dir.with_name(f"{launch.job.name}@{n}"))
+            d.mkdir(parents=True, exist_ok=True)
+            env = os.environ if not launch.job.env else {**os.environ, **dict(launch.job.env)}
+            pid = os.posix_spawn(_SH, [_SH, WRAPPER, str(d), launch.cwd, launch.venv,
+                                       launch.command()],
+                                 env, file_actions=_QUIET, setsid=True)
         except OSError as e:
-            raise ExecutorError(f"cannot set attempt {n} of {launch.job.name!r} aside: {e}"
-                                ) from e
+            raise ExecutorError(f"cannot start job {launch.job.name!r}: {e}") from e
+        self._watch(launch, pid, child=True, tstart=time.time())
+        return pid
 
     async def attach(self, launch: Launch) -> Observation:
         """Re-attach after a restart by the status file; never starts anything."""
-        status = _read(launch.job_dir / "status")
-        obs = Observation(launch.job.name)
+        d = job_dir(launch)
+        status = _read(d / "status")
+        obs = Observation(launch.run_id, launch.job.name)
         if status is None:
             return obs
         parsed = parse_status(status)
         obs.started, obs.pid = True, parsed.pid
-        obs.tstart = _mtime(launch.job_dir)
-        if parsed.exit_code is not None or parsed.pid is None or not _alive(parsed.pid, launch):
+        obs.tstart = _mtime(d)
+        if parsed.exit_code is not None or parsed.pid is None or not _alive(parsed.pid, d):
             return self._ended(launch, obs)
-        self._watch(launch.job_dir, parsed.pid, child=False, tstart=obs.tstart or time.time())
+        self._watch(launch, parsed.pid, child=False, tstart=obs.tstart or time.time())
         return obs
-
-    async def poll(self, launches: Sequence[Launch]) -> list[Observation]:
-        """Progress from each job's log; how it ended for those whose wrapper is gone."""
-        out = []
-        for launch in launches:
-            w = self._watched.get(launch.job_dir)
-            obs = Observation(launch.job.name)
-            if w is None:
-                out.append(obs)
-                continue
-            obs.started, obs.pid, obs.tstart = True, w.pid, w.tstart
-            obs.progress = self._follow(launch.job_dir / "log", w.log)
-            if w.gone:
-                obs = self._ended(launch, obs, w)
-            out.append(obs)
-        return out
 
     async def cancel(self, launch: Launch, force: bool = False) -> None:
         """Signal the job's whole process group (the wrapper leads its own session)."""
-        w = self._watched.get(launch.job_dir)
-        pid = w.pid if w else parse_status(_read(launch.job_dir / "status") or "").pid
+        w = self._watched.get(launch.key)
+        pid = w.pid if w else parse_status(_read(job_dir(launch) / "status") or "").pid
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL if force else signal.SIGTERM)
 
-    async def read_log(self, launch: Launch, offset: int, limit: int) -> bytes:
-        """Bytes of the job's log."""
+    async def attempts(self, launch: Launch) -> int:
+        """Attempts set aside are the directories `<job>@1`, `<job>@2`, ... beside the job's
+        (`@` cannot appear in a job name)."""
+        d = job_dir(launch)
+        return sum(1 for _ in d.parent.glob(f"{glob.escape(d.name)}@*"))
+
+    async def archive(self, launch: Launch) -> None:
+        """Rename the job's directory to `<job>@N`: atomic, so a crash leaves either the
+        ended attempt in place (it is set aside again) or a fresh start."""
+        d = job_dir(launch)
+        n = await self.attempts(launch) + 1
+        self._unwatch(launch.key)
         try:
-            with open(launch.job_dir / "log", "rb") as f:
+            os.rename(d, d.with_name(f"{d.name}@{n}"))
+        except OSError as e:
+            raise ExecutorError(f"cannot set attempt {n} of {launch.job.name!r} aside: {e}"
+                                ) from e
+
+    async def read_log(self, launch: Launch, offset: int, limit: int) -> tuple[bytes, int]:
+        """Bytes of the job's log, and its size."""
+        try:
+            with open(job_dir(launch) / "log", "rb") as f:
+                size = os.fstat(f.fileno()).st_size
                 f.seek(offset)
-                return f.read(limit)
+                return f.read(limit), size
         except FileNotFoundError:
-            return b""
+            return b"", 0
+
+    def counters(self) -> dict[str, int]:
+        return {"jobs": len(self._watched), "polls": self._polls}
 
     async def aclose(self) -> None:
         """Stop watching; the jobs go on."""
-        for d in list(self._watched):
-            self._unwatch(d)
+        for key in list(self._watched):
+            self._unwatch(key)
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
 
-    def _watch(self, d: Path, pid: int, child: bool, tstart: float) -> None:
-        w = _Watched(pid, child, tstart)
-        self._watched[d] = w
+    # -- watching -------------------------------------------------------------------------
+
+    def _watch(self, launch: Launch, pid: int, child: bool, tstart: float) -> None:
+        w = _Watched(launch, pid, child, tstart)
+        self._watched[launch.key] = w
         try:
-            fd = os.pidfd_open(pid)
+            w.fd = os.pidfd_open(pid)
         except ProcessLookupError:
-            self._reap(d, w, None)
-            return
-        self._loop.add_reader(fd, self._reap, d, w, fd)
+            self._loop.call_soon(self._reap, w)
+        else:
+            self._loop.add_reader(w.fd, self._reap, w)
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll(), name="ccd local executor")
 
-    def _reap(self, d: Path, w: _Watched, fd: int | None) -> None:
-        if fd is not None:
-            self._loop.remove_reader(fd)
-            os.close(fd)
+    def _unwatch(self, key: tuple[str, str]) -> None:
+        w = self._watched.pop(key, None)
+        if w is not None and w.fd is not None:
+            self._loop.remove_reader(w.fd)
+            os.close(w.fd)
+            w.fd = None
+
+    async def _poll(self) -> None:
+        """Progress of every watched job, every tick, while there are any."""
+        try:
+            while self._watched:
+                await asyncio.sleep(self._tick)
+                self._polls += 1
+                for w in list(self._watched.values()):
+                    before = w.log.progress
+                    if self._follow(job_dir(w.launch) / "log", w.log) > before:
+                        self._deliver(Observation(w.launch.run_id, w.launch.job.name, True,
+                                                  w.pid, tstart=w.tstart,
+                                                  progress=w.log.progress))
+        finally:
+            self._poller = None
+
+    def _reap(self, w: _Watched) -> None:
+        if self._watched.get(w.launch.key) is not w:
+            return  # no longer watched (archived, or closed)
+        self._unwatch(w.launch.key)
         if w.child:
             try:
                 _, status = os.waitpid(w.pid, 0)
                 w.returncode = os.waitstatus_to_exitcode(status)
             except ChildProcessError:
                 pass
-        w.gone, w.tend = True, time.time()
-        self._notify()
+        w.tend = time.time()
+        obs = Observation(w.launch.run_id, w.launch.job.name, True, w.pid, tstart=w.tstart)
+        self._deliver(self._ended(w.launch, obs, w))
 
-    def _unwatch(self, d: Path) -> None:
-        self._watched.pop(d, None)
-
-    def _follow(self, log: Path, follower: LogFollower) -> int | None:
+    def _follow(self, log: Path, follower: LogFollower) -> int:
         try:
             size = os.stat(log).st_size
             if size > follower.offset:
@@ -183,22 +214,20 @@ class LocalExecutor:
                     follower.feed(f.read(min(size - follower.offset, _LOG_CHUNK)))
         except FileNotFoundError:
             pass
-        return follower.progress or None
+        return follower.progress
 
     def _ended(self, launch: Launch, obs: Observation, w: _Watched | None = None) -> Observation:
         """The wrapper is gone: read how the job ended, or take over from a second wrapper."""
-        status = parse_status(_read(launch.job_dir / "status") or "")
-        if w is not None and w.returncode == CLAIMED_ELSEWHERE and status.pid not in (None, w.pid):
+        d = job_dir(launch)
+        status = parse_status(_read(d / "status") or "")
+        if (w is not None and w.returncode == CLAIMED_ELSEWHERE and status.pid is not None
+                and status.pid != w.pid and status.exit_code is None and _alive(status.pid, d)):
             # Another wrapper (from a ccd that died while starting it) owns this job: watch it.
-            self._unwatch(launch.job_dir)
-            if status.exit_code is None and _alive(status.pid, launch):
-                assert status.pid is not None
-                self._watch(launch.job_dir, status.pid, child=False, tstart=w.tstart)
-                obs.pid = status.pid
-                return obs
-        self._unwatch(launch.job_dir)
+            self._watch(launch, status.pid, child=False, tstart=w.tstart)
+            obs.pid = status.pid
+            return obs
         obs.ended = True
-        obs.tend = (w.tend if w else None) or _mtime(launch.job_dir / "status") or time.time()
+        obs.tend = (w.tend if w else None) or _mtime(d / "status") or time.time()
         obs.exit_code = status.exit_code
         if status.exit_code is None:
             rc = w.returncode if w else None
@@ -206,19 +235,18 @@ class LocalExecutor:
                 obs.message = f"killed by {signal.Signals(-rc).name}"
             else:
                 obs.message = "lost: the job's wrapper ended without recording an exit status"
-        if obs.progress is None:
-            log = LogFollower()
-            obs.progress = self._follow(launch.job_dir / "log", log)
+        log = w.log if w else LogFollower()
+        obs.progress = self._follow(d / "log", log) or None
         return obs
 
 
-def _alive(pid: int | None, launch: Launch) -> bool:
+def _alive(pid: int | None, job_dir: Path) -> bool:
     """Is `pid` still this job's wrapper (not a recycled pid)?"""
     if pid is None:
         return False
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return str(launch.job_dir).encode() in f.read()
+            return str(job_dir).encode() in f.read()
     except OSError:
         return False
 

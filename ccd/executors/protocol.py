@@ -1,7 +1,7 @@
 """The job protocol: what ccd leaves on the host that runs a job, and how it reads it back.
 
-Every job runs under `job.sh` in its job directory `<root>/<run-id>/<job>/`, which holds a
-copy of the script, `log` (stdout and stderr) and `status`. The status file is the truth:
+Every job runs under `job.sh`, in the run's working copy, with a job directory on the host
+that runs it holding `log` (stdout and stderr) and `status`. The status file is the truth:
 created exclusively when the job starts (`pid=N`), completed by one `exit=N` line when it
 ends. This differs from DESIGN.md's temp-file-and-rename on purpose: a rename is a fork of
 `mv` per job, measured at ~0.6 ms, most of a job's whole budget; an exclusive create plus a
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ccd.model import JobSpec
+from ccd.model import JobSpec, Run
 
 WRAPPER = str(resources.files("ccd.executors").joinpath("job.sh"))
 CLAIMED_ELSEWHERE = 75  # job.sh's exit code when another wrapper already started the job
@@ -24,22 +24,42 @@ CLAIMED_ELSEWHERE = 75  # job.sh's exit code when another wrapper already starte
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """Everything an executor needs to start, watch or cancel one job."""
+    """One job of one run, as executors see it. Where its files live on the host that runs
+    it is the executor's business (local: `run_dir/jobs/<job>/`)."""
 
     run_id: str
     job: JobSpec
-    job_dir: Path  # on the host that runs the job
-    cwd: str
-    command: str  # a shell command line, run by job.sh with eval
-    env: tuple[tuple[str, str], ...] = ()
+    run_dir: Path  # the run's directory on this machine
+    work: Path  # the run's working copy on this machine: scripts and relative paths
     venv: str = ""  # a virtualenv to activate first, absolute
-    script: Path | None = None  # copied into job_dir before the job starts
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.run_id, self.job.name
+
+    @property
+    def cwd(self) -> str:
+        """Where the job runs: its `cwd:` in the working copy, or the copy itself."""
+        return str(self.work / self.job.cwd) if self.job.cwd else str(self.work)
+
+    def command(self) -> str:
+        """The shell command line job.sh runs with eval: a script runs by its shebang
+        (default sh) even without its exec bit; `exec` is a command line of its own."""
+        job = self.job
+        if job.script is None:
+            return job.exec or "true"
+        script = self.work / job.script
+        command = " ".join([*_interpreter(script, job), shlex.quote(str(script))])
+        if script.suffix == ".ipynb" and command.startswith("papermill "):
+            command += f' "$CCD_JOB_DIR"/{shlex.quote(script.stem + "-output.ipynb")}'
+        return command
 
 
 @dataclass(slots=True)
 class Observation:
-    """What an executor saw of one job in one poll."""
+    """What an executor saw of one job, pushed to the scheduler of its run."""
 
+    run_id: str
     name: str
     started: bool = False
     pid: int | None = None
@@ -73,19 +93,11 @@ def parse_status(text: str) -> Status:
     return Status(pid, exit_code)
 
 
-def launch_for(run_id: str, job: JobSpec, base_dir: Path, job_dir: Path) -> Launch:
-    """How to run `job`: a script runs by its shebang (default sh) from the workflow's
-    directory even without its exec bit; `exec` is a shell command line."""
-    cwd = str(base_dir / job.cwd) if job.cwd else str(base_dir)
-    venv = str(base_dir / Path(job.venv).expanduser()) if job.venv else ""
-    if job.script is not None:
-        source = base_dir / job.script
-        copy = job_dir / source.name
-        command = " ".join([*_interpreter(source, job), shlex.quote(str(copy))])
-        if source.suffix == ".ipynb" and command.startswith("papermill "):
-            command += " " + shlex.quote(str(job_dir / f"{source.stem}-output.ipynb"))
-        return Launch(run_id, job, job_dir, cwd, command, job.env, venv, source)
-    return Launch(run_id, job, job_dir, cwd, job.exec or "true", job.env, venv)
+def launch_for(run: Run, name: str) -> Launch:
+    """How an executor sees job `name` of `run` (no I/O)."""
+    job = run.spec.jobs[name]
+    venv = str(run.spec.base_dir / Path(job.venv).expanduser()) if job.venv else ""
+    return Launch(run.id, job, run.run_dir, run.work, venv)
 
 
 def _interpreter(script: Path, job: JobSpec) -> list[str]:

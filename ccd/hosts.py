@@ -1,0 +1,128 @@
+"""Executors belong to hosts, not to runs: one executor per (kind, host), shared by every run
+the process drives, and the limits that hold across all of those runs.
+
+The process that drives runs (the daemon's service, `ccctl run`, the Python API) opens one
+`Hosts` and closes it when it stops; each run's scheduler joins it for its life. An
+executor watches the jobs of every run on its host at its own pace and pushes what it sees
+here; `Hosts` hands each observation to the scheduler of its run. So N runs on one host
+cost one poll per tick, not N, and an SSH host will have one connection.
+
+Limits: at most `max_jobs` jobs at once in this process, and at most a host's own
+`max_jobs` (the workflow's `hosts:`) on that host, counted over all runs. A scheduler
+whose job found no free slot is woken when one frees. Limits hold within one process:
+a `ccctl run` in a terminal and the daemon count separately.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from types import TracebackType
+from typing import Protocol
+
+from ccd.executors import Executor, MakeExecutor, executor_for
+from ccd.executors.protocol import Observation
+
+
+def default_max_jobs() -> int:
+    """Jobs at once when the user sets no limit: CPU count x 4."""
+    return (os.cpu_count() or 1) * 4
+
+
+class Member(Protocol):
+    """What Hosts needs of a run's scheduler."""
+
+    def observe(self, obs: Observation) -> None:
+        """An executor saw something of one of the run's jobs."""
+
+    def notify(self) -> None:
+        """A slot freed: try to start what waits."""
+
+
+class Hosts:
+    """The executors of this process and the limits across its runs."""
+
+    def __init__(self, max_jobs: int | None = None,
+                 make_executor: MakeExecutor = executor_for) -> None:
+        self.max_jobs = max_jobs or default_max_jobs()
+        self._make = make_executor
+        self._executors: dict[tuple[str, str], Executor] = {}
+        self._members: dict[str, Member] = {}
+        self._running: Counter[str] = Counter()  # host -> jobs running there, all runs
+        self._blocked: set[str] = set()  # runs waiting for a slot
+
+    async def __aenter__(self) -> Hosts:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def executor(self, kind: str, host: str) -> Executor:
+        """The one executor for jobs of `kind` on `host`, made on first use. Raises
+        ExecutorError if it cannot be made (asked again next time: a fixed configuration
+        then works without a restart)."""
+        key = (kind, host)
+        executor = self._executors.get(key)
+        if executor is None:
+            executor = self._executors[key] = self._make(kind, host, self._deliver)
+        return executor
+
+    # -- runs -----------------------------------------------------------------------------
+
+    def join(self, run_id: str, member: Member) -> None:
+        """A run's scheduler receives its jobs' observations from now on."""
+        self._members[run_id] = member
+
+    def leave(self, run_id: str) -> None:
+        self._members.pop(run_id, None)
+        self._blocked.discard(run_id)
+
+    def _deliver(self, obs: Observation) -> None:
+        member = self._members.get(obs.run_id)
+        if member is not None:  # else its run detached; it re-attaches when resumed
+            member.observe(obs)
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def acquire(self, run_id: str, host: str, host_limit: int | None) -> bool:
+        """Take a slot for a job on `host` if the limits allow; else remember to wake the
+        run when one frees."""
+        if self.running >= self.max_jobs or (host_limit and self._running[host] >= host_limit):
+            self._blocked.add(run_id)
+            return False
+        self._running[host] += 1
+        return True
+
+    def occupy(self, host: str) -> None:
+        """Count a job that is already running (re-attached after a restart), limits or not."""
+        self._running[host] += 1
+
+    def release(self, host: str) -> None:
+        """A job ended or its run detached: its slot is free."""
+        self._running[host] -= 1
+        if self._blocked:
+            blocked, self._blocked = self._blocked, set()
+            for run_id in blocked:
+                member = self._members.get(run_id)
+                if member is not None:
+                    member.notify()
+
+    @property
+    def running(self) -> int:
+        return sum(self._running.values())
+
+    def counters(self) -> dict[str, object]:
+        """Jobs per host and each executor's own counters, for the health report."""
+        return {
+            "max_jobs": self.max_jobs, "running": self.running,
+            "runs": len(self._members), "runs_waiting_for_a_slot": len(self._blocked),
+            "executors": {f"{kind}:{host}": {**e.counters(), "running": self._running[host]}
+                          for (kind, host), e in self._executors.items()},
+        }
+
+    async def aclose(self) -> None:
+        """Close every executor; running jobs go on."""
+        executors, self._executors = self._executors, {}
+        for executor in executors.values():
+            await executor.aclose()
