@@ -147,7 +147,6 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
                    f"{_did_you_mean(key.text, ('nodes', 'dependencies'))}")
     hosts = _hosts(c, top.get("hosts"))
     jobs: dict[str, JobSpec] = {}
-    positions: dict[str, Scalar] = {}
     nodes = c.mapping(wf.get("nodes"), "workflow.nodes")
     if nodes is None and wf.get("nodes") is None:
         c.error(wf, "missing `nodes:` in workflow")
@@ -155,12 +154,8 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
         job = _job(c, key, value, source.parent)
         if job is not None:
             jobs[job.name] = job
-            positions[job.name] = key
     edges = _dependencies(c, wf.get("dependencies"), jobs)
-    cycle = dag.find_cycle(list(jobs), edges)
-    if cycle:
-        c.error(c.edge_positions.get((cycle[0], cycle[1 % len(cycle)])) or positions[cycle[0]],
-                "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
+    _cycles(c, jobs, edges)
     return WorkflowSpec(
         name=source.name.split(".")[0] or "workflow",
         source=source,
@@ -289,6 +284,18 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
                 continue
             previous = None  # a broken link: do not connect across it
     return list(edges)
+
+
+def _cycles(c: _Checker, jobs: dict[str, JobSpec], edges: list[tuple[str, str]]) -> None:
+    """Report every cycle at the chain that closes it: the one that wrote its last edge."""
+    cycles = dag.find_cycles(list(jobs), edges)
+    written = {edge: i for i, edge in enumerate(edges)} if cycles else {}  # file order
+    for cycle in cycles:
+        ring = list(zip(cycle, cycle[1:] + cycle[:1], strict=True))
+        order = [written[edge] for edge in ring]
+        last = order.index(max(order))
+        path = cycle[last + 1:] + cycle[:last + 1]  # so that the closing edge comes last
+        c.error(c.edge_positions[ring[last]], "dependency cycle: " + " -> ".join([*path, path[0]]))
 
 
 def _hosts(c: _Checker, node: Node | None) -> dict[str, HostSpec]:

@@ -177,7 +177,7 @@ def test_every_error_is_reported_at_once_with_file_line_and_column(tmp_path: Pat
         assert problem.startswith(expected)
 
 
-def test_cycle_is_printed_as_a_path(tmp_path: Path) -> None:
+def test_cycle_is_printed_as_a_path_at_the_chain_that_closes_it(tmp_path: Path) -> None:
     path = write(tmp_path / "cycle.yaml", """\
         workflow:
           nodes: {a: {exec: 'true'}, b: {exec: 'true'}, c: {exec: 'true'}, d: {exec: 'true'}}
@@ -186,7 +186,35 @@ def test_cycle_is_printed_as_a_path(tmp_path: Path) -> None:
             - a,b,c
             - c,a
         """)
-    assert errors_of(path) == [f"{path}:5:7: dependency cycle: a -> b -> c -> a"]
+    assert errors_of(path) == [f"{path}:6:7: dependency cycle: a -> b -> c -> a"]
+
+
+def test_the_path_of_a_cycle_ends_with_the_chain_that_closes_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "cycle.yaml", """\
+        workflow:
+          nodes: {a: , b: , c: }
+          dependencies:
+            - b,c
+            - c,a
+            - a,b
+        """)
+    assert errors_of(path) == [f"{path}:6:7: dependency cycle: b -> c -> a -> b"]
+
+
+def test_every_cycle_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    path = write(tmp_path / "cycles.yaml", """\
+        workflow:
+          nodes: {a: , b: , c: , d: , e: }
+          dependencies:
+            - a,b,a
+            - c,d,e,d
+            - c,c
+        """)
+    assert errors_of(path) == [
+        f"{path}:4:7: dependency cycle: a -> b -> a",
+        f"{path}:5:7: dependency cycle: d -> e -> d",
+        f"{path}:6:7: dependency cycle: c -> c",
+    ]
 
 
 def test_a_job_depending_on_itself_is_a_cycle(tmp_path: Path) -> None:
