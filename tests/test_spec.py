@@ -247,6 +247,20 @@ def test_malformed_files_get_one_clear_error(tmp_path: Path, text: str, message:
     assert problems[0].startswith(f"{path}:{message}")
 
 
+def test_numbers_past_what_a_field_can_hold_are_errors_not_crashes(tmp_path: Path) -> None:
+    digits = "9" * 5000
+    path = write(tmp_path / "big.yaml", f"""\
+        workflow:
+          nodes:
+            a: {{exec: 'true', retries: {digits}}}
+            b: {{exec: 'true', timeout: 1e999}}
+        """)
+    assert errors_of(path) == [
+        f"{path}:3:32: retries must be an integer from 0 to 100, not '{digits}'",
+        f"{path}:4:32: timeout (seconds) must be a number >= 0.001, not '1e999'",
+    ]
+
+
 def test_ten_thousand_nodes_validate_quickly(tmp_path: Path) -> None:
     lines = ["workflow:", "  nodes:"]
     for i in range(10_000):
