@@ -56,10 +56,18 @@ class _Checker:
         self.warnings.append(Problem(self.filename, node.line, node.col, f"warning: {message}"))
 
     def string(self, node: Node, what: str) -> str | None:
-        if isinstance(node, Scalar) and not node.is_null:
-            return node.text
-        if not (isinstance(node, Scalar) and node.is_null):
+        """The text of a string field, None if null. A plain number or boolean is an error,
+        not its text: YAML itself, and so every other tool reading the file, sees `exec: 42`
+        as the integer 42."""
+        if not isinstance(node, Scalar):
             self.error(node, f"{what} must be a string, not {kind_of(node)}")
+            return None
+        kind = node.core_type
+        if kind == "string":
+            return node.text
+        if kind != "null":
+            self.error(node, f"{what} must be a string, not {_described(node)} "
+                             f"(quote it if you mean the text: '{node.text}')")
         return None
 
     def mapping(self, node: Node | None, what: str) -> Mapping | None:
@@ -248,11 +256,12 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
     if node is None or (isinstance(node, Mapping) and not node.pairs):
         return []
     if isinstance(node, Scalar):
-        if node.is_null:
-            return []
-        chains: list[Node] = [node]
-    elif isinstance(node, Mapping):
-        chains = []
+        if not node.is_null:
+            c.error(node, f"dependencies must be a list of chains like `- a,b,c`, "
+                          f"not {_described(node)}")
+        return []
+    chains: list[Node] = []
+    if isinstance(node, Mapping):
         for _, edge in node.pairs:
             e = c.mapping(edge, "a saved dependency")
             src, dst = (e.get("source"), e.get("destination")) if e else (None, None)
@@ -322,6 +331,14 @@ def _colors(c: _Checker, node: Node | None) -> dict[str, str]:
         if colour is not None:
             out[k.text] = colour
     return out
+
+
+def _described(node: Node) -> str:
+    """A value with its YAML type, for messages: 'the integer 42', "the string 'a,b'"."""
+    if isinstance(node, Scalar) and not node.is_null:
+        kind = node.core_type
+        return f"the string {node.text!r}" if kind == "string" else f"the {kind} {node.text}"
+    return kind_of(node)
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:

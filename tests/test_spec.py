@@ -226,6 +226,82 @@ def test_a_job_depending_on_itself_is_a_cycle(tmp_path: Path) -> None:
     assert errors_of(path) == [f"{path}:3:18: dependency cycle: a -> a"]
 
 
+@pytest.mark.parametrize(("field", "value", "type_"), [
+    ("exec", "42", "integer"),
+    ("exec", "true", "boolean"),
+    ("exec", "FALSE", "boolean"),
+    ("label", "1.5", "float"),
+    ("host", "12", "integer"),
+    ("user", "0x1F", "integer"),
+    ("script", "-.inf", "float"),
+    ("cwd", "1e3", "float"),
+])
+def test_a_string_field_given_a_number_or_a_boolean_is_an_error_naming_both(
+        tmp_path: Path, field: str, value: str, type_: str) -> None:
+    path = write(tmp_path / "tests.yaml", f"""\
+        workflow:
+          nodes:
+            a:
+              {field}: {value}
+        """)
+    col = 7 + len(field) + 2
+    assert errors_of(path) == [f"{path}:4:{col}: {field} must be a string, not the {type_} "
+                               f"{value} (quote it if you mean the text: '{value}')"]
+
+
+def test_names_kinds_env_values_and_colours_must_be_strings_too(tmp_path: Path) -> None:
+    path = write(tmp_path / "w.yaml", """\
+        workflow:
+          nodes:
+            "7":
+              name: 7
+              kind: 1
+              env: {THREADS: 4}
+        colors:
+          status: {done: 0}
+        """)
+    assert errors_of(path) == [
+        f"{path}:{where}: {what} must be a string, not the integer {n} "
+        f"(quote it if you mean the text: '{n}')"
+        for where, what, n in [("4:13", "name", 7), ("5:13", "kind", 1),
+                               ("6:22", "env.THREADS", 4), ("8:18", "colors.status.done", 0)]
+    ]
+
+
+def test_quoted_values_and_words_yaml_1_2_reads_as_text_are_strings(tmp_path: Path) -> None:
+    path = write(tmp_path / "w.yaml", """\
+        workflow:
+          nodes:
+            a:
+              exec: '42'
+              label: "1.5"
+              host: 127.0.0.1
+              user: yes
+              shape: 1_000
+              style: 12:30
+              cwd: .5.
+        """)
+    a = load_spec(path)[0].jobs["a"]
+    assert (a.exec, a.label, a.host, a.user, a.shape, a.style, a.cwd) == \
+        ("42", "1.5", "127.0.0.1", "yes", "1_000", "12:30", ".5.")
+
+
+@pytest.mark.parametrize(("value", "described"), [
+    ('"a,b"', "the string 'a,b'"),
+    ("a,b", "the string 'a,b'"),
+    ("42", "the integer 42"),
+])
+def test_dependencies_written_as_one_string_is_an_error_asking_for_a_list(
+        tmp_path: Path, value: str, described: str) -> None:
+    path = write(tmp_path / "w.yaml", f"""\
+        workflow:
+          nodes: {{a: , b: }}
+          dependencies: {value}
+        """)
+    assert errors_of(path) == [f"{path}:3:17: dependencies must be a list of chains like "
+                               f"`- a,b,c`, not {described}"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("", "1:1: empty file: expected `workflow:`"),
     ("- a\n- b\n", "1:1: the file must be a mapping, not a list"),
