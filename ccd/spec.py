@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ccd import dag, labels
 from ccd.errors import Problem, SpecError
-from ccd.model import KINDS, HostSpec, JobSpec, WorkflowSpec
+from ccd.model import KINDS, RUNNABLE_KINDS, HostSpec, JobSpec, WorkflowSpec
 from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, kind_of, load
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
@@ -197,6 +197,9 @@ def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
             kind = c.string(v, "kind")
             if kind is not None and kind not in KINDS:
                 c.error(v, f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+            elif kind is not None and kind not in RUNNABLE_KINDS:
+                c.error(v, f"kind {kind!r} cannot run in this version of ccd "
+                           f"(it runs: {', '.join(RUNNABLE_KINDS)})")
             fields["kind"] = kind or "local"
         elif field == "status":
             fields["status"] = v.text if isinstance(v, Scalar) else c.string(v, "status")

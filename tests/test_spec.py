@@ -302,6 +302,20 @@ def test_dependencies_written_as_one_string_is_an_error_asking_for_a_list(
                                f"`- a,b,c`, not {described}"]
 
 
+@pytest.mark.parametrize("kind", ["ssh", "slurm", "lsf", "wsl"])
+def test_a_kind_this_ccd_cannot_run_yet_is_an_error_at_its_position(tmp_path: Path,
+                                                                      kind: str) -> None:
+    path = write(tmp_path / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            a:
+              exec: hostname
+              kind: {kind}
+        """)
+    assert errors_of(path) == [
+        f"{path}:5:13: kind {kind!r} cannot run in this version of ccd (it runs: local)"]
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("", "1:1: empty file: expected `workflow:`"),
     ("- a\n- b\n", "1:1: the file must be a mapping, not a list"),
