@@ -36,6 +36,9 @@ def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None)
     out.extend(f"    - {q(f'{a},{b}')}" for a, b in spec.edges)
     if not spec.edges:
         out[-1] += " []"
+    if spec.files:
+        out.append("files:")
+        out.extend(f"  - {q(path)}" for path in spec.files)
     if spec.colors:
         out += ["colors:", "  status:"]
         out.extend(f"    {q(k)}: {q(v)}" for k, v in spec.colors.items())
@@ -56,6 +59,9 @@ def _extensions(job: JobSpec) -> list[str]:
     if job.env:
         out.append("      env:")
         out.extend(f"        {k}: {json.dumps(v)}" for k, v in job.env)
+    if job.outputs:
+        out.append("      outputs:")
+        out.extend(f"        - {json.dumps(pattern)}" for pattern in job.outputs)
     return out
 
 

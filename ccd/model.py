@@ -62,6 +62,7 @@ class JobSpec:
     cwd: str | None = None
     timeout: float | None = None  # seconds
     retries: int = 0  # attempts after a failure (a timeout counts as one)
+    outputs: tuple[str, ...] = ()  # glob patterns of the files it makes, in the run's working copy
 
     @property
     def is_join(self) -> bool:
@@ -87,6 +88,7 @@ class WorkflowSpec:
     edges: tuple[tuple[str, str], ...]
     colors: dict[str, str] = field(default_factory=dict)  # state -> colour
     hosts: dict[str, HostSpec] = field(default_factory=dict)
+    files: tuple[str, ...] = ()  # paths or globs beside the workflow file that go with it
 
     @property
     def base_dir(self) -> Path:

@@ -9,10 +9,12 @@ The format is cloudmesh-cc's (the paper, sections 5.1-5.5):
         - start,fetch-data,end      # a chain; parallel branches are several chains
     colors: {status: {done: '#CCFFCC'}}
 
-plus optional extensions: per node `env`, `cwd`, `timeout`, `retries`; a top-level `hosts:`
-inventory with `max_jobs`. Fields cloudmesh-cc writes into saved workflows are accepted and ignored;
-any other unknown field is a warning, not an error, so files written for cloudmesh-cc load
-unchanged.
+plus optional extensions: per node `env`, `cwd`, `timeout`, `retries` and `outputs` (glob
+patterns of the files the job makes, relative to the run's working copy); a top-level `hosts:`
+inventory with `max_jobs`; a top-level `files:` list of paths or globs beside the workflow
+file (data, modules) that belong to it and are copied with it. Fields cloudmesh-cc writes
+into saved workflows are accepted and ignored; any other unknown field is a warning, not an
+error, so files written for cloudmesh-cc load unchanged.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from ccd import dag, labels
 from ccd.errors import Problem, SpecError
 from ccd.model import KINDS, RUNNABLE_KINDS, HostSpec, JobSpec, WorkflowSpec
-from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, kind_of, load
+from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, Sequence, kind_of, load
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 
@@ -37,7 +39,8 @@ _CLOUDMESH_FIELDS = frozenset((
     "pid", "created", "modified", "tstart", "tend", "workflow_name", "experiment",
 ))
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
-                          *_STRING_FIELDS))
+                          "outputs", *_STRING_FIELDS))
+_TOP_LEVEL = ("workflow", "colors", "hosts", "files")
 
 
 class _Checker:
@@ -139,11 +142,10 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
     top = c.mapping(root, "the file")
     if top is None:
         return None
-    known = ("workflow", "colors", "hosts")
     for key, _ in c.unique_pairs(top, "top-level key"):
-        if key.text not in known:
+        if key.text not in _TOP_LEVEL:
             c.warn(key, f"unknown top-level key {key.text!r} is ignored"
-                   f"{_did_you_mean(key.text, known)}")
+                   f"{_did_you_mean(key.text, _TOP_LEVEL)}")
     wf = c.mapping(top.get("workflow"), "workflow")
     if wf is None:
         if top.get("workflow") is None:
@@ -171,6 +173,7 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
         edges=tuple(edges),
         colors=_colors(c, top.get("colors")),
         hosts=hosts,
+        files=_relative_paths(c, top.get("files"), "files", "the workflow file's directory"),
     )
 
 
@@ -211,6 +214,8 @@ def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
             fields["retries"] = c.number(v, "retries", Scalar.as_int, 0, 100) or 0
         elif field == "env":
             fields["env"] = _env(c, v)
+        elif field == "outputs":
+            fields["outputs"] = _relative_paths(c, v, "outputs", "the run's working copy")
         elif field not in _CLOUDMESH_FIELDS:
             c.warn(k, f"unknown field {field!r} of node {name!r} is ignored"
                       f"{_did_you_mean(field, _NODE_FIELDS)}")
@@ -249,6 +254,32 @@ def _env(c: _Checker, node: Node) -> tuple[tuple[str, str], ...]:
             c.error(k, f"env variable name {k.text!r} is not a valid shell name")
         value = c.string(v, f"env.{k.text}")
         out.append((k.text, value or ""))
+    return tuple(out)
+
+
+def _relative_paths(c: _Checker, node: Node | None, field: str, base: str
+                    ) -> tuple[str, ...]:
+    """A list of paths or glob patterns inside `base`: relative, and never climbing out."""
+    if node is None or (isinstance(node, Scalar) and node.is_null):
+        return ()
+    if not isinstance(node, Sequence):
+        c.error(node, f"{field} must be a list of relative paths or glob patterns like "
+                      f"`- results/*.csv`, not {_described(node)}")
+        return ()
+    out: list[str] = []
+    for item in node.items:
+        if isinstance(item, Scalar) and (item.is_null or not item.text):
+            c.error(item, f"{field}: an entry cannot be empty")
+            continue
+        path = c.string(item, f"{field}: an entry")
+        if path is None:
+            continue
+        if path.startswith("/"):
+            c.error(item, f"{field}: {path!r} is an absolute path; write it relative to {base}")
+        elif ".." in path.split("/"):
+            c.error(item, f"{field}: {path!r} leaves {base} ('..' is not allowed)")
+        else:
+            out.append(path)
     return tuple(out)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import write
 
+from ccd import export
 from ccd.errors import SpecError
 from ccd.spec import load_spec
 
@@ -314,6 +315,94 @@ def test_a_kind_this_ccd_cannot_run_yet_is_an_error_at_its_position(tmp_path: Pa
         """)
     assert errors_of(path) == [
         f"{path}:5:13: kind {kind!r} cannot run in this version of ccd (it runs: local)"]
+
+
+def test_outputs_and_files_are_lists_of_relative_paths_and_globs(tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            train:
+              exec: python train.py
+              outputs:
+                - model.pt
+                - 'plots/*.png'
+                - ./logs/**/*.txt
+            end:
+          dependencies:
+            - train,end
+        files:
+          - train.py
+          - data/*.csv
+        """)
+    spec, warnings = load_spec(path)
+    assert spec.jobs["train"].outputs == ("model.pt", "plots/*.png", "./logs/**/*.txt")
+    assert spec.jobs["end"].outputs == ()
+    assert spec.files == ("train.py", "data/*.csv")
+    assert warnings == []
+
+
+def test_bad_outputs_and_files_are_errors_at_their_entries(tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            a:
+              exec: 'true'
+              outputs:
+                - /tmp/result.csv
+                - ../up.txt
+                - data/../../x
+                - 42
+                - ''
+                -
+                - [nested]
+        files:
+          - /etc/passwd
+          - lib/..
+        """)
+    assert errors_of(path) == [f"{path}:{problem}" for problem in [
+        "6:11: outputs: '/tmp/result.csv' is an absolute path; write it relative to the "
+        "run's working copy",
+        "7:11: outputs: '../up.txt' leaves the run's working copy ('..' is not allowed)",
+        "8:11: outputs: 'data/../../x' leaves the run's working copy ('..' is not allowed)",
+        "9:11: outputs: an entry must be a string, not the integer 42 "
+        "(quote it if you mean the text: '42')",
+        "10:11: outputs: an entry cannot be empty",
+        "11:10: outputs: an entry cannot be empty",
+        "12:11: outputs: an entry must be a string, not a list",
+        "14:5: files: '/etc/passwd' is an absolute path; write it relative to the workflow "
+        "file's directory",
+        "15:5: files: 'lib/..' leaves the workflow file's directory ('..' is not allowed)",
+    ]]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("workflow:\n  nodes:\n    a: {outputs: out.csv}\n",
+     "3:18: outputs must be a list of relative paths or glob patterns like `- results/*.csv`, "
+     "not the string 'out.csv'"),
+    ("workflow: {nodes: {a: }}\nfiles: {data: x}\n",
+     "2:8: files must be a list of relative paths or glob patterns like `- results/*.csv`, "
+     "not a mapping"),
+])
+def test_outputs_and_files_must_be_lists(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "wf.yaml", text)
+    assert errors_of(path) == [f"{path}:{message}"]
+
+
+def test_outputs_and_files_survive_save_with_state(tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            a: {exec: 'true', status: ready, outputs: [out/*.txt, 'a b.csv']}
+            b: {exec: 'true', status: ready}
+          dependencies: ["a,b"]
+        files: [lib.py, 'data/*.csv']
+        """)
+    spec, _ = load_spec(path)
+    text = export.with_state(spec)
+    again, _ = load_spec(path, text.encode())
+    assert again.jobs["a"].outputs == ("out/*.txt", "a b.csv")
+    assert again.files == ("lib.py", "data/*.csv")
+    assert again == spec and export.with_state(again) == text
 
 
 @pytest.mark.parametrize(("text", "message"), [
