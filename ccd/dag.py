@@ -45,29 +45,82 @@ def topological_order(names: Sequence[str], edges: Iterable[tuple[str, str]]) ->
     return order
 
 
-def find_cycle(names: Sequence[str], edges: Iterable[tuple[str, str]]) -> list[str] | None:
-    """One cycle as [a, b, ..., z] meaning a -> b -> ... -> z -> a; None if acyclic."""
+def find_cycles(names: Sequence[str], edges: Iterable[tuple[str, str]]) -> list[list[str]]:
+    """The cycles, as [a, b, ..., z] meaning a -> b -> ... -> z -> a; [] if acyclic.
+
+    One per strongly connected component (a self-loop is one too), so every knot is reported
+    and none twice: the shortest way from the component's first node in `names` back to
+    itself. Linear: Tarjan's algorithm, iterative (a 50,000-node chain must not hit the
+    recursion limit), then a breadth-first search inside each component.
+    """
     children = children_of(names, edges)
-    WHITE, GREY, BLACK = 0, 1, 2
-    colour = dict.fromkeys(names, WHITE)
+    component = _components(names, children)
+    cycles: list[list[str]] = []
+    seen: set[int] = set()
+    for name in names:
+        if component[name] not in seen:
+            seen.add(component[name])
+            cycle = _shortest_cycle(name, children, component)
+            if cycle:
+                cycles.append(cycle)
+    return cycles
+
+
+def _components(names: Sequence[str], children: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Tarjan's strongly connected components: each node's component, numbered by its root."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []  # Tarjan's stack: visited nodes not yet given a component
+    on_stack: set[str] = set()
+    component: dict[str, int] = {}
     for root in names:
-        if colour[root] != WHITE:
+        if root in index:
             continue
-        # Iterative DFS: 10,000-node chains must not hit the recursion limit.
-        path: list[str] = [root]
-        iters = [iter(children[root])]
-        colour[root] = GREY
-        while iters:
-            child = next(iters[-1], None)
-            if child is None:
-                colour[path.pop()] = BLACK
-                iters.pop()
-            elif colour[child] == GREY:
-                return path[path.index(child):]
-            elif colour[child] == WHITE:
-                colour[child] = GREY
-                path.append(child)
-                iters.append(iter(children[child]))
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        path = [(root, iter(children[root]))]  # the DFS path, each with its unseen children
+        while path:
+            node, unseen = path[-1]
+            for child in unseen:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    path.append((child, iter(children[child])))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                path.pop()
+                if path:
+                    parent = path[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:  # node is its component's root: pop it off
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component[member] = index[node]
+                        if member == node:
+                            break
+    return component
+
+
+def _shortest_cycle(start: str, children: Mapping[str, Sequence[str]],
+                    component: Mapping[str, int]) -> list[str] | None:
+    """The shortest cycle through `start` within its component; None if there is none."""
+    parent = {start: start}
+    queue = [start]
+    for node in queue:  # breadth first: the list grows while it is walked
+        for child in children[node]:
+            if child == start:
+                cycle = [node]
+                while cycle[-1] != start:
+                    cycle.append(parent[cycle[-1]])
+                return cycle[::-1]
+            if child not in parent and component[child] == component[start]:
+                parent[child] = node
+                queue.append(child)
     return None
 
 

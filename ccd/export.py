@@ -1,20 +1,26 @@
 """The paper's `save_with_state`: the workflow as YAML with every job's current state.
 
 Written by hand, not through a YAML dumper: dumping 10,000 nodes with ruamel takes
-seconds. Strings are JSON-quoted, which YAML reads as double-quoted scalars; the output
-loads back in ccd and in cloudmesh-cc.
+seconds. Strings are JSON-quoted, which YAML reads as double-quoted scalars, except for
+characters past U+FFFF: JSON writes them as surrogate pairs, which YAML refuses, so they
+become YAML's own \\U escape. The output loads back in ccd and in cloudmesh-cc.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
 from ccd.model import JobSpec, JobStatus, WorkflowSpec
 
 _FIELDS = ("user", "host", "kind", "label", "script", "exec", "venv", "shape", "style", "cwd")
+# An escape in JSON's output (every backslash we write is in a JSON string); groups 1 and 2
+# if it is a surrogate pair. Matching every escape, left to right, keeps an escaped
+# backslash followed by "ud83d" from reading as one.
+_ESCAPE = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\.")
 
 
 def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None) -> str:
@@ -36,6 +42,9 @@ def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None)
     out.extend(f"    - {q(f'{a},{b}')}" for a, b in spec.edges)
     if not spec.edges:
         out[-1] += " []"
+    if spec.files:
+        out.append("files:")
+        out.extend(f"  - {q(path)}" for path in spec.files)
     if spec.colors:
         out += ["colors:", "  status:"]
         out.extend(f"    {q(k)}: {q(v)}" for k, v in spec.colors.items())
@@ -44,7 +53,7 @@ def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None)
         for h in spec.hosts.values():
             limit = f"\n    max_jobs: {h.max_jobs}" if h.max_jobs else " {}"
             out.append(f"  {q(h.name)}:{limit}")
-    return "\n".join(out) + "\n"
+    return _yaml_escapes("\n".join(out) + "\n")
 
 
 def _extensions(job: JobSpec) -> list[str]:
@@ -56,7 +65,22 @@ def _extensions(job: JobSpec) -> list[str]:
     if job.env:
         out.append("      env:")
         out.extend(f"        {k}: {json.dumps(v)}" for k, v in job.env)
+    if job.outputs:
+        out.append("      outputs:")
+        out.extend(f"        - {json.dumps(pattern)}" for pattern in job.outputs)
     return out
+
+
+def _yaml_escapes(text: str) -> str:
+    """JSON-quoted text with each surrogate pair turned into YAML's \\U escape."""
+    return _ESCAPE.sub(_yaml_escape, text) if "\\ud" in text else text
+
+
+def _yaml_escape(escape: re.Match[str]) -> str:
+    if escape[1] is None:
+        return escape[0]
+    high, low = int(escape[1], 16), int(escape[2], 16)
+    return f"\\U{0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00):08x}"
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -43,6 +43,7 @@ class RunState(enum.StrEnum):
 
 
 KINDS = ("local", "ssh", "slurm", "lsf", "wsl")
+RUNNABLE_KINDS = ("local",)  # the kinds with an executor; SSH and Slurm will add themselves
 
 
 @dataclass(frozen=True, slots=True)

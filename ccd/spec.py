@@ -9,10 +9,12 @@ The format is cloudmesh-cc's (the paper, sections 5.1-5.5):
         - start,fetch-data,end      # a chain; parallel branches are several chains
     colors: {status: {done: '#CCFFCC'}}
 
-plus optional extensions: per node `env`, `cwd`, `timeout`, `retries`; a top-level `hosts:`
-inventory with `max_jobs`. Fields cloudmesh-cc writes into saved workflows are accepted and ignored;
-any other unknown field is a warning, not an error, so files written for cloudmesh-cc load
-unchanged.
+plus optional extensions: per node `env`, `cwd`, `timeout`, `retries` and `outputs` (glob
+patterns of the files the job makes, relative to the run's working copy); a top-level `hosts:`
+inventory with `max_jobs`; a top-level `files:` list of paths or globs beside the workflow
+file (data, modules) that belong to it and are copied with it. Fields cloudmesh-cc writes
+into saved workflows are accepted and ignored; any other unknown field is a warning, not an
+error, so files written for cloudmesh-cc load unchanged.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from pathlib import Path
 
 from ccd import dag, labels
 from ccd.errors import Problem, SpecError
-from ccd.model import KINDS, HostSpec, JobSpec, WorkflowSpec
-from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, kind_of, load
+from ccd.model import KINDS, RUNNABLE_KINDS, HostSpec, JobSpec, WorkflowSpec
+from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, Sequence, kind_of, load
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 
@@ -37,7 +39,8 @@ _CLOUDMESH_FIELDS = frozenset((
     "pid", "created", "modified", "tstart", "tend", "workflow_name", "experiment",
 ))
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
-                          *_STRING_FIELDS))
+                          "outputs", *_STRING_FIELDS))
+_TOP_LEVEL = ("workflow", "colors", "hosts", "files")
 
 
 class _Checker:
@@ -56,10 +59,18 @@ class _Checker:
         self.warnings.append(Problem(self.filename, node.line, node.col, f"warning: {message}"))
 
     def string(self, node: Node, what: str) -> str | None:
-        if isinstance(node, Scalar) and not node.is_null:
-            return node.text
-        if not (isinstance(node, Scalar) and node.is_null):
+        """The text of a string field, None if null. A plain number or boolean is an error,
+        not its text: YAML itself, and so every other tool reading the file, sees `exec: 42`
+        as the integer 42."""
+        if not isinstance(node, Scalar):
             self.error(node, f"{what} must be a string, not {kind_of(node)}")
+            return None
+        kind = node.core_type
+        if kind == "string":
+            return node.text
+        if kind != "null":
+            self.error(node, f"{what} must be a string, not {_described(node)} "
+                             f"(quote it if you mean the text: '{node.text}')")
         return None
 
     def mapping(self, node: Node | None, what: str) -> Mapping | None:
@@ -131,11 +142,10 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
     top = c.mapping(root, "the file")
     if top is None:
         return None
-    known = ("workflow", "colors", "hosts")
     for key, _ in c.unique_pairs(top, "top-level key"):
-        if key.text not in known:
+        if key.text not in _TOP_LEVEL:
             c.warn(key, f"unknown top-level key {key.text!r} is ignored"
-                   f"{_did_you_mean(key.text, known)}")
+                   f"{_did_you_mean(key.text, _TOP_LEVEL)}")
     wf = c.mapping(top.get("workflow"), "workflow")
     if wf is None:
         if top.get("workflow") is None:
@@ -147,7 +157,6 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
                    f"{_did_you_mean(key.text, ('nodes', 'dependencies'))}")
     hosts = _hosts(c, top.get("hosts"))
     jobs: dict[str, JobSpec] = {}
-    positions: dict[str, Scalar] = {}
     nodes = c.mapping(wf.get("nodes"), "workflow.nodes")
     if nodes is None and wf.get("nodes") is None:
         c.error(wf, "missing `nodes:` in workflow")
@@ -155,12 +164,8 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
         job = _job(c, key, value, source.parent)
         if job is not None:
             jobs[job.name] = job
-            positions[job.name] = key
     edges = _dependencies(c, wf.get("dependencies"), jobs)
-    cycle = dag.find_cycle(list(jobs), edges)
-    if cycle:
-        c.error(c.edge_positions.get((cycle[0], cycle[1 % len(cycle)])) or positions[cycle[0]],
-                "dependency cycle: " + " -> ".join([*cycle, cycle[0]]))
+    _cycles(c, jobs, edges)
     return WorkflowSpec(
         name=source.name.split(".")[0] or "workflow",
         source=source,
@@ -168,6 +173,7 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
         edges=tuple(edges),
         colors=_colors(c, top.get("colors")),
         hosts=hosts,
+        files=_relative_paths(c, top.get("files"), "files", "the workflow file's directory"),
     )
 
 
@@ -194,6 +200,9 @@ def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
             kind = c.string(v, "kind")
             if kind is not None and kind not in KINDS:
                 c.error(v, f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+            elif kind is not None and kind not in RUNNABLE_KINDS:
+                c.error(v, f"kind {kind!r} cannot run in this version of ccd "
+                           f"(it runs: {', '.join(RUNNABLE_KINDS)})")
             fields["kind"] = kind or "local"
         elif field == "status":
             fields["status"] = v.text if isinstance(v, Scalar) else c.string(v, "status")
@@ -205,6 +214,8 @@ def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
             fields["retries"] = c.number(v, "retries", Scalar.as_int, 0, 100) or 0
         elif field == "env":
             fields["env"] = _env(c, v)
+        elif field == "outputs":
+            fields["outputs"] = _relative_paths(c, v, "outputs", "the run's working copy")
         elif field not in _CLOUDMESH_FIELDS:
             c.warn(k, f"unknown field {field!r} of node {name!r} is ignored"
                       f"{_did_you_mean(field, _NODE_FIELDS)}")
@@ -246,6 +257,32 @@ def _env(c: _Checker, node: Node) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _relative_paths(c: _Checker, node: Node | None, field: str, base: str
+                    ) -> tuple[str, ...]:
+    """A list of paths or glob patterns inside `base`: relative, and never climbing out."""
+    if node is None or (isinstance(node, Scalar) and node.is_null):
+        return ()
+    if not isinstance(node, Sequence):
+        c.error(node, f"{field} must be a list of relative paths or glob patterns like "
+                      f"`- results/*.csv`, not {_described(node)}")
+        return ()
+    out: list[str] = []
+    for item in node.items:
+        if isinstance(item, Scalar) and (item.is_null or not item.text):
+            c.error(item, f"{field}: an entry cannot be empty")
+            continue
+        path = c.string(item, f"{field}: an entry")
+        if path is None:
+            continue
+        if path.startswith("/"):
+            c.error(item, f"{field}: {path!r} is an absolute path; write it relative to {base}")
+        elif ".." in path.split("/"):
+            c.error(item, f"{field}: {path!r} leaves {base} ('..' is not allowed)")
+        else:
+            out.append(path)
+    return tuple(out)
+
+
 def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
                   ) -> list[tuple[str, str]]:
     """Chains "a,b,c" -> edges a->b, b->c; or cloudmesh-cc's saved {edge: {source, destination}}."""
@@ -253,11 +290,12 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
     if node is None or (isinstance(node, Mapping) and not node.pairs):
         return []
     if isinstance(node, Scalar):
-        if node.is_null:
-            return []
-        chains: list[Node] = [node]
-    elif isinstance(node, Mapping):
-        chains = []
+        if not node.is_null:
+            c.error(node, f"dependencies must be a list of chains like `- a,b,c`, "
+                          f"not {_described(node)}")
+        return []
+    chains: list[Node] = []
+    if isinstance(node, Mapping):
         for _, edge in node.pairs:
             e = c.mapping(edge, "a saved dependency")
             src, dst = (e.get("source"), e.get("destination")) if e else (None, None)
@@ -291,6 +329,18 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
     return list(edges)
 
 
+def _cycles(c: _Checker, jobs: dict[str, JobSpec], edges: list[tuple[str, str]]) -> None:
+    """Report every cycle at the chain that closes it: the one that wrote its last edge."""
+    cycles = dag.find_cycles(list(jobs), edges)
+    written = {edge: i for i, edge in enumerate(edges)} if cycles else {}  # file order
+    for cycle in cycles:
+        ring = list(zip(cycle, cycle[1:] + cycle[:1], strict=True))
+        order = [written[edge] for edge in ring]
+        last = order.index(max(order))
+        path = cycle[last + 1:] + cycle[:last + 1]  # so that the closing edge comes last
+        c.error(c.edge_positions[ring[last]], "dependency cycle: " + " -> ".join([*path, path[0]]))
+
+
 def _hosts(c: _Checker, node: Node | None) -> dict[str, HostSpec]:
     hosts = c.mapping(node, "hosts")
     out: dict[str, HostSpec] = {}
@@ -315,6 +365,14 @@ def _colors(c: _Checker, node: Node | None) -> dict[str, str]:
         if colour is not None:
             out[k.text] = colour
     return out
+
+
+def _described(node: Node) -> str:
+    """A value with its YAML type, for messages: 'the integer 42', "the string 'a,b'"."""
+    if isinstance(node, Scalar) and not node.is_null:
+        kind = node.core_type
+        return f"the string {node.text!r}" if kind == "string" else f"the {kind} {node.text}"
+    return kind_of(node)
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:

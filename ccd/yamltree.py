@@ -9,8 +9,10 @@ Hostile input is bounded here: file size, nesting depth and the number of YAML i
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from typing import Literal
 
 from ccd.errors import Problem, SpecError
 
@@ -18,9 +20,16 @@ MAX_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_EVENTS = 2_000_000
 
+# YAML 1.2's core schema, which says what a plain (unquoted) scalar is; everything else
+# plain, and everything quoted, is a string. YAML 1.1's yes/no/on/off and 1_000 are strings.
 _NULLS = frozenset(("", "~", "null", "Null", "NULL"))
-_INT = re.compile(r"[-+]?[0-9]+")
-_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?")
+_BOOLEANS = frozenset(("true", "True", "TRUE", "false", "False", "FALSE"))
+_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+                    r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)")
+_TYPED_STARTS = frozenset("0123456789+-.tTfF")  # how every boolean and number begins
+
+CoreType = Literal["null", "boolean", "integer", "float", "string"]
 
 
 @dataclass(slots=True)
@@ -36,14 +45,44 @@ class Scalar:
     def is_null(self) -> bool:
         return not self.quoted and self.text in _NULLS
 
+    @property
+    def core_type(self) -> CoreType:
+        """What YAML 1.2's core schema reads it as: `42` is an integer, `'42'` a string."""
+        text = self.text
+        if self.quoted:
+            return "string"
+        if text in _NULLS:
+            return "null"
+        if text[0] not in _TYPED_STARTS:  # most strings are told by their first character
+            return "string"
+        if text in _BOOLEANS:
+            return "boolean"
+        if _INT.fullmatch(text):
+            return "integer"
+        if _FLOAT.fullmatch(text):
+            return "float"
+        return "string"
+
     def as_int(self) -> int | None:
-        """The integer it spells, or None."""
-        return int(self.text) if not self.quoted and _INT.fullmatch(self.text) else None
+        """The integer it spells (decimal, 0o octal or 0x hexadecimal), or None."""
+        if self.core_type != "integer":
+            return None
+        text = self.text
+        try:
+            return int(text, 8 if text.startswith("0o") else 16 if text.startswith("0x") else 10)
+        except ValueError:  # more digits than Python reads (sys.get_int_max_str_digits)
+            return None
 
     def as_float(self) -> float | None:
-        """The number it spells, or None."""
-        return float(self.text) if not self.quoted and _FLOAT.fullmatch(self.text) else None
-
+        """The finite number it spells, integers included, or None."""
+        whole = self.as_int()
+        if whole is None and self.core_type != "float":
+            return None
+        try:
+            number = float(self.text if whole is None else whole)
+        except (ValueError, OverflowError):  # `.inf`, `.nan`; an integer past any float
+            return None
+        return number if math.isfinite(number) else None
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import write
 
+from ccd import export
 from ccd.errors import SpecError
 from ccd.spec import load_spec
 
@@ -177,7 +178,7 @@ def test_every_error_is_reported_at_once_with_file_line_and_column(tmp_path: Pat
         assert problem.startswith(expected)
 
 
-def test_cycle_is_printed_as_a_path(tmp_path: Path) -> None:
+def test_cycle_is_printed_as_a_path_at_the_chain_that_closes_it(tmp_path: Path) -> None:
     path = write(tmp_path / "cycle.yaml", """\
         workflow:
           nodes: {a: {exec: 'true'}, b: {exec: 'true'}, c: {exec: 'true'}, d: {exec: 'true'}}
@@ -186,7 +187,35 @@ def test_cycle_is_printed_as_a_path(tmp_path: Path) -> None:
             - a,b,c
             - c,a
         """)
-    assert errors_of(path) == [f"{path}:5:7: dependency cycle: a -> b -> c -> a"]
+    assert errors_of(path) == [f"{path}:6:7: dependency cycle: a -> b -> c -> a"]
+
+
+def test_the_path_of_a_cycle_ends_with_the_chain_that_closes_it(tmp_path: Path) -> None:
+    path = write(tmp_path / "cycle.yaml", """\
+        workflow:
+          nodes: {a: , b: , c: }
+          dependencies:
+            - b,c
+            - c,a
+            - a,b
+        """)
+    assert errors_of(path) == [f"{path}:6:7: dependency cycle: b -> c -> a -> b"]
+
+
+def test_every_cycle_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    path = write(tmp_path / "cycles.yaml", """\
+        workflow:
+          nodes: {a: , b: , c: , d: , e: }
+          dependencies:
+            - a,b,a
+            - c,d,e,d
+            - c,c
+        """)
+    assert errors_of(path) == [
+        f"{path}:4:7: dependency cycle: a -> b -> a",
+        f"{path}:5:7: dependency cycle: d -> e -> d",
+        f"{path}:6:7: dependency cycle: c -> c",
+    ]
 
 
 def test_a_job_depending_on_itself_is_a_cycle(tmp_path: Path) -> None:
@@ -196,6 +225,184 @@ def test_a_job_depending_on_itself_is_a_cycle(tmp_path: Path) -> None:
           dependencies: ["a,a"]
         """)
     assert errors_of(path) == [f"{path}:3:18: dependency cycle: a -> a"]
+
+
+@pytest.mark.parametrize(("field", "value", "type_"), [
+    ("exec", "42", "integer"),
+    ("exec", "true", "boolean"),
+    ("exec", "FALSE", "boolean"),
+    ("label", "1.5", "float"),
+    ("host", "12", "integer"),
+    ("user", "0x1F", "integer"),
+    ("script", "-.inf", "float"),
+    ("cwd", "1e3", "float"),
+])
+def test_a_string_field_given_a_number_or_a_boolean_is_an_error_naming_both(
+        tmp_path: Path, field: str, value: str, type_: str) -> None:
+    path = write(tmp_path / "tests.yaml", f"""\
+        workflow:
+          nodes:
+            a:
+              {field}: {value}
+        """)
+    col = 7 + len(field) + 2
+    assert errors_of(path) == [f"{path}:4:{col}: {field} must be a string, not the {type_} "
+                               f"{value} (quote it if you mean the text: '{value}')"]
+
+
+def test_names_kinds_env_values_and_colours_must_be_strings_too(tmp_path: Path) -> None:
+    path = write(tmp_path / "w.yaml", """\
+        workflow:
+          nodes:
+            "7":
+              name: 7
+              kind: 1
+              env: {THREADS: 4}
+        colors:
+          status: {done: 0}
+        """)
+    assert errors_of(path) == [
+        f"{path}:{where}: {what} must be a string, not the integer {n} "
+        f"(quote it if you mean the text: '{n}')"
+        for where, what, n in [("4:13", "name", 7), ("5:13", "kind", 1),
+                               ("6:22", "env.THREADS", 4), ("8:18", "colors.status.done", 0)]
+    ]
+
+
+def test_quoted_values_and_words_yaml_1_2_reads_as_text_are_strings(tmp_path: Path) -> None:
+    path = write(tmp_path / "w.yaml", """\
+        workflow:
+          nodes:
+            a:
+              exec: '42'
+              label: "1.5"
+              host: 127.0.0.1
+              user: yes
+              shape: 1_000
+              style: 12:30
+              cwd: .5.
+        """)
+    a = load_spec(path)[0].jobs["a"]
+    assert (a.exec, a.label, a.host, a.user, a.shape, a.style, a.cwd) == \
+        ("42", "1.5", "127.0.0.1", "yes", "1_000", "12:30", ".5.")
+
+
+@pytest.mark.parametrize(("value", "described"), [
+    ('"a,b"', "the string 'a,b'"),
+    ("a,b", "the string 'a,b'"),
+    ("42", "the integer 42"),
+])
+def test_dependencies_written_as_one_string_is_an_error_asking_for_a_list(
+        tmp_path: Path, value: str, described: str) -> None:
+    path = write(tmp_path / "w.yaml", f"""\
+        workflow:
+          nodes: {{a: , b: }}
+          dependencies: {value}
+        """)
+    assert errors_of(path) == [f"{path}:3:17: dependencies must be a list of chains like "
+                               f"`- a,b,c`, not {described}"]
+
+
+@pytest.mark.parametrize("kind", ["ssh", "slurm", "lsf", "wsl"])
+def test_a_kind_this_ccd_cannot_run_yet_is_an_error_at_its_position(tmp_path: Path,
+                                                                      kind: str) -> None:
+    path = write(tmp_path / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            a:
+              exec: hostname
+              kind: {kind}
+        """)
+    assert errors_of(path) == [
+        f"{path}:5:13: kind {kind!r} cannot run in this version of ccd (it runs: local)"]
+
+
+def test_outputs_and_files_are_lists_of_relative_paths_and_globs(tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            train:
+              exec: python train.py
+              outputs:
+                - model.pt
+                - 'plots/*.png'
+                - ./logs/**/*.txt
+            end:
+          dependencies:
+            - train,end
+        files:
+          - train.py
+          - data/*.csv
+        """)
+    spec, warnings = load_spec(path)
+    assert spec.jobs["train"].outputs == ("model.pt", "plots/*.png", "./logs/**/*.txt")
+    assert spec.jobs["end"].outputs == ()
+    assert spec.files == ("train.py", "data/*.csv")
+    assert warnings == []
+
+
+def test_bad_outputs_and_files_are_errors_at_their_entries(tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            a:
+              exec: 'true'
+              outputs:
+                - /tmp/result.csv
+                - ../up.txt
+                - data/../../x
+                - 42
+                - ''
+                -
+                - [nested]
+        files:
+          - /etc/passwd
+          - lib/..
+        """)
+    assert errors_of(path) == [f"{path}:{problem}" for problem in [
+        "6:11: outputs: '/tmp/result.csv' is an absolute path; write it relative to the "
+        "run's working copy",
+        "7:11: outputs: '../up.txt' leaves the run's working copy ('..' is not allowed)",
+        "8:11: outputs: 'data/../../x' leaves the run's working copy ('..' is not allowed)",
+        "9:11: outputs: an entry must be a string, not the integer 42 "
+        "(quote it if you mean the text: '42')",
+        "10:11: outputs: an entry cannot be empty",
+        "11:10: outputs: an entry cannot be empty",
+        "12:11: outputs: an entry must be a string, not a list",
+        "14:5: files: '/etc/passwd' is an absolute path; write it relative to the workflow "
+        "file's directory",
+        "15:5: files: 'lib/..' leaves the workflow file's directory ('..' is not allowed)",
+    ]]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("workflow:\n  nodes:\n    a: {outputs: out.csv}\n",
+     "3:18: outputs must be a list of relative paths or glob patterns like `- results/*.csv`, "
+     "not the string 'out.csv'"),
+    ("workflow: {nodes: {a: }}\nfiles: {data: x}\n",
+     "2:8: files must be a list of relative paths or glob patterns like `- results/*.csv`, "
+     "not a mapping"),
+])
+def test_outputs_and_files_must_be_lists(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "wf.yaml", text)
+    assert errors_of(path) == [f"{path}:{message}"]
+
+
+def test_outputs_and_files_survive_save_with_state(tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            a: {exec: 'true', status: ready, outputs: [out/*.txt, 'a b.csv']}
+            b: {exec: 'true', status: ready}
+          dependencies: ["a,b"]
+        files: [lib.py, 'data/*.csv']
+        """)
+    spec, _ = load_spec(path)
+    text = export.with_state(spec)
+    again, _ = load_spec(path, text.encode())
+    assert again.jobs["a"].outputs == ("out/*.txt", "a b.csv")
+    assert again.files == ("lib.py", "data/*.csv")
+    assert again == spec and export.with_state(again) == text
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -217,6 +424,20 @@ def test_malformed_files_get_one_clear_error(tmp_path: Path, text: str, message:
     path = write(tmp_path / "m.yaml", text)
     problems = errors_of(path)
     assert problems[0].startswith(f"{path}:{message}")
+
+
+def test_numbers_past_what_a_field_can_hold_are_errors_not_crashes(tmp_path: Path) -> None:
+    digits = "9" * 5000
+    path = write(tmp_path / "big.yaml", f"""\
+        workflow:
+          nodes:
+            a: {{exec: 'true', retries: {digits}}}
+            b: {{exec: 'true', timeout: 1e999}}
+        """)
+    assert errors_of(path) == [
+        f"{path}:3:32: retries must be an integer from 0 to 100, not '{digits}'",
+        f"{path}:4:32: timeout (seconds) must be a number >= 0.001, not '1e999'",
+    ]
 
 
 def test_ten_thousand_nodes_validate_quickly(tmp_path: Path) -> None:
