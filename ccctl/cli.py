@@ -352,6 +352,37 @@ def logs(
 
 
 @app.command()
+def results(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
+    job: Annotated[Optional[str], typer.Argument(help="Only this job's")] = None,  # noqa: UP045
+    output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
+        "--output", "-o", help="Download them into this directory")] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """The files a run's jobs declare as `outputs:`, in its working copy; -o downloads them."""
+    from urllib.parse import quote
+
+    with _daemon() as client:
+        found = client.json("GET", f"/api/v1/runs/{run_id}/results",
+                            params={"job": job} if job else None)
+        for r in found if output is not None else ():
+            target = output / r["path"]
+            if Path(r["path"]).is_absolute() or ".." in Path(r["path"]).parts:
+                raise _fail(f"ccctl: refusing the result path {r['path']!r}", EXIT_INVALID)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as f:
+                for chunk in client.stream(f"/api/v1/runs/{run_id}/results/{quote(r['path'])}"):
+                    f.write(chunk)
+    if json_out:
+        _print_json(found)
+        return
+    if not found:
+        sys.stderr.write("no results: no job of the run declares `outputs:` that exist\n")
+    for r in found:
+        print(f"{r['job']}\t{r['size']:>10}  {output / r['path'] if output else r['path']}")
+
+
+@app.command()
 def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")]) -> None:
     """Cancel a run: running jobs get SIGTERM, waiting ones never start."""
     with _daemon() as client:

@@ -16,7 +16,13 @@ from typing import Any
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -168,6 +174,18 @@ class Api:
                 return
             else:
                 await asyncio.sleep(0.1)
+
+    async def results(self, request: Request) -> Response:
+        job = request.query_params.get("job")
+        found = await asyncio.to_thread(self.service.results, request.path_params["run"], job)
+        return JSONResponse([{"job": r.job, "path": r.path, "size": r.size} for r in found])
+
+    async def result_file(self, request: Request) -> Response:
+        p = request.path_params
+        path = await asyncio.to_thread(self.service.result_file, p["run"], p["path"])
+        # Never rendered by the browser (the guard adds nosniff): a job's output must not run
+        # scripts on this origin.
+        return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
     async def run_graph(self, request: Request) -> Response:
         run = self.service.run(request.path_params["run"])
@@ -342,6 +360,8 @@ def build(service: Service, token: str, url: str | None = None) -> tuple[Guard, 
         r("/api/v1/runs/{run}/rerun", api.rerun, ["POST"]),
         r("/api/v1/runs/{run}/jobs/{job}/log", api.job_log, ["GET"]),
         r("/api/v1/runs/{run}/graph", api.run_graph, ["GET"]),
+        r("/api/v1/runs/{run}/results", api.results, ["GET"]),
+        r("/api/v1/runs/{run}/results/{path:path}", api.result_file, ["GET"]),
         r("/api/v1/runs/{run}/events", api.events, ["GET"]),
         r("/api/v1/events", api.events, ["GET"]),
         # The paper's calls (section 6.3, Figures 15, 16, 19).

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccd import export, workdir
-from ccd.errors import Problem, RunError, SpecError
+from ccd.errors import NotFound, Problem, RunError, SpecError
 from ccd.hosts import Hosts
 from ccd.model import Event, JobStatus, Run, RunState, WorkflowSpec
 from ccd.scheduler import Scheduler
@@ -159,10 +159,10 @@ def stored_spec(store: Store, run_id: str) -> WorkflowSpec:
     """The spec a run was submitted with."""
     stored = store.spec_text(run_id)
     if stored is None:
-        raise RunError(f"no run {run_id!r} in {store.path}")
+        raise NotFound(f"no run {run_id!r} in {store.path}")
     source, data = stored
     try:
-        return load_spec(source, data)[0]
+        return load_spec(source, data, stored=True)[0]
     except SpecError as e:
         raise RunError(f"the stored spec of run {run_id} no longer validates:\n{e}") from None
 

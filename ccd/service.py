@@ -154,13 +154,14 @@ class Service:
         spec = self._specs.pop(run_id, None)
         try:
             spec = spec or runs.stored_spec(self.store, run_id)
-        except RunError:
+            run = runs.resume(self.store, self.state_dir, run_id, spec).run
+        except NotFound:
             raise NotFound(f"no run {run_id!r}") from None
         # A run's spec never changes; parsing a 10,000-job spec takes half a second.
         self._specs[run_id] = spec
         while len(self._specs) > 64:
             self._specs.pop(next(iter(self._specs)))
-        return runs.resume(self.store, self.state_dir, run_id, spec).run
+        return run
 
     def list_runs(self, workflow: str | None = None, limit: int = -1) -> list[dict[str, Any]]:
         """Runs, newest first (at most `limit`), with job counts."""

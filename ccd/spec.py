@@ -46,8 +46,9 @@ _TOP_LEVEL = ("workflow", "colors", "hosts", "files")
 class _Checker:
     """Collects problems while walking the tree; one instance per file."""
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, stored: bool = False) -> None:
         self.filename = filename
+        self.stored = stored  # a run's spec as it was accepted: see load_spec
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.edge_positions: dict[tuple[str, str], Scalar] = {}  # where each edge was written
@@ -66,7 +67,7 @@ class _Checker:
             self.error(node, f"{what} must be a string, not {kind_of(node)}")
             return None
         kind = node.core_type
-        if kind == "string":
+        if kind == "string" or (self.stored and kind != "null"):
             return node.text
         if kind != "null":
             self.error(node, f"{what} must be a string, not {_described(node)} "
@@ -109,12 +110,16 @@ class _Checker:
         return value
 
 
-def load_spec(path: str | Path, data: bytes | None = None, display: str | None = None
-              ) -> tuple[WorkflowSpec, list[Problem]]:
+def load_spec(path: str | Path, data: bytes | None = None, display: str | None = None,
+              stored: bool = False) -> tuple[WorkflowSpec, list[Problem]]:
     """Read and validate a workflow file; returns the spec and its warnings.
 
     Raises SpecError listing every problem. `data` overrides the file's content; `display`
     is the file's name in messages (an upload's own name rather than where it was put).
+    `stored`: the text of a run as it was accepted when submitted, perhaps by an older ccd;
+    read it as then, without the checks that look at the disk (its scripts are in the
+    run's copy) or that this version made stricter (typed fields, runnable kinds), so that
+    an old run can still be shown and resumed, and fail there if it cannot run.
     """
     source = Path(path).absolute()
     filename = display or str(path)
@@ -129,7 +134,7 @@ def load_spec(path: str | Path, data: bytes | None = None, display: str | None =
         except OSError as e:
             raise SpecError([Problem(filename, 1, 1, f"cannot read: {e.strerror}")]) from None
     root = load(data, filename)
-    c = _Checker(filename)
+    c = _Checker(filename, stored)
     spec = _workflow(c, root, source)
     if c.problems or spec is None:
         if not c.problems:
@@ -200,7 +205,7 @@ def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
             kind = c.string(v, "kind")
             if kind is not None and kind not in KINDS:
                 c.error(v, f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-            elif kind is not None and kind not in RUNNABLE_KINDS:
+            elif kind is not None and kind not in RUNNABLE_KINDS and not c.stored:
                 c.error(v, f"kind {kind!r} cannot run in this version of ccd "
                            f"(it runs: {', '.join(RUNNABLE_KINDS)})")
             fields["kind"] = kind or "local"
@@ -230,6 +235,18 @@ def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
     if job.script is not None and job.exec is not None:
         c.warn(body.get("exec") or body, f"node {job.name!r} has both script and exec; "
                "exec is ignored (as cloudmesh-cc does)")
+    if not c.stored:  # a stored run's scripts are in its own copy
+        _check_on_disk(c, job, body, base)
+    if job.label is not None:
+        label_node = body.get("label") or body
+        quote = 1 if isinstance(label_node, Scalar) and label_node.quoted else 0
+        for offset, message in labels.check(job.label):
+            # The column is exact for one-line labels, the usual case.
+            c.error(label_node, f"label: {message}", quote + offset)
+
+
+def _check_on_disk(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
+    """The job's script and virtualenv exist."""
     if job.script is not None:  # scripts live beside the workflow file, whatever the kind
         script = base / job.script
         if not script.is_file():
@@ -238,12 +255,6 @@ def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
         venv = base / Path(job.venv).expanduser()
         if not (venv / "bin" / "activate").is_file():
             c.error(body.get("venv") or body, f"venv {venv} has no bin/activate")
-    if job.label is not None:
-        label_node = body.get("label") or body
-        quote = 1 if isinstance(label_node, Scalar) and label_node.quoted else 0
-        for offset, message in labels.check(job.label):
-            # The column is exact for one-line labels, the usual case.
-            c.error(label_node, f"label: {message}", quote + offset)
 
 
 def _env(c: _Checker, node: Node) -> tuple[tuple[str, str], ...]:
@@ -289,13 +300,14 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
     edges = c.edge_positions
     if node is None or (isinstance(node, Mapping) and not node.pairs):
         return []
+    chains: list[Node] = []
     if isinstance(node, Scalar):
-        if not node.is_null:
+        if not node.is_null and not c.stored:
             c.error(node, f"dependencies must be a list of chains like `- a,b,c`, "
                           f"not {_described(node)}")
-        return []
-    chains: list[Node] = []
-    if isinstance(node, Mapping):
+        elif not node.is_null:
+            chains = [node]  # ccd 0.1 read one string as one chain
+    elif isinstance(node, Mapping):
         for _, edge in node.pairs:
             e = c.mapping(edge, "a saved dependency")
             src, dst = (e.get("source"), e.get("destination")) if e else (None, None)

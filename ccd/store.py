@@ -28,7 +28,7 @@ from pathlib import Path
 
 import msgspec
 
-from ccd.errors import RunError, StoreError
+from ccd.errors import NotFound, StoreError
 from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
 
 log = logging.getLogger("ccd.store")
@@ -356,7 +356,7 @@ class Store:
             "SELECT state, created, t0, t1, message, workdir FROM runs WHERE id=?",
             (run_id,)).fetchone()
         if r is None:
-            raise RunError(f"no run {run_id!r} in {self.path}")
+            raise NotFound(f"no run {run_id!r} in {self.path}")
         rows = self._mine.execute(
             "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message,"
             " attempt FROM jobs WHERE run_id=? ORDER BY position", (run_id,)).fetchall()

@@ -375,8 +375,8 @@ def test_second_ctrl_c_leaves_jobs_running_and_the_next_run_adopts_them(
     assert counter.read_text().split() == ["gate"]  # adopted, never restarted
 
 
-def test_retries_run_a_failing_job_again_and_keep_each_attempt(tmp_path: Path,
-                                                             ccctl: Ccctl) -> None:
+def test_retries_run_a_failing_job_again_and_keep_each_attempt(
+        tmp_path: Path, ccctl: Ccctl, state_dir: Path) -> None:
     # Fails on its first two attempts, succeeds on the third.
     wf = write(tmp_path / "r.yaml", """\
         workflow:
@@ -394,6 +394,21 @@ def test_retries_run_a_failing_job_again_and_keep_each_attempt(tmp_path: Path,
     root = (Path(jobs[""]["run_dir"]) / "jobs")  # type: ignore[arg-type]
     assert [(root / d / "log").read_text() for d in ("flaky@1", "flaky@2", "flaky")] == [
         "attempt 1\n", "attempt 2\n", "attempt 3\n"]
+    flaky = jobs["flaky"]
+    assert (flaky["attempt"], flaky["message"], flaky["exit_code"]) == (3, "", 0)
+    # The database says exactly what the live run said: the last attempt's times.
+    from ccd.model import JobStatus
+    from ccd.runs import stored_spec
+    from ccd.store import Store
+
+    store = Store(state_dir / "ccd.db")
+    try:
+        run = store.load_run(str(jobs[""]["run"]), stored_spec(store, str(jobs[""]["run"])),
+                             state_dir)
+    finally:
+        store.close()
+    assert run.jobs["flaky"] == JobStatus(**{k: v for k, v in flaky.items()
+                                             if k not in ("kind", "label")})
 
 
 def test_retries_run_out(tmp_path: Path, ccctl: Ccctl) -> None:
