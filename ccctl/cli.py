@@ -119,6 +119,46 @@ def run(
     raise typer.Exit({"done": 0, "cancelled": EXIT_CANCELLED}.get(state.value, EXIT_FAILED))
 
 
+@app.command()
+def prune(
+    older_than: Annotated[str, typer.Option(
+        "--older-than", help="Remove runs that ended longer ago than this: 30d, 12h, 90m")],
+    state_dir: StateDir = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Remove finished runs (their records, events and files); never a running one."""
+    import time
+
+    from ccd import runs
+    from ccd.errors import CcdError
+    from ccd.settings import duration
+    from ccd.store import Store
+
+    try:
+        age = duration(older_than)
+    except ValueError as e:
+        raise _fail(f"ccctl: --older-than: {e}", EXIT_INVALID) from None
+    sd = _state_dir(state_dir)
+    if not (sd / "ccd.db").exists():
+        removed: list[str] = []
+    else:
+        try:
+            store = Store(sd / "ccd.db")
+        except CcdError as e:
+            raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
+        try:
+            removed = runs.prune(store, sd, time.time() - age)
+        finally:
+            store.close()
+    if json_out:
+        _print_json({"removed": removed})
+        return
+    for run_id in removed:
+        print(run_id)
+    sys.stderr.write(f"removed {len(removed)} run{'s' if len(removed) != 1 else ''} that ended"
+                     f" more than {older_than} ago\n")
+
+
 def _dry_run(file: Path, json_out: bool) -> None:
     from ccd import dag
     from ccd.errors import SpecError

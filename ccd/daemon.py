@@ -37,10 +37,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--state-dir", type=Path, default=None,
                    help=f"state directory [default: {state_dir()}]")
     p.add_argument("--max-jobs", type=int, default=None,
-                   help="processes at once per run [default: CPUs x 4]")
+                   help="jobs at once, across all runs [default: CPUs x 4]")
+    p.add_argument("--prune-after", type=_duration, default=None, metavar="AGE",
+                   help="remove runs that ended longer ago than AGE (30d, 12h), hourly "
+                        "[default: keep every run]")
     p.add_argument("--upload", type=Path, action="append", default=[],
                    help="upload this workflow file at start (make run uses it)")
     return p.parse_args(argv)
+
+
+def _duration(text: str) -> float:
+    from ccd.settings import duration
+
+    try:
+        return duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 class _JsonLines(logging.Formatter):
@@ -135,7 +147,7 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
     from ccd.service import Service
     from ccd.uploads import pack
 
-    async with Service(state, max_jobs=args.max_jobs) as service:
+    async with Service(state, max_jobs=args.max_jobs, prune_after=args.prune_after) as service:
         for path in args.upload:
             row = service.add_workflow(*pack(path))
             log.info("uploaded workflow %s from %s", row.name, path)

@@ -24,7 +24,7 @@ from typing import Any
 
 from ccd import runs, views, workdir
 from ccd.bus import Bus
-from ccd.errors import Conflict, NotFound, RunError, UploadError
+from ccd.errors import CcdError, Conflict, NotFound, RunError, UploadError
 from ccd.executors.protocol import launch_for
 from ccd.hosts import Hosts
 from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
@@ -48,12 +48,13 @@ class Service:
     """Workflows and runs of one state directory, driven in this process."""
 
     def __init__(self, state_dir: Path, max_jobs: int | None = None,
-                 journal_poll: float = 0.25) -> None:
+                 journal_poll: float = 0.25, prune_after: float | None = None) -> None:
         self.state_dir = state_dir
         self.hosts = Hosts(max_jobs)
         self.bus = Bus()
         self.started = time.time()
         self._journal_poll = journal_poll
+        self._prune_after = prune_after
         self._loop = asyncio.get_running_loop()
         self.store = Store(state_dir / "ccd.db", on_commit=self._committed)
         self.bus.last_id = self.store.last_event_id()
@@ -67,6 +68,8 @@ class Service:
     async def __aenter__(self) -> Service:
         await self._group.__aenter__()
         self._tasks.add(self._group.create_task(self._follow_journal()))
+        if self._prune_after is not None:
+            self._tasks.add(self._group.create_task(self._prune_forever(self._prune_after)))
         self.recover()
         return self
 
@@ -328,6 +331,25 @@ class Service:
         if row is None:
             raise NotFound(f"no workflow {name!r}")
         return row
+
+    async def _prune_forever(self, age: float) -> None:
+        """Every hour, remove the runs that ended more than `age` seconds ago."""
+        while True:
+            try:
+                removed = await asyncio.to_thread(self._prune, time.time() - age)
+            except (CcdError, sqlite3.Error, OSError) as e:
+                log.warning("cannot prune old runs: %s", e)
+            else:
+                if removed:
+                    log.info("pruned %d run(s) that ended over %.0f s ago", len(removed), age)
+            await asyncio.sleep(3600)
+
+    def _prune(self, before: float) -> list[str]:
+        store = Store(self.store.path)  # its own connections: this runs in a worker thread
+        try:
+            return runs.prune(store, self.state_dir, before)
+        finally:
+            store.close()
 
     # -- events ---------------------------------------------------------------------------
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def state_dir() -> Path:
@@ -56,3 +59,12 @@ def variables() -> dict[str, str]:
         return {}
     pairs = root.pairs
     return {k.text: v.text for k, v in pairs if isinstance(k, Scalar) and isinstance(v, Scalar)}
+
+
+def duration(text: str) -> float:
+    """Seconds in `30d`, `12h`, `90m`, `45s`, `2w` (a bare number is seconds). ValueError
+    with a message for anything else."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", text)
+    if m is None:
+        raise ValueError(f"{text!r} is not a duration like 30d, 12h, 90m or 45s")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
