@@ -9,8 +9,10 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from ccd.model import Event, JobState, JobStatus, Run, RunState
-from ccd.views import run_json
+from ccd.palette import LOOKS
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -19,11 +21,10 @@ if TYPE_CHECKING:
     from ccd.runs import Opened
     from ccd.scheduler import Scheduler
 
-# The hues of the web page and the graph (ccd/graph.py STATE_COLORS), dark enough to read.
-STYLES = {
-    "ready": "default", "running": "bold #2f78d4", "done": "#36a150", "failed": "bold #d43d3d",
-    "skipped": "#a5a5a5", "cancelled": "#e0852a",
-}
+# The page's bar colours (ccd/palette.py), bold where a state asks to be noticed.
+STYLES = {state.value: ("bold " if state in (JobState.RUNNING, JobState.FAILED) else "")
+          + (look.bar if state is not JobState.READY else "default")
+          for state, look in LOOKS.items()}
 _ORDER = {JobState.RUNNING: 0, JobState.FAILED: 1, JobState.READY: 2, JobState.CANCELLED: 3,
           JobState.SKIPPED: 4, JobState.DONE: 5}
 
@@ -117,7 +118,10 @@ class Board:
         run = self.run
         took = clock_time((run.t1 or time.time()) - (run.t0 or run.created))
         if self.json_out:
-            print(json.dumps(run_json(run, self.resumed), indent=2))
+            from ccd.shapes import Run as RunShape
+
+            print(json.dumps(msgspec.to_builtins(RunShape.of(run, resumed=self.resumed)),
+                             indent=2))
             return
         if self.live:
             from rich.table import Table

@@ -13,11 +13,11 @@ import msgspec
 
 from ccctl.client import Client
 from ccctl.live import Board
+from ccd import shapes
 from ccd.errors import ClientError
 from ccd.model import (
     Event,
     JobSpec,
-    JobState,
     JobStatus,
     Run,
     RunState,
@@ -29,17 +29,21 @@ T = TypeVar("T")
 
 
 def run_from_json(data: dict[str, Any]) -> Run:
-    """A Run rebuilt from the API's JSON (enough to draw it)."""
-    jobs = {j["name"]: JobSpec(j["name"], kind=j.get("kind") or "local", host=j["host"],
-                               label=j.get("label")) for j in data["jobs"]}
-    spec = WorkflowSpec(data["workflow"], Path(data["workflow"]), jobs, ())
-    statuses = {j["name"]: JobStatus(j["name"], JobState(j["state"]), j["progress"], j["host"],
-                                     j.get("pid"), j.get("exit_code"), j.get("tstart"),
-                                     j.get("tend"), j.get("modified"), j.get("message", ""),
-                                     j.get("attempt", 0))
-                for j in data["jobs"]}
-    return Run(data["run"], spec, statuses, Path(data["run_dir"]), data["created"],
-               RunState(data["state"]), data.get("t0"), data.get("t1"), data.get("message", ""))
+    """A Run rebuilt from the API's JSON (enough to draw it); raises ClientError if the
+    daemon sent something else."""
+    try:
+        shape = msgspec.convert(data, shapes.Run)
+    except msgspec.ValidationError as e:
+        raise ClientError(f"the daemon sent a run this ccctl cannot read: {e}") from None
+    jobs = shape.jobs or []
+    spec = WorkflowSpec(shape.workflow, Path(shape.workflow),
+                        {j.name: JobSpec(j.name, kind=j.kind, host=j.host, label=j.label)
+                         for j in jobs}, (), shape.colors or {})
+    statuses = {j.name: JobStatus(j.name, j.state, j.progress, j.host, j.pid, j.exit_code,
+                                  j.tstart, j.tend, j.modified, j.message, j.attempt)
+                for j in jobs}
+    return Run(shape.run, spec, statuses, Path(shape.run_dir), shape.created, shape.state,
+               shape.t0, shape.t1, shape.message)
 
 
 def watch(client: Client, run_id: str, json_out: bool = False, patience: float = 60

@@ -1,6 +1,7 @@
 """The HTTP face of the daemon: REST under /api/v1, server-sent events, OpenAPI, the paper's
-aliases, login, and the static web page. Every handler turns a ccd error into a 4xx; no
-client input may produce a 5xx.
+aliases, login, and the static web page. Every body in and out is a shape of
+`ccd.shapes`, encoded and decoded by msgspec; every handler turns a ccd error into a 4xx;
+no client input may produce a 5xx.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -26,11 +29,13 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ccd import graph, views
+from ccd import graph, shapes
 from ccd.assets import asset_dir
 from ccd.auth import COOKIE, Guard, Logins
+from ccd.bus import Subscription, event_frame
 from ccd.errors import CcdError, RequestError, SpecError, UploadError
 from ccd.labels import RunTimes
+from ccd.model import Event, JobState
 from ccd.openapi import document
 from ccd.service import Service
 from ccd.settings import variables
@@ -40,6 +45,12 @@ WEB = asset_dir("web")
 LOG_LIMIT = 1 << 20
 REPLAY_LIMIT = 100_000  # events sent at once to a reconnecting client; it resyncs for more
 Handler = Callable[[Request], Awaitable[Response]]
+T = TypeVar("T")
+
+
+def reply(value: object, status: int = 200) -> Response:
+    """A shape (or a list of shapes) as a JSON response."""
+    return Response(msgspec.json.encode(value), status, media_type="application/json")
 
 
 def _errors(handler: Handler) -> Handler:
@@ -49,12 +60,12 @@ def _errors(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except SpecError as e:
-            return JSONResponse({"error": "invalid workflow",
-                                 "problems": [str(p) for p in e.problems]}, 422)
+            return reply(shapes.InvalidWorkflow("invalid workflow",
+                                                [str(p) for p in e.problems]), 422)
         except RequestError as e:
-            return JSONResponse({"error": str(e)}, e.status)
+            return reply(shapes.Error(str(e)), e.status)
         except CcdError as e:
-            return JSONResponse({"error": str(e)}, 400)
+            return reply(shapes.Error(str(e)), 400)
 
     return wrapped
 
@@ -66,23 +77,24 @@ class Api:
         self.service = service
         self.logins = logins
         self.url = url
+        self._meta = msgspec.json.encode(shapes.meta())  # neither changes while we run
+        self._document = msgspec.json.encode(document())
 
     # -- health ---------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
         s = self.service
-        return JSONResponse({
-            "status": "ok", "pid": os.getpid(), "url": self.url,
-            "uptime": round(time.time() - s.started, 3),
-            "state_dir": str(s.state_dir), "active_runs": s.active,
-            "event_subscribers": s.bus.subscribers, "events_published": s.bus.published,
-            "last_event_id": s.bus.last_id,
-        })
+        return reply(shapes.Health(
+            "ok", os.getpid(), self.url, round(time.time() - s.started, 3), str(s.state_dir),
+            s.active, s.bus.subscribers, s.bus.published, s.bus.last_id, s.hosts.counters()))
+
+    async def meta(self, request: Request) -> Response:
+        return Response(self._meta, media_type="application/json")
 
     # -- workflows ------------------------------------------------------------------------
 
     async def list_workflows(self, request: Request) -> Response:
-        return JSONResponse(self.service.workflows())
+        return reply(self.service.workflows())
 
     async def upload_workflow(self, request: Request) -> Response:
         name = request.query_params.get("name") or None
@@ -94,24 +106,20 @@ class Api:
             raise UploadError("empty upload: send a YAML file, a .tar/.tar.gz, or a multipart "
                               "form with a `file` field")
         row = self.service.add_workflow(data, filename or archive or "workflow.yaml", name)
-        return JSONResponse(views.workflow_json(row), 201)
+        return reply(row, 201)
 
     async def get_workflow(self, request: Request) -> Response:
         row, text = self.service.workflow(request.path_params["name"])
-        return JSONResponse({**views.workflow_json(row), "yaml": text.decode("utf-8", "replace")})
+        return reply(msgspec.structs.replace(row, yaml=text.decode("utf-8", "replace")))
 
     async def put_job(self, request: Request) -> Response:
-        fields = await _json_body(request)
-        if not isinstance(fields, dict):
-            raise UploadError("the body must be a JSON object of job fields", 422)
+        fields = await _decode(request, shapes.JobFields)
         p = request.path_params
-        return JSONResponse(views.workflow_json(self.service.edit_workflow(p["name"], p["job"],
-                                                                      fields)))
+        return reply(self.service.edit_workflow(p["name"], p["job"], fields))
 
     async def delete_job(self, request: Request) -> Response:
         p = request.path_params
-        row = self.service.edit_workflow(p["name"], p["job"], None)
-        return JSONResponse(views.workflow_json(row))
+        return reply(self.service.edit_workflow(p["name"], p["job"], None))
 
     async def delete_workflow(self, request: Request) -> Response:
         self.service.delete_workflow(request.path_params["name"])
@@ -122,28 +130,25 @@ class Api:
     async def list_runs(self, request: Request) -> Response:
         q = request.query_params
         limit = _int(q.get("limit"), "limit", -1) if "limit" in q else -1
-        return JSONResponse(self.service.list_runs(q.get("workflow"), limit))
+        return reply(self.service.list_runs(q.get("workflow"), limit))
 
     async def start_run(self, request: Request) -> Response:
         workflow = request.query_params.get("workflow")
         if workflow is None:
-            body = await _json_body(request)
-            workflow = body.get("workflow") if isinstance(body, dict) else None
-        if not isinstance(workflow, str) or not workflow:
-            raise UploadError('say which workflow to run: {"workflow": "NAME"}', 422)
+            workflow = (await _decode(request, shapes.StartRun, empty="{}")).workflow
         run = await self.service.start_run(workflow)
-        return JSONResponse(views.run_json(run), 201)
+        return reply(shapes.Run.of(run), 201)
 
     async def get_run(self, request: Request) -> Response:
-        return JSONResponse(views.run_json(self.service.run(request.path_params["run"])))
+        return reply(shapes.Run.of(self.service.run(request.path_params["run"])))
 
     async def cancel_run(self, request: Request) -> Response:
         run = self.service.cancel(request.path_params["run"])
-        return JSONResponse(views.run_json(run, jobs=False), 202)
+        return reply(shapes.Run.of(run, jobs=False), 202)
 
     async def rerun(self, request: Request) -> Response:
         run = await self.service.rerun(request.path_params["run"])
-        return JSONResponse(views.run_json(run), 201)
+        return reply(shapes.Run.of(run), 201)
 
     async def job_log(self, request: Request) -> Response:
         run_id, job = request.path_params["run"], request.path_params["job"]
@@ -178,7 +183,7 @@ class Api:
     async def results(self, request: Request) -> Response:
         job = request.query_params.get("job")
         found = await asyncio.to_thread(self.service.results, request.path_params["run"], job)
-        return JSONResponse([{"job": r.job, "path": r.path, "size": r.size} for r in found])
+        return reply([shapes.Result(r.job, r.path, r.size) for r in found])
 
     async def result_file(self, request: Request) -> Response:
         p = request.path_params
@@ -203,63 +208,75 @@ class Api:
 
     async def events(self, request: Request) -> Response:
         run_id = request.path_params.get("run")
-        if run_id is not None:
-            self.service.run(run_id)  # 404 for an unknown run
+        ended = run_id is not None and self.service.run(run_id).state.final  # 404 if unknown
         header = request.headers.get("last-event-id") or request.query_params.get("after")
         if header is not None:
             after = _int(header, "Last-Event-ID", 0)
         else:  # a run's stream starts at its beginning; the global one at now
             after = 0 if run_id is not None else self.service.bus.last_id
-        return EventSourceResponse(self._stream(run_id, after), ping=15, send_timeout=30)
-
-    async def _stream(self, run_id: str | None, after: int
-                      ) -> AsyncIterator[dict[str, Any] | bytes]:
-        bus = self.service.bus
-        sub = bus.subscribe(run_id)  # before the replay, so nothing falls in between
+        sub = self.service.bus.subscribe(run_id)  # before the replay: nothing falls between
         try:
             replay = await asyncio.to_thread(lambda: list(self.service.store.events(
                 run_id, after=after, limit=REPLAY_LIMIT + 1, own_connection=True)))
+        except BaseException:
+            self.service.bus.unsubscribe(sub)
+            raise
+        if ended and not replay:  # all told: 204 also stops a browser's EventSource retrying
+            self.service.bus.unsubscribe(sub)
+            return Response(status_code=204)
+        return EventSourceResponse(self._stream(sub, replay, after, ended), ping=15,
+                                   send_timeout=30)
+
+    async def _stream(self, sub: Subscription, replay: list[tuple[int, Event]], after: int,
+                      ended: bool) -> AsyncIterator[dict[str, Any] | bytes]:
+        """The replay, then what the bus brings; a run's stream ends with the run."""
+        try:
             for event_id, e in replay[:REPLAY_LIMIT]:
                 after = event_id
-                yield views.event_frame(e)
+                yield event_frame(e)
+            if ended and len(replay) <= REPLAY_LIMIT:
+                return
             while True:
                 if sub.overflowed or len(replay) > REPLAY_LIMIT:
                     yield {"event": "resync", "data": json.dumps(
                         {"after": after, "reason": "this client fell behind; reconnect with "
                                                    "Last-Event-ID to catch up"})}
                     return
-                event_id, _, frame = await sub.queue.get()
+                event_id, live, frame = await sub.queue.get()
                 if event_id == 0:  # a notice: no journal id
                     yield frame
                 elif event_id > after:
                     after = event_id
                     yield frame
+                    if sub.run_id is not None and live is not None and live.job is None \
+                            and live.state is not JobState.RUNNING:
+                        return  # the run's last word
         finally:
-            bus.unsubscribe(sub)
+            self.service.bus.unsubscribe(sub)
 
     # -- the paper's calls ----------------------------------------------------------------
 
     async def paper_run(self, request: Request) -> Response:
         run = await self.service.start_run(request.path_params["name"])
-        return JSONResponse(views.run_json(run), 201)
+        return reply(shapes.Run.of(run), 201)
 
     # -- browser --------------------------------------------------------------------------
 
     async def login(self, request: Request) -> Response:
         code = request.query_params.get("code", "")
         if not self.logins.redeem(code):
-            return JSONResponse({"error": "this login link is used up or expired; get a new "
-                                 "one with `ccctl open`"}, 403)
+            return reply(shapes.Error("this login link is used up or expired; get a new one "
+                                      "with `ccctl open`"), 403)
         response = RedirectResponse("/", 303)
         response.set_cookie(COOKIE, self.logins.session, httponly=True, samesite="strict",
                             path="/")
         return response
 
     async def login_link(self, request: Request) -> Response:
-        return JSONResponse({"path": f"/login?code={self.logins.new_code()}"}, 201)
+        return reply(shapes.LoginLink(f"/login?code={self.logins.new_code()}"), 201)
 
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(document())
+        return Response(self._document, media_type="application/json")
 
     async def index(self, request: Request) -> Response:
         page = WEB / "index.html"
@@ -275,18 +292,21 @@ def _int(value: str | None, what: str, default: int) -> int:
         n = int(value)
     except ValueError:
         raise UploadError(f"{what} must be a whole number, not {value[:40]!r}", 422) from None
-    if n < 0:
-        raise UploadError(f"{what} must not be negative", 422)
+    if not 0 <= n <= shapes.MAX_COUNT:
+        raise UploadError(f"{what} must be from 0 to {shapes.MAX_COUNT}", 422)
     return n
 
 
-async def _json_body(request: Request) -> Any:
+async def _decode(request: Request, shape: type[T], empty: str | None = None) -> T:
+    """The request's JSON body as `shape`; an empty body reads as `empty` if given."""
     body = await _limited_body(request)
-    if not body.strip():
-        return {}
+    if not body.strip() and empty is not None:
+        body = empty.encode()
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return msgspec.json.decode(body, type=shape)
+    except msgspec.ValidationError as e:
+        raise UploadError(f"the body does not fit: {e}", 422) from None
+    except msgspec.DecodeError:
         raise UploadError("the body is not JSON") from None
 
 
@@ -346,6 +366,7 @@ def build(service: Service, token: str, url: str | None = None) -> tuple[Guard, 
         r("/login", api.login, ["GET"]),
         r("/openapi.json", api.openapi, ["GET"]),
         r("/api/v1/health", api.health, ["GET"]),
+        r("/api/v1/meta", api.meta, ["GET"]),
         r("/api/v1/login-links", api.login_link, ["POST"]),
         r("/api/v1/workflows", api.list_workflows, ["GET"]),
         r("/api/v1/workflows", api.upload_workflow, ["POST"]),
@@ -376,5 +397,12 @@ def build(service: Service, token: str, url: str | None = None) -> tuple[Guard, 
     if vendor.is_dir():
         routes.append(Mount("/vendor", StaticFiles(directory=vendor)))
     routes.append(Mount("/static", StaticFiles(directory=WEB)))
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     return Guard(app, token, logins), logins
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, wrong method) as JSON, like ours."""
+    assert isinstance(exc, HTTPException)
+    return Response(msgspec.json.encode(shapes.Error(f"{exc.detail}: {request.url.path}")),
+                    exc.status_code, headers=exc.headers, media_type="application/json")

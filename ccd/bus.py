@@ -12,10 +12,17 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 
+import msgspec
+
 from ccd.model import Event
-from ccd.views import event_frame
 
 QUEUE_LIMIT = 10_000
+
+
+def event_frame(e: Event) -> bytes:
+    """One server-sent event, encoded once and sent to every subscriber as it is."""
+    kind = b"job" if e.job is not None else b"run"
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (e.id, kind, msgspec.json.encode(e))
 
 
 @dataclass(eq=False)

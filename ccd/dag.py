@@ -48,37 +48,37 @@ def topological_order(names: Sequence[str], edges: Iterable[tuple[str, str]]) ->
 def find_cycles(names: Sequence[str], edges: Iterable[tuple[str, str]]) -> list[list[str]]:
     """The cycles, as [a, b, ..., z] meaning a -> b -> ... -> z -> a; [] if acyclic.
 
-    One per strongly connected component (a self-loop is one too), so every knot is reported
-    and none twice: the shortest way from the component's first node in `names` back to
-    itself. Linear: Tarjan's algorithm, iterative (a 50,000-node chain must not hit the
-    recursion limit), then a breadth-first search inside each component.
+    One per strongly connected component with a cycle (a self-loop is one too), so no cycle
+    goes unreported, though not every way round it is listed: the shortest way from the
+    component's first node in `names` back to itself. Linear: Tarjan's algorithm, iterative
+    (a 50,000-node chain must not hit the recursion limit), then a breadth-first search
+    inside each component.
     """
     children = children_of(names, edges)
-    component = _components(names, children)
+    component = _cyclic_components(names, children)
     cycles: list[list[str]] = []
     seen: set[int] = set()
     for name in names:
-        if component[name] not in seen:
-            seen.add(component[name])
-            cycle = _shortest_cycle(name, children, component)
-            if cycle:
-                cycles.append(cycle)
+        number = component.get(name)
+        if number is not None and number not in seen:
+            seen.add(number)
+            cycles.append(_shortest_cycle(name, children, component))
     return cycles
 
 
-def _components(names: Sequence[str], children: Mapping[str, Sequence[str]]) -> dict[str, int]:
-    """Tarjan's strongly connected components: each node's component, numbered by its root."""
+def _cyclic_components(names: Sequence[str], children: Mapping[str, Sequence[str]]
+                       ) -> dict[str, int]:
+    """Tarjan's strongly connected components, those with a cycle: node -> component."""
+    done = len(names)  # the index of a node whose component is known: it lowers nothing
     index: dict[str, int] = {}
     low: dict[str, int] = {}
-    stack: list[str] = []  # Tarjan's stack: visited nodes not yet given a component
-    on_stack: set[str] = set()
+    stack: list[str] = []  # visited nodes whose component is not known yet
     component: dict[str, int] = {}
     for root in names:
         if root in index:
             continue
         index[root] = low[root] = len(index)
         stack.append(root)
-        on_stack.add(root)
         path = [(root, iter(children[root]))]  # the DFS path, each with its unseen children
         while path:
             node, unseen = path[-1]
@@ -86,29 +86,29 @@ def _components(names: Sequence[str], children: Mapping[str, Sequence[str]]) -> 
                 if child not in index:
                     index[child] = low[child] = len(index)
                     stack.append(child)
-                    on_stack.add(child)
                     path.append((child, iter(children[child])))
                     break
-                if child in on_stack:
-                    low[node] = min(low[node], index[child])
+                if index[child] < low[node]:
+                    low[node] = index[child]
             else:
                 path.pop()
-                if path:
-                    parent = path[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == index[node]:  # node is its component's root: pop it off
+                if path and low[node] < low[path[-1][0]]:
+                    low[path[-1][0]] = low[node]
+                if low[node] == index[node]:  # node is its component's root: pop the component
+                    cyclic = stack[-1] != node or node in children[node]  # 2+ nodes, or a self-loop
                     while True:
                         member = stack.pop()
-                        on_stack.discard(member)
-                        component[member] = index[node]
+                        index[member] = done
+                        if cyclic:
+                            component[member] = low[node]
                         if member == node:
                             break
     return component
 
 
 def _shortest_cycle(start: str, children: Mapping[str, Sequence[str]],
-                    component: Mapping[str, int]) -> list[str] | None:
-    """The shortest cycle through `start` within its component; None if there is none."""
+                    component: Mapping[str, int]) -> list[str]:
+    """The shortest cycle through `start` within its component (which has one)."""
     parent = {start: start}
     queue = [start]
     for node in queue:  # breadth first: the list grows while it is walked
@@ -118,10 +118,10 @@ def _shortest_cycle(start: str, children: Mapping[str, Sequence[str]],
                 while cycle[-1] != start:
                     cycle.append(parent[cycle[-1]])
                 return cycle[::-1]
-            if child not in parent and component[child] == component[start]:
+            if child not in parent and component.get(child) == component[start]:
                 parent[child] = node
                 queue.append(child)
-    return None
+    raise AssertionError(f"{start!r} is in a component with a cycle, yet on none")
 
 
 def descendants(name: str, children: Mapping[str, Sequence[str]]) -> list[str]:

@@ -14,17 +14,8 @@ from collections.abc import Mapping
 from ccd import labels
 from ccd.errors import GraphvizFailed, GraphvizMissing
 from ccd.labels import RunTimes
-from ccd.model import JobState, JobStatus, WorkflowSpec
-
-# cloudmesh-cc's status colours, plus ours for the two states it does not have.
-STATE_COLORS: dict[str, str] = {
-    JobState.READY.value: "white",
-    JobState.RUNNING.value: "#CCE5FF",
-    JobState.DONE.value: "#CCFFCC",
-    JobState.FAILED.value: "#FFCCCC",
-    JobState.SKIPPED.value: "#EEEEEE",
-    JobState.CANCELLED.value: "#FFE5CC",
-}
+from ccd.model import JobStatus, WorkflowSpec
+from ccd.palette import STATE_COLORS
 
 FORMATS = ("svg", "png")
 DEFAULT_STYLE = "filled"  # so the fill colour shows the state; '' means this too (the paper)

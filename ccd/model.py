@@ -8,6 +8,7 @@ the event streams, `ccctl`) in exactly this shape.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class RunState(enum.StrEnum):
 
 
 KINDS = ("local", "ssh", "slurm", "lsf", "wsl")
+# Names of workflows and jobs: safe as file names, everywhere (the spec, the API, the page).
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 RUNNABLE_KINDS = ("local",)  # the kinds with an executor; SSH and Slurm will add themselves
 
 
@@ -127,7 +130,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     id: int = 0
     run_id: str = msgspec.field(name="run")
     job: str | None
-    state: str
+    state: JobState  # a job's; for a run: running, done, failed or cancelled
     progress: int
     time: float  # when it changed
     tstart: float | None = None
@@ -175,6 +178,6 @@ def apply(run: Run, e: Event) -> None:
 
 def job_event(run_id: str, s: JobStatus) -> Event:
     """The event that says a job is now as `s` says."""
-    return Event(run_id=run_id, job=s.name, state=s.state.value, progress=s.progress,
+    return Event(run_id=run_id, job=s.name, state=s.state, progress=s.progress,
                  time=s.modified or 0.0, tstart=s.tstart, tend=s.tend, exit_code=s.exit_code,
                  pid=s.pid, attempt=s.attempt, message=s.message)

@@ -340,7 +340,7 @@ class Scheduler:
     def _set(self, status: JobStatus, state: JobState, **fields: Any) -> None:
         """Change a job by recording and applying the event that says so."""
         self._unfinished -= state.final and not status.state.final
-        event = msgspec.structs.replace(job_event(self.run.id, status), state=state.value,
+        event = msgspec.structs.replace(job_event(self.run.id, status), state=state,
                                         time=self._clock(), **fields)
         apply(self.run, event)
         self._record(event)
@@ -349,7 +349,7 @@ class Scheduler:
                   message: str | None = None) -> None:
         run = self.run
         done = sum(s.state is JobState.DONE for s in run.jobs.values())
-        event = Event(run_id=run.id, job=None, state=state.value,
+        event = Event(run_id=run.id, job=None, state=JobState(state.value),
                       progress=done * 100 // max(1, len(run.jobs)), time=self._clock(),
                       tstart=t0 if t0 is not None else run.t0, tend=t1,
                       message=run.message if message is None else message)

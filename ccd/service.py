@@ -20,16 +20,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from ccd import runs, views, workdir
+import msgspec
+
+from ccd import runs, shapes, workdir
 from ccd.bus import Bus
 from ccd.errors import CcdError, Conflict, NotFound, RunError, UploadError
 from ccd.executors.protocol import launch_for
 from ccd.hosts import Hosts
-from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
+from ccd.model import SAFE_NAME, Event, JobState, JobStatus, Run, WorkflowSpec
 from ccd.scheduler import Scheduler
-from ccd.spec import SAFE_NAME, load_spec
+from ccd.spec import load_spec
 from ccd.store import Store, WorkflowRow
 from ccd.uploads import main_yaml, unpack
 
@@ -166,18 +167,21 @@ class Service:
             self._specs.pop(next(iter(self._specs)))
         return run
 
-    def list_runs(self, workflow: str | None = None, limit: int = -1) -> list[dict[str, Any]]:
-        """Runs, newest first (at most `limit`), with job counts."""
+    def list_runs(self, workflow: str | None = None, limit: int = -1) -> list[shapes.Run]:
+        """Runs, newest first (at most `limit`), with job counts and without their jobs."""
         rows = self.store.runs(workflow=workflow, limit=limit)
         counts = self.store.counts([row.id for row in rows])
         out = []
         for row in rows:
             active = self._active.get(row.id)
-            state = active.opened.run.state.value if active else row.state.value
-            out.append({"run": row.id, "workflow": row.workflow, "state": state,
-                        "created": row.created, "t0": row.t0, "t1": row.t1,
-                        "message": row.message, "counts": counts.get(row.id, {}),
-                        "driven_here": active is not None})
+            if active is not None:
+                out.append(msgspec.structs.replace(
+                    shapes.Run.of(active.opened.run, jobs=False), colors=None, driven_here=True))
+                continue
+            out.append(shapes.Run(
+                row.id, row.workflow, row.state, row.created, row.t0, row.t1, row.message,
+                str(runs.run_dir(self.state_dir, row.id)), counts.get(row.id, {}),
+                driven_here=False))
         return out
 
     async def read_log(self, run_id: str, job: str, offset: int, limit: int
@@ -231,7 +235,7 @@ class Service:
                 run = opened.run
                 if not run.state.final:
                     self.store.record(Event(
-                        run_id=run.id, job=None, state=RunState.FAILED.value, progress=0,
+                        run_id=run.id, job=None, state=JobState.FAILED, progress=0,
                         time=time.time(), tstart=run.t0, tend=time.time(),
                         message=f"ccd stopped driving this run: {type(e).__name__}: {e}"))
             finally:
@@ -246,7 +250,8 @@ class Service:
 
     # -- workflows ------------------------------------------------------------------------
 
-    def add_workflow(self, data: bytes, filename: str, name: str | None = None) -> WorkflowRow:
+    def add_workflow(self, data: bytes, filename: str, name: str | None = None
+                     ) -> shapes.Workflow:
         """Store an uploaded workflow (YAML or tar) after validating it. Raises UploadError or
         SpecError; nothing is kept from a refused upload."""
         files = unpack(data, filename)
@@ -256,7 +261,8 @@ class Service:
             raise UploadError(f"workflow name {name!r} is not safe as a file name", 422)
         return self._store(name, files, main)
 
-    def edit_workflow(self, name: str, job: str, fields: dict[str, Any] | None) -> WorkflowRow:
+    def edit_workflow(self, name: str, job: str, fields: shapes.JobFields | None
+                      ) -> shapes.Workflow:
         """A new version of a stored workflow with `job` added or replaced (`fields`), or
         removed (None); its scripts are kept. The paper's RESTWorkflow.add_job."""
         from ccd import export
@@ -270,16 +276,14 @@ class Service:
                 raise NotFound(f"workflow {name!r} has no job {job!r}")
             w.remove_job(job)
         else:
-            try:
-                w.add_job(name=job, **fields)
-            except TypeError as e:
-                raise UploadError(str(e), 422) from None
+            w.add_job(name=job, **{k: v for k, v in msgspec.structs.asdict(fields).items()
+                                   if v is not None})
         files = {str(p.relative_to(version)): p.read_bytes()
                  for p in version.rglob("*") if p.is_file()}
         files[f"{name}.yaml"] = export.with_state(w.spec()).encode()
         return self._store(name, files, f"{name}.yaml")
 
-    def _store(self, name: str, files: dict[str, bytes], main: str) -> WorkflowRow:
+    def _store(self, name: str, files: dict[str, bytes], main: str) -> shapes.Workflow:
         """Validate and keep a workflow's files as a new version; nothing is kept on error."""
         root = self.state_dir / "workflows" / name
         tmp = root.parent / f".upload-{secrets.token_hex(4)}"
@@ -297,23 +301,23 @@ class Service:
         row = WorkflowRow(name, str(version / f"{name}.yaml"), time.time(), len(spec.jobs))
         self.store.put_workflow(row)
         self.bus.notice("workflow", {"workflow": name, "change": "stored"})
-        return row
+        return _workflow_shape(row)
 
-    def workflows(self) -> list[dict[str, Any]]:
+    def workflows(self) -> list[shapes.Workflow]:
         """Stored workflows, each with how many runs it has and its newest run."""
         summaries = self.store.run_summaries()
         out = []
         for w in self.store.workflows():
             n, last = summaries.get(w.name, (0, None))
-            newest = None if last is None else {"run": last.id, "state": last.state.value,
-                                                "created": last.created, "t0": last.t0}
-            out.append({**views.workflow_json(w), "runs": n, "last_run": newest})
+            newest = None if last is None else shapes.RunBrief(last.id, last.state,
+                                                                last.created, last.t0)
+            out.append(msgspec.structs.replace(_workflow_shape(w), runs=n, last_run=newest))
         return out
 
-    def workflow(self, name: str) -> tuple[WorkflowRow, bytes]:
+    def workflow(self, name: str) -> tuple[shapes.Workflow, bytes]:
         """A stored workflow and its YAML text."""
         row = self._workflow(name)
-        return row, Path(row.path).read_bytes()
+        return _workflow_shape(row), Path(row.path).read_bytes()
 
     def delete_workflow(self, name: str) -> None:
         """Forget a workflow and its files; refused while one of its runs is active."""
@@ -372,3 +376,7 @@ class Service:
                 log.warning("cannot read the journal: %s", e)
             if batch:
                 self.bus.publish(batch)
+
+
+def _workflow_shape(row: WorkflowRow) -> shapes.Workflow:
+    return shapes.Workflow(row.name, row.jobs, row.created, row.path)

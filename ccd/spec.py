@@ -27,10 +27,8 @@ from pathlib import Path
 
 from ccd import dag, labels
 from ccd.errors import Problem, SpecError
-from ccd.model import KINDS, RUNNABLE_KINDS, HostSpec, JobSpec, WorkflowSpec
+from ccd.model import KINDS, RUNNABLE_KINDS, SAFE_NAME, HostSpec, JobSpec, WorkflowSpec
 from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, Sequence, kind_of, load
-
-SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
 
 _STRING_FIELDS = ("user", "host", "label", "script", "exec", "venv", "shape", "style", "cwd")
 # Written by cloudmesh-cc itself (save/save_with_state); harmless to read back.

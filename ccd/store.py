@@ -376,7 +376,7 @@ class Store:
         db = connect(self.path) if own_connection else self._mine
         try:
             for row in db.execute(sql + " ORDER BY id LIMIT ?", [*args, limit]):
-                yield row[0], Event(id=row[0], run_id=row[1], job=row[2], state=row[3],
+                yield row[0], Event(id=row[0], run_id=row[1], job=row[2], state=JobState(row[3]),
                                     progress=row[4], time=row[5], exit_code=row[6], pid=row[7],
                                     message=row[8], tstart=row[9], tend=row[10],
                                     attempt=row[11])

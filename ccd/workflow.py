@@ -126,6 +126,8 @@ class Workflow:
             raise TypeError(f"add_job() got unknown fields: {', '.join(sorted(unknown))}")
         if isinstance(fields.get("env"), dict):
             fields["env"] = tuple(fields["env"].items())
+        if isinstance(fields.get("outputs"), list):
+            fields["outputs"] = tuple(fields["outputs"])
         self._put(JobSpec(name=name, **fields))
         return self.job(name)
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from ccd import bus as bus_module
-from ccd.bus import Bus
+from ccd.bus import Bus, event_frame
 from ccd.model import Event
-from ccd.views import event_frame
 
 
 def event(run: str, n: int) -> tuple[int, Event]:

@@ -354,3 +354,18 @@ def test_workflows_carry_their_run_count_and_runs_can_be_limited(daemon: Daemon)
         assert [r["run"] for r in http.get("/api/v1/runs").json()] == [second, first]
         newest = http.get("/api/v1/runs", params={"limit": 1}).json()
         assert [r["run"] for r in newest] == [second] and newest[0]["counts"] == {"done": 4}
+
+
+def test_a_runs_event_stream_ends_with_the_run(daemon: Daemon) -> None:
+    with daemon.http() as http:
+        upload(http, QUICK)
+        run = run_to_end(http, "quick")["run"]
+        with http.stream("GET", f"/api/v1/runs/{run}/events") as response:
+            lines = list(response.iter_lines())  # the server closes it: the run is over
+        ids = [line.split(": ")[1] for line in lines if line.startswith("id: ")]
+        last = json.loads([line for line in lines if line.startswith("data: ")][-1][6:])
+        assert last["job"] is None and last["state"] == "done" and last["id"] == int(ids[-1])
+        again = http.get(f"/api/v1/runs/{run}/events", headers={"Last-Event-ID": ids[-1]})
+        assert again.status_code == 204  # nothing more will come: a browser stops retrying
+        tail = http.get(f"/api/v1/runs/{run}/events", headers={"Last-Event-ID": ids[-2]})
+        assert tail.status_code == 200 and f"id: {ids[-1]}" in tail.text

@@ -13,9 +13,10 @@ import pydot
 import pytest
 
 from ccd.errors import GraphvizMissing
-from ccd.graph import STATE_COLORS, render, to_dot
+from ccd.graph import render, to_dot
 from ccd.labels import RunTimes
 from ccd.model import JobSpec, JobState, JobStatus, WorkflowSpec
+from ccd.palette import STATE_COLORS
 
 NOW = 1_700_000_000.0
 TRICKY = 'say "hi" <script>alert(1)</script> C:\\dir\\ end\\'

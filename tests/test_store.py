@@ -49,7 +49,7 @@ times = st.one_of(st.none(), st.floats(0, 2e9, allow_nan=False))
 ints = st.one_of(st.none(), st.integers(-255, 2**31))
 events = st.builds(
     lambda job, state, run_state, **fields: Event(
-        run_id="r1", job=job, state=(state if job else run_state).value, **fields),
+        run_id="r1", job=job, state=JobState((state if job else run_state).value), **fields),
     job=st.one_of(st.none(), st.sampled_from(NAMES)), state=st.sampled_from(JobState),
     run_state=st.sampled_from(RunState), progress=st.integers(0, 100),
     time=st.floats(0, 2e9, allow_nan=False), tstart=times, tend=times, exit_code=ints,

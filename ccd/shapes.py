@@ -1,0 +1,198 @@
+"""The API's shapes, declared once: every request and response body as a msgspec Struct.
+
+The handlers encode these, `ccctl` decodes them, and the OpenAPI document's schemas are
+generated from them (`openapi.py`), so the three cannot drift apart. Events are
+`model.Event` itself. Names, states and colours come from where they are defined (the
+spec's name pattern, `model`, `palette`) and reach the page through `Meta`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Struct
+
+from ccd import model
+from ccd.model import KINDS, RUNNABLE_KINDS, SAFE_NAME, Event, JobState, JobStatus, RunState
+from ccd.palette import LOOKS
+
+Name = Annotated[str, msgspec.Meta(pattern=f"^{SAFE_NAME.pattern}$",
+                                   description="letters, digits and . _ - + (at most 128)")]
+MAX_COUNT = 2**62  # offsets, limits and event ids: what SQLite's integers hold
+Seconds = Annotated[float, msgspec.Meta(description="seconds since the epoch")]
+
+
+class Error(Struct):
+    """A refused request: what and where, in one line."""
+
+    error: str
+
+
+class InvalidWorkflow(Struct):
+    """A workflow that does not validate: every problem as FILE:LINE:COL: message."""
+
+    error: str
+    problems: list[str]
+
+
+class RunBrief(Struct):
+    """A run in a list of workflows: enough to link to it."""
+
+    run: str
+    state: RunState
+    created: Seconds
+    t0: Seconds | None
+
+
+class Workflow(Struct):
+    """A stored workflow: its main YAML file, how many jobs, and (in lists) its runs."""
+
+    name: Name
+    jobs: int
+    created: Seconds
+    path: str
+    yaml: str | None = None  # only when one workflow is asked for
+    runs: int | None = None  # only in lists
+    last_run: RunBrief | None = None
+
+
+class Job(Struct):
+    """One job of a run: what it is and where it stands."""
+
+    name: str
+    state: JobState
+    progress: Annotated[int, msgspec.Meta(ge=0, le=100)]
+    host: str
+    kind: str
+    label: str | None
+    pid: int | None
+    exit_code: int | None
+    tstart: Seconds | None
+    tend: Seconds | None
+    modified: Seconds | None
+    attempt: Annotated[int, msgspec.Meta(ge=0, description="1 from its first start")]
+    message: str
+    outputs: list[str]  # its `outputs:` globs
+
+    @classmethod
+    def of(cls, s: JobStatus, run: model.Run) -> Job:
+        job = run.spec.jobs[s.name]
+        return cls(s.name, s.state, s.progress, s.host, job.kind, job.label, s.pid, s.exit_code,
+                   s.tstart, s.tend, s.modified, s.attempt, s.message, list(job.outputs))
+
+
+class Run(Struct):
+    """A run: its state, times and reason, its jobs (unless listed among many)."""
+
+    run: str
+    workflow: str
+    state: RunState
+    created: Seconds
+    t0: Seconds | None
+    t1: Seconds | None
+    message: str  # why it failed or was cancelled
+    run_dir: str  # its directory on the daemon's machine (working copy in work/)
+    counts: dict[str, int]  # jobs per state
+    colors: dict[str, str] | None = None  # the workflow's own state colours (`colors:`)
+    jobs: list[Job] | None = None
+    driven_here: bool | None = None  # in lists: does this daemon drive it?
+    resumed: bool | None = None  # `ccctl run`: was an unfinished run resumed?
+
+    @classmethod
+    def of(cls, run: model.Run, jobs: bool = True, resumed: bool | None = None) -> Run:
+        counts: dict[str, int] = {}
+        for s in run.jobs.values():
+            counts[s.state.value] = counts.get(s.state.value, 0) + 1
+        return cls(run.id, run.spec.name, run.state, run.created, run.t0, run.t1, run.message,
+                   str(run.run_dir), counts, run.spec.colors,
+                   [Job.of(s, run) for s in run.jobs.values()] if jobs else None,
+                   resumed=resumed)
+
+
+class Result(Struct):
+    """One output file of a job, in the run's working copy."""
+
+    job: str
+    path: str
+    size: int
+
+
+class StartRun(Struct, forbid_unknown_fields=True):
+    """Which stored workflow to run."""
+
+    workflow: Name
+
+
+class JobFields(Struct, forbid_unknown_fields=True):
+    """A job's fields as in the YAML (RESTWorkflow.add_job)."""
+
+    script: str | None = None
+    exec: str | None = None
+    kind: str | None = None
+    host: str | None = None
+    user: str | None = None
+    label: str | None = None
+    venv: str | None = None
+    shape: str | None = None
+    style: str | None = None
+    cwd: str | None = None
+    env: dict[str, str] | None = None
+    timeout: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    retries: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    outputs: list[str] | None = None
+
+
+class LoginLink(Struct):
+    """Open http://HOST:PORT + path once in a browser."""
+
+    path: str
+
+
+class Health(Struct):
+    """Liveness and the daemon's own counters, to diagnose a slow or stuck run."""
+
+    status: str
+    pid: int
+    url: str | None
+    uptime: float
+    state_dir: str
+    active_runs: int
+    event_subscribers: int
+    events_published: int
+    last_event_id: int
+    hosts: dict[str, Any]  # jobs per host, executors and their counters
+
+
+class StateLook(Struct):
+    """A state and how it looks (ccd/palette.py)."""
+
+    name: JobState
+    final: bool
+    fill: str
+    line: str
+    ink: str
+    bar: str
+
+
+class Meta(Struct):
+    """What the page needs to know once: the states and their colours, the kinds, the name
+    rule."""
+
+    states: list[StateLook]
+    run_states: list[RunState]
+    kinds: list[str]
+    runnable_kinds: list[str]
+    name_pattern: str
+
+
+def meta() -> Meta:
+    """The one Meta: it never changes while the daemon runs."""
+    return Meta([StateLook(s, s.final, look.fill, look.line, look.ink, look.bar)
+                 for s, look in LOOKS.items()], list(RunState), list(KINDS),
+                list(RUNNABLE_KINDS), SAFE_NAME.pattern)
+
+
+# Every shape the OpenAPI document declares; it names each after its class.
+SCHEMAS: tuple[type, ...] = (Error, InvalidWorkflow, Workflow, Run, Job, Event, Result,
+                             StartRun, JobFields, LoginLink, Health, Meta)
