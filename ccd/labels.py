@@ -194,6 +194,8 @@ def _plain(name: str, job: JobSpec, status: JobStatus) -> str:
         return ""
     if name == "env":
         return " ".join(f"{key}={val}" for key, val in value)
+    if name == "outputs":
+        return " ".join(value)
     return str(value)
 
 

@@ -283,7 +283,7 @@ def _relative_paths(c: _Checker, node: Node | None, field: str, base: str
         path = c.string(item, f"{field}: an entry")
         if path is None:
             continue
-        if path.startswith("/"):
+        if path.startswith(("/", "~")):
             c.error(item, f"{field}: {path!r} is an absolute path; write it relative to {base}")
         elif ".." in path.split("/"):
             c.error(item, f"{field}: {path!r} leaves {base} ('..' is not allowed)")

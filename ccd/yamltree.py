@@ -112,7 +112,7 @@ Node = Scalar | Mapping | Sequence
 
 
 def kind_of(node: Node) -> str:
-    """How a node is named in messages: 'a mapping', 'a list', 'the string "x"'."""
+    """How a node is named in messages: 'a mapping', 'a list', "'x'"."""
     if isinstance(node, Mapping):
         return "a mapping"
     if isinstance(node, Sequence):

@@ -358,6 +358,7 @@ def test_bad_outputs_and_files_are_errors_at_their_entries(tmp_path: Path) -> No
         files:
           - /etc/passwd
           - lib/..
+          - ~/data
         """)
     assert errors_of(path) == [f"{path}:{problem}" for problem in [
         "6:11: outputs: '/tmp/result.csv' is an absolute path; write it relative to the "
@@ -372,6 +373,8 @@ def test_bad_outputs_and_files_are_errors_at_their_entries(tmp_path: Path) -> No
         "14:5: files: '/etc/passwd' is an absolute path; write it relative to the workflow "
         "file's directory",
         "15:5: files: 'lib/..' leaves the workflow file's directory ('..' is not allowed)",
+        "16:5: files: '~/data' is an absolute path; write it relative to the workflow file's "
+        "directory",
     ]]
 
 

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from ccd.errors import UnsupportedKind
 from ccd.executors.protocol import Launch, Observation
+from ccd.model import RUNNABLE_KINDS
 
 Deliver = Callable[[Observation], None]
 
@@ -60,4 +61,5 @@ def executor_for(kind: str, host: str, deliver: Deliver) -> Executor:
         from ccd.executors.local import LocalExecutor
 
         return LocalExecutor(deliver)
-    raise UnsupportedKind(f"kind {kind!r} cannot run in this version of ccd (it runs: local)")
+    raise UnsupportedKind(f"kind {kind!r} cannot run in this version of ccd "
+                          f"(it runs: {', '.join(RUNNABLE_KINDS)})")
