@@ -49,7 +49,9 @@ class Workload:
         json_path = directory / f"{self.name}.json"
         yaml_path.write_text(self.yaml())
         json_path.write_text(json.dumps({
-            "cwd": str(directory.absolute()),  # ccd runs jobs in the workflow file's directory
+            # ccd runs jobs in the run's copy of the workflow's files, the baseline here:
+            # each writes one `log` per job either way.
+            "cwd": str(directory.absolute()),
             "jobs": self.jobs,
             "edges": self.edges,
         }))
