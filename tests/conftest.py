@@ -117,14 +117,23 @@ class Daemon:
         self.stop(signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def running_daemon(env: dict[str, str], state_dir: Path, *extra: str) -> Iterator[Daemon]:
+    """A daemon on `state_dir`, stopped (and its jobs' process groups with it) at the end."""
+    d = Daemon(env, state_dir, *extra).start()
+    try:
+        yield d
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.stop()
+        kill_jobs(state_dir)
+
+
 @pytest.fixture
 def daemon(env: dict[str, str], state_dir: Path) -> Iterator[Daemon]:
-    """A running daemon, stopped (and its jobs' process groups with it) after the test."""
-    d = Daemon(env, state_dir).start()
-    yield d
-    if d.proc is not None and d.proc.poll() is None:
-        d.stop()
-    kill_jobs(state_dir)
+    """A running daemon for one test."""
+    with running_daemon(env, state_dir) as d:
+        yield d
 
 
 def kill_jobs(state_dir: Path) -> None:

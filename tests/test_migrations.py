@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Ccctl, Daemon, kill_jobs, wait_for
+from conftest import Ccctl, Daemon, running_daemon, wait_for
 
 from ccd.store import VERSION, Store
 
@@ -27,11 +27,8 @@ def old_state(state_dir: Path) -> Path:
 
 @pytest.fixture
 def old_daemon(env: dict[str, str], old_state: Path) -> Iterator[Daemon]:
-    d = Daemon(env, old_state).start()
-    yield d
-    if d.proc is not None and d.proc.poll() is None:
-        d.stop()
-    kill_jobs(old_state)
+    with running_daemon(env, old_state) as d:
+        yield d
 
 
 def by_workflow(http: httpx.Client) -> dict[str, dict[str, Any]]:

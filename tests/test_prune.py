@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import Ccctl, Daemon, kill_jobs, wait_for, write
+from conftest import Ccctl, kill_jobs, running_daemon, wait_for, write
 
 from ccd.store import Store
 
@@ -63,15 +63,12 @@ def test_the_daemon_prunes_by_its_setting_and_spares_a_run_in_progress(
     with ccctl.start("run", gate) as driving:
         try:
             wait_for(lambda: runs_in(state_dir).get("gate") == "running", what="gate to run")
-            d = Daemon(env, state_dir, "--prune-after", "0s").start()
-            try:
-                with d.http() as http:
-                    wait_for(lambda: [r["workflow"] for r in http.get("/api/v1/runs").json()]
-                             == ["gate"], what="the ended run to be pruned")
-            finally:
-                d.stop()
-            (tmp_path / "release").touch()
-            assert driving.wait(timeout=30) == 0
+            with running_daemon(env, state_dir, "--prune-after", "0s") as d, \
+                    d.http() as http:
+                wait_for(lambda: [r["workflow"] for r in http.get("/api/v1/runs").json()]
+                         == ["gate"], what="the ended run to be pruned")
+                (tmp_path / "release").touch()
+                assert driving.wait(timeout=30) == 0
         finally:
             driving.kill()
             kill_jobs(state_dir)
