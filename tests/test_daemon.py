@@ -369,3 +369,23 @@ def test_a_runs_event_stream_ends_with_the_run(daemon: Daemon) -> None:
         assert again.status_code == 204  # nothing more will come: a browser stops retrying
         tail = http.get(f"/api/v1/runs/{run}/events", headers={"Last-Event-ID": ids[-2]})
         assert tail.status_code == 200 and f"id: {ids[-1]}" in tail.text
+
+
+def test_a_hosts_max_jobs_holds_across_runs(daemon: Daemon, tmp_path: Path) -> None:
+    trace = tmp_path / "trace"  # each job appends "+" when it starts and "-" before it ends
+    job = f"echo + >> {trace}; sleep 0.2; echo - >> {trace}"
+    nodes = "\n".join(f"    j{i}: {{exec: '{job}', host: box}}" for i in range(6))
+    text = f"workflow:\n  nodes:\n{nodes}\n  dependencies: []\nhosts:\n  box: {{max_jobs: 2}}\n"
+    with daemon.http() as http:
+        assert upload(http, text, name="six").status_code == 201
+        ids = [http.post("/api/v1/runs", json={"workflow": "six"}).json()["run"]
+               for _ in range(2)]
+        wait_for(lambda: all(http.get(f"/api/v1/runs/{i}").json()["state"] == "done"
+                             for i in ids), what="both runs to end")
+        health = http.get("/api/v1/health").json()
+    running, most = 0, 0
+    for mark in trace.read_text().split():
+        running += 1 if mark == "+" else -1
+        most = max(most, running)
+    assert most == 2 and running == 0  # 12 jobs, never more than 2 at once on box
+    assert list(health["hosts"]["executors"]) == ["local:box"]  # one executor for both runs
