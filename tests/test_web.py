@@ -1,20 +1,28 @@
 """The web page in a real browser (Debian's chromium, driven by Playwright) against a real
 daemon: login, upload, runs followed by push in the table and the graph, the live log,
-HTML shown as text, and catching up after the daemon restarts."""
+results, states and colours from the daemon, the page's events applied as `model.apply`
+does, HTML shown as text, and catching up after the daemon restarts."""
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
+import msgspec
 import pytest
 from conftest import ROOT, Daemon, wait_for
 from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_playwright
 
+from ccd import shapes
+from ccd.model import Event, JobSpec, JobState, JobStatus, Run, RunState, WorkflowSpec, apply
 from ccd.uploads import pack
 
+T = TypeVar("T")
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 OUT = ROOT / "test-output" / "web"
 SCREENSHOTS = ROOT / "web" / "screenshots"
@@ -74,6 +82,16 @@ class Web:
     def job_row(self, job: str) -> Locator:
         return self.page.locator(f'table.jobs tr[data-job="{job}"]')
 
+    def rgb(self, colour: str) -> str:
+        """A CSS colour as the browser computes it: 'white' is 'rgb(255, 255, 255)'."""
+        return str(self.page.evaluate("""c => {
+            const probe = document.body.appendChild(document.createElement("span"));
+            probe.style.color = c;
+            const rgb = getComputedStyle(probe).color;
+            probe.remove();
+            return rgb;
+        }""", colour))
+
     def node_fill(self, job: str) -> str:
         shape = self.page.locator(f'g.node[data-job="{job}"] > :is(polygon, ellipse, path)')
         return str(shape.first.get_attribute("fill")).lower()
@@ -107,6 +125,13 @@ def start(daemon: Daemon, workflow: str) -> str:
     with daemon.http() as http:
         run_id: str = http.post("/api/v1/runs", json={"workflow": workflow}).json()["run"]
     return run_id
+
+
+def upload_example(daemon: Daemon) -> None:
+    data, filename = pack(ROOT / "examples" / "workflow-example")
+    with daemon.http() as http:
+        assert http.post("/api/v1/workflows", content=data,
+                         params={"filename": filename}).status_code == 201
 
 
 def gated(gate: Path) -> str:
@@ -226,10 +251,7 @@ colors:
 
 
 def test_the_example_runs_to_done_in_the_table_and_the_graph_by_push(web: Web) -> None:
-    data, filename = pack(ROOT / "examples" / "workflow-example")
-    with web.daemon.http() as http:
-        assert http.post("/api/v1/workflows", content=data,
-                         params={"filename": filename}).status_code == 201
+    upload_example(web.daemon)
     web.page.set_viewport_size({"width": 1280, "height": 960})  # room for the graph at ~90%
     web.login()
     web.page.get_by_role("button", name="Run the example").click()
@@ -309,6 +331,134 @@ def test_cancel_and_rerun_from_the_page(web: Web, daemon: Daemon, tmp_path: Path
     expect(web.page).not_to_have_url(first)
     expect(head).to_have_attribute("data-state", "done", timeout=PUSH_MS)
     expect(web.job_row("start")).to_have_attribute("data-state", "done")
+    web.assert_not_reloaded_and_clean()
+
+
+def test_a_failed_run_says_why_and_its_jobs_show_their_attempts_in_the_daemons_colours(
+        web: Web, daemon: Daemon) -> None:
+    upload(daemon, """\
+workflow:
+  nodes:
+    flaky: {exec: 'if [ -f tried ]; then echo again; else touch tried; exit 1; fi', retries: 1}
+    bad: {exec: 'exit 3'}
+    after: {exec: 'true'}
+  dependencies: ['bad,after']
+""", "failing")
+    with daemon.http() as http:
+        looks = {s["name"]: s for s in http.get("/api/v1/meta").json()["states"]}
+    web.login()
+    web.open(f"#/runs/{start(daemon, 'failing')}?job=flaky")
+    head = web.page.locator(".run-head")
+    expect(head).to_have_attribute("data-state", "failed", timeout=PUSH_MS)
+    expect(head.locator(".run-message")).to_have_text("1 job failed: bad: exit code 3")
+    expect(web.page.locator("dd.fact-attempt")).to_have_text("2")
+    expect(web.page.locator("dd.fact-message")).to_have_text("")
+    badges = {"done": web.job_row("flaky").locator(".badge"),
+              "failed": web.job_row("bad").locator(".badge"),
+              "skipped": web.job_row("after").locator(".badge")}
+    for state, badge in badges.items():
+        expect(badge).to_have_css("background-color", web.rgb(looks[state]["fill"]))
+        expect(badge).to_have_css("border-top-color", web.rgb(looks[state]["line"]))
+        expect(badge).to_have_css("color", web.rgb(looks[state]["ink"]))
+    expect(web.job_row("bad").locator(".bar .fill")).to_have_css(
+        "background-color", web.rgb(looks["failed"]["bar"]))
+    expect(head.locator(".run-message")).to_have_css("color", web.rgb(looks["failed"]["ink"]))
+    expect(head).to_contain_text("1 done · 1 failed · 1 skipped")  # the daemon's order
+    web.assert_not_reloaded_and_clean()
+
+
+def random_event(rng: random.Random, jobs: list[str]) -> Event:
+    """Any event of run r1: of the run or one of `jobs`, every field random or absent."""
+    job = rng.choice([None, *jobs])
+    states = list(RunState) if job is None else list(JobState)
+
+    def maybe(value: T) -> T | None:
+        return rng.choice([None, value])
+
+    return Event(
+        run_id="r1", job=job, state=JobState(rng.choice(states).value),
+        progress=rng.randint(0, 100), time=rng.uniform(1.6e9, 1.8e9),
+        tstart=maybe(rng.uniform(1.6e9, 1.8e9)), tend=maybe(rng.uniform(1.6e9, 1.8e9)),
+        exit_code=maybe(rng.choice([0, 1, 3, 127, -9])), pid=maybe(rng.randint(2, 2**22)),
+        attempt=rng.randint(0, 4), message=rng.choice([
+            "", "exit code 1 (attempt 2 of 4); trying again", "an ancestor failed",
+            "<b>not html</b> & ünïcode", "1 job failed: there: kind 'ssh' cannot run"]))
+
+
+def test_the_page_applies_any_event_sequence_as_model_apply_does(
+        web: Web, tmp_path: Path) -> None:
+    rng = random.Random(9)
+    names = ["a", "b", "c"]
+    sequence = [random_event(rng, names) for _ in range(200)]
+
+    def new_run() -> Run:
+        spec = WorkflowSpec("t", tmp_path / "t.yaml",
+                            {n: JobSpec(n, exec="x", outputs=("out/*",)) for n in names}, ())
+        return Run("r1", spec, {n: JobStatus(n) for n in names}, tmp_path, created=1.0)
+
+    def as_page_sees(run: Run) -> dict[str, Any]:
+        """The run's JSON as GET /api/v1/runs/r1 gives it."""
+        seen: dict[str, Any] = json.loads(msgspec.json.encode(shapes.Run.of(run)))
+        return seen
+
+    expected = new_run()
+    for e in sequence:
+        apply(expected, e)
+    web.login()
+    applied = web.page.evaluate("""async ([run, events]) => {
+        const { applyEvent } = await import("/static/events.js");
+        const jobs = new Map(run.jobs.map((j) => [j.name, j]));
+        for (const e of events) applyEvent(run, jobs, e);
+        return run;
+    }""", [as_page_sees(new_run()), json.loads(msgspec.json.encode(sequence))])
+    want = as_page_sees(expected)
+    del applied["counts"], want["counts"]  # the page counts its jobs itself
+    for job, wanted in zip(applied.pop("jobs"), want.pop("jobs"), strict=True):
+        assert job == wanted
+    assert applied == want
+
+
+def test_a_jobs_results_are_listed_in_its_detail_and_download_from_the_page(web: Web) -> None:
+    upload_example(web.daemon)
+    web.login()
+    web.page.get_by_role("button", name="Run the example").click()
+    expect(web.page.locator(".run-head")).to_have_attribute("data-state", "done",
+                                                            timeout=PUSH_MS)
+    web.job_row("analyze").get_by_role("link", name="analyze").click()
+    link = web.page.locator(".job-detail .results a")
+    expect(link).to_have_text("results/answer.txt", timeout=PUSH_MS)
+    expect(link).to_have_attribute("download", "answer.txt")
+    expect(web.page.locator(".job-detail .results")).to_contain_text("39 B")
+    response = web.page.request.get(web.daemon.url + str(link.get_attribute("href")))
+    assert response.ok
+    assert response.text() == "the sum of the squares of 1 to 5 is 55\n"
+    web.assert_not_reloaded_and_clean()
+
+
+def test_results_appear_when_the_job_ends_with_their_paths_as_text(
+        web: Web, daemon: Daemon, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    upload(daemon, f"""\
+workflow:
+  nodes:
+    wait:
+      exec: 'while [ ! -f {gate} ]; do sleep 0.02; done; mkdir out; echo made > "out/a b#<i>1.txt"'
+      outputs: ['out/*.txt']
+""", "making")
+    run_id = start(daemon, "making")
+    web.login()
+    web.open(f"#/runs/{run_id}?job=wait")
+    results = web.page.locator(".job-detail .results")
+    expect(results).to_have_text("Its outputs (out/*.txt) are listed when it ends.",
+                                 timeout=PUSH_MS)
+    gate.touch()
+    link = results.locator("a")
+    expect(link).to_have_text("out/a b#<i>1.txt", timeout=PUSH_MS)
+    assert results.locator("i").count() == 0
+    response = web.page.request.get(web.daemon.url + str(link.get_attribute("href")))
+    assert response.text() == "made\n"
+    asked = [u for u in web.requests if "/results" in u]
+    assert len(asked) == 2, "listed when the detail opens and once more when the job ends"
     web.assert_not_reloaded_and_clean()
 
 

@@ -60,6 +60,9 @@ export async function text(path) {
 export const runPath = (id) => `/api/v1/runs/${encodeURIComponent(id)}`;
 export const workflowPath = (name) => `/api/v1/workflows/${encodeURIComponent(name)}`;
 export const jobPath = (id, job) => `${runPath(id)}/jobs/${encodeURIComponent(job)}`;
+/** A result file of a run: its path in the working copy, each part escaped. */
+export const resultPath = (id, path) =>
+  `${runPath(id)}/results/${path.split("/").map(encodeURIComponent).join("/")}`;
 
 /** Start a run of a stored workflow; resolves to the new run. */
 export const startRun = (workflow) => json("POST", "/api/v1/runs", { workflow });

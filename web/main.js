@@ -7,7 +7,7 @@
 import { get, LOGGED_OUT } from "./api.js";
 import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
-import { setPalette } from "./states.js";
+import { setPalette, useStates } from "./states.js";
 import { RunView } from "./run.js";
 import { RunsView, WorkflowView, WorkflowsView } from "./workflows.js";
 
@@ -84,9 +84,9 @@ function loggedOut() {
 }
 
 async function start(attempt = 0) {
-  let health;
+  let health, meta;
   try {
-    health = await get("/api/v1/health");
+    [health, meta] = await Promise.all([get("/api/v1/health"), get("/api/v1/meta")]);
   } catch (error) {
     if (error.status === 401) return; // loggedOut() has said what to do
     liveState("reconnecting");
@@ -94,6 +94,7 @@ async function start(attempt = 0) {
     setTimeout(() => start(attempt + 1), Math.min(8000, 500 * 2 ** attempt));
     return;
   }
+  useStates(meta);
   live = new Live(health.last_event_id);
   let dropped = false;
   live.onState((state) => {

@@ -1,10 +1,12 @@
 // One run: its header (state, counts, times, Run again / Cancel / Rerun), a Table tab and a
-// Graph tab, and the detail of one job with its live log. Job and run events from the
-// page's stream change the rows in place; the graph is fetched again after each change.
+// Graph tab, and the detail of one job with its live log and its results. Job and run
+// events from the page's stream change the rows in place; the graph is fetched again after
+// each change, a job's results when it ends.
 
-import { get, json, runPath, startRun, text } from "./api.js";
+import { get, json, resultPath, runPath, startRun, text } from "./api.js";
 import { fill, h, link, put, route, setText } from "./dom.js";
-import { elapsed, fullTime, when } from "./format.js";
+import { applyEvent } from "./events.js";
+import { elapsed, fullTime, size, when } from "./format.js";
 import { GraphView } from "./graph.js";
 import { coalesced } from "./live.js";
 import { LogTail } from "./log.js";
@@ -103,11 +105,13 @@ export class RunView {
     this.run = run;
     setPalette(run.colors);
     this.jobs = new Map(run.jobs.map((j) => [j.name, j]));
-    for (const event of pending) this.apply(event);
+    for (const event of pending) applyEvent(run, this.jobs, event);
+    const shown = this.detail; // a reload: its job may have ended meanwhile
     this.renderHeader();
     this.renderTable();
     this.showDetail();
     this.renderDetail();
+    shown?.listResults();
     this.changed();
   }
 
@@ -115,39 +119,16 @@ export class RunView {
     if (event.run !== this.id) return;
     if (this.pending) this.pending.push(event);
     else if (this.run) {
-      this.apply(event);
+      const before = this.jobs.get(event.job)?.state;
+      applyEvent(this.run, this.jobs, event);
       this.renderHeader();
       if (event.job !== null) this.renderRow(event.job);
-      if (event.job === this.jobName) this.renderDetail();
+      if (event.job === this.jobName) {
+        this.renderDetail();
+        if (isFinal(event.state) && !isFinal(before)) this.detail?.listResults();
+      }
       this.changed();
     }
-  }
-
-  /** An event changes the run or one job (the same fields as the server's JSON). */
-  apply(e) {
-    if (e.job === null) {
-      this.run.state = e.state;
-      if (e.state === "running") this.run.t0 ??= e.time;
-      if (isFinal(e.state)) {
-        this.run.t1 ??= e.time;
-        this.run.message = e.message || this.run.message;
-        if (!this.pending) this.reload(); // the final word, with the server's own times
-      }
-      return;
-    }
-    const job = this.jobs.get(e.job);
-    if (!job) return;
-    const before = job.state;
-    job.state = e.state;
-    job.progress = e.progress;
-    job.exit_code = e.exit_code;
-    job.message = e.message;
-    if (e.pid !== null) job.pid = e.pid;
-    if (e.state === "running" && before !== "running") {
-      job.tstart = e.time;
-      job.tend = null;
-    }
-    if (isFinal(e.state) && !isFinal(before)) job.tend = e.time;
   }
 
   changed() {
@@ -173,9 +154,10 @@ export class RunView {
     setText(this.facts.elapsed, elapsed(this.run.t0, this.run.t1, now));
     for (const [name, row] of this.rows) {
       const job = this.jobs.get(name);
-      if (job.state === "running") setText(row.elapsed, elapsed(job.tstart, job.tend, now));
+      if (!isFinal(job.state)) setText(row.elapsed, elapsed(job.tstart, job.tend, now));
     }
-    if (this.detail && this.jobs.get(this.jobName)?.state === "running") this.renderDetail();
+    const shown = this.jobs.get(this.jobName);
+    if (this.detail && shown && !isFinal(shown.state)) this.renderDetail();
   }
 
   // -- header ----------------------------------------------------------------------------
@@ -251,7 +233,7 @@ export class RunView {
     const cell = (cls) => h("td", { class: cls });
     const row = {
       name: h("a", { href: this.jobHash(name) }, name),
-      badge: badge("ready"), bar: bar(), host: cell("host"), kind: cell("kind"),
+      badge: badge(this.jobs.get(name).state), bar: bar(), host: cell("host"), kind: cell("kind"),
       start: cell("time"), elapsed: cell("time"), exit: cell("exit"),
     };
     row.tr = h("tr", { "data-job": name },
@@ -327,22 +309,48 @@ export class RunView {
     }
     const fields = {};
     const dl = h("dl", { class: "facts" });
-    for (const label of ["Host", "Kind", "PID", "Exit code", "Started", "Ended", "Elapsed",
-                         "Progress", "Label", "Message"]) {
+    for (const label of ["Host", "Kind", "PID", "Exit code", "Attempt", "Started", "Ended",
+                         "Elapsed", "Progress", "Label", "Message"]) {
       fields[label] = h("dd", { class: `fact-${label.toLowerCase().replace(" ", "-")}` });
       put(dl, h("dt", null, label), fields[label]);
     }
     fields.Progress.append(bar());
     const log = new LogTail(this.id, job.name, this.live);
     const heading = h("h2", { tabindex: -1 }, job.name);
-    this.detail = { name: job.name, fields, log, state: badge(job.state) };
+    const results = job.outputs.length ? h("div", { class: "results" }) : null;
+    this.detail = { name: job.name, fields, log, state: badge(job.state),
+                    listResults: coalesced(() => this.listResults(job.name, results)) };
     put(this.side, h("section", { class: "job-detail", "aria-label": `Job ${job.name}` },
       h("div", { class: "job-head" }, heading, this.detail.state,
         h("a", { class: "close", href: this.closeHash(), "aria-label": "Close the job detail",
                  title: "Close" }, "×")),
-      dl, h("h3", null, "Log"), log.el));
+      dl, results && [h("h3", null, "Results"), results], h("h3", null, "Log"), log.el));
     this.renderDetail();
+    this.detail.listResults();
     log.start();
+  }
+
+  /** The files the job's `outputs:` name, each a download link (once, and when it ends). */
+  async listResults(name, el) {
+    if (!el) return;
+    let found;
+    try {
+      found = await get(`${runPath(this.id)}/results?job=${encodeURIComponent(name)}`);
+    } catch (error) {
+      fill(el, h("p", { class: "hint" }, `The results cannot be listed: ${error.message}`));
+      return;
+    }
+    if (found.length) {
+      fill(el, h("ul", { class: "result-list" }, found.map((r) => h("li", null,
+        h("a", { href: resultPath(this.id, r.path), download: r.path.split("/").pop() },
+          r.path), " ", h("span", { class: "size" }, size(r.size))))));
+    } else {
+      const job = this.jobs.get(name);
+      const globs = h("code", null, job.outputs.join(" "));
+      fill(el, h("p", { class: "hint" }, isFinal(job.state) ?
+        ["Nothing matches its outputs: ", globs, "."] :
+        ["Its outputs (", globs, ") are listed when it ends."]));
+    }
   }
 
   closeHash() {
@@ -358,6 +366,7 @@ export class RunView {
     setText(f.Kind, job.kind);
     setText(f.PID, job.pid ?? "");
     setText(f["Exit code"], job.exit_code ?? "");
+    setText(f.Attempt, job.attempt || "");
     setText(f.Started, fullTime(job.tstart));
     setText(f.Ended, fullTime(job.tend));
     setText(f.Elapsed, elapsed(job.tstart, job.tend));

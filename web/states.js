@@ -1,12 +1,36 @@
-// How a state looks: badges, progress bars and count bars. The colours live in style.css
-// (`.state-<name>`) and are ccd/graph.py's STATE_COLORS, so table and graph agree.
+// How a state looks: badges, progress bars and count bars. The states, which of them are
+// final, and their colours come from the daemon (GET /api/v1/meta, ccd/palette.py), so the
+// table and the graph agree and no copy of them lives here or in style.css.
 
 import { h, setText } from "./dom.js";
 
-/** Job states in the order a summary lists them. */
-export const STATES = ["running", "failed", "ready", "cancelled", "skipped", "done"];
+/** Job states in the server's order; set once by `useStates`. */
+let states = [];
+let finals = new Set();
 
-export const isFinal = (state) => state !== "ready" && state !== "running";
+/**
+ * Take the states of GET /api/v1/meta: their names, which are final, and their colours as
+ * the custom properties the stylesheet uses (`--s-fill`, `--s-line`, `--s-ink`, `--s-bar`)
+ * on `.state-NAME` and `[data-state="NAME"]`. The rules go into a constructed stylesheet
+ * through the CSSOM, values set one by one, so a colour can never become a new rule.
+ */
+export function useStates(meta) {
+  states = meta.states.map((s) => s.name);
+  finals = new Set(meta.states.filter((s) => s.final).map((s) => s.name));
+  const sheet = new CSSStyleSheet();
+  for (const s of meta.states) {
+    const name = CSS.escape(s.name);
+    const rule = sheet.cssRules[sheet.insertRule(
+      `.state-${name}, [data-state="${name}"] {}`, sheet.cssRules.length)];
+    for (const part of ["fill", "line", "ink", "bar"]) {
+      rule.style.setProperty(`--s-${part}`, s[part]);
+    }
+  }
+  document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+}
+
+/** Is a job's or run's state one it never leaves (done, failed, …)? */
+export const isFinal = (state) => finals.has(state);
 
 /** A state badge; `update(badge, state)` changes it in place. */
 export function badge(state) {
@@ -51,16 +75,18 @@ export function updateBar(el, progress, state) {
   setText(el.querySelector(".pct"), `${value}%`);
 }
 
-/** A run's job counts as a stacked bar with a text summary, e.g. "3 done · 1 running". */
+/** A run's job counts as a stacked bar with a text summary, e.g. "1 running · 3 done". */
 export function countsBar(counts) {
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
-  const order = [...STATES].reverse(); // done first, from the left
-  const parts = order.filter((s) => counts[s]).map((s) => {
+  const present = states.filter((s) => counts[s]);
+  // what has ended grows from the left, what is still to come stays on the right
+  const order = [...present.filter(isFinal), ...present.filter((s) => !isFinal(s))];
+  const parts = order.map((s) => {
     const seg = h("span", { class: `seg state-${s}` });
     seg.style.flexGrow = counts[s];
     return seg;
   });
-  const text = STATES.filter((s) => counts[s]).map((s) => `${counts[s]} ${s}`).join(" · ");
+  const text = present.map((s) => `${counts[s]} ${s}`).join(" · ");
   return h("span", { class: "counts", title: text },
            h("span", { class: "stack", "aria-hidden": "true" }, parts),
            h("span", { class: "summary" }, total ? text : "no jobs"));
