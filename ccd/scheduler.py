@@ -44,6 +44,7 @@ class Scheduler:
         self._graph = rules.Graph.of(run.spec)
         self._ready: dict[str, None] = {}  # may start now, in the order found
         self._running: dict[str, Launch] = {}
+        self._launches: dict[str, Launch] = {}  # a job's never changes
         self._stopping: dict[str, tuple[str, float]] = {}  # job -> (reason, SIGKILL deadline)
         self._observed: deque[Observation] = deque()
         self._wake = asyncio.Event()
@@ -197,7 +198,10 @@ class Scheduler:
                 await executor.prepare(self._launch_of(child))
 
     def _launch_of(self, name: str) -> Launch:
-        return launch_for(self.run, name)
+        launch = self._launches.get(name)
+        if launch is None:
+            launch = self._launches[name] = launch_for(self.run, name)
+        return launch
 
     def _decide(self, changed: Iterable[str]) -> None:
         """Apply what the jobs in `changed` imply: skip jobs that can no longer run, queue

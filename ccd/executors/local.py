@@ -47,6 +47,7 @@ _LOG_CHUNK = 1 << 20  # read at most this much new log per job per poll
 @dataclass(slots=True, eq=False)
 class _Watched:
     launch: Launch
+    dir: Path  # job_dir(launch), computed once: path joins cost microseconds per job
     pid: int
     child: bool  # ours to reap; otherwise a job a previous ccd started
     tstart: float
@@ -89,7 +90,7 @@ class LocalExecutor:
                                  env, file_actions=_QUIET, setsid=True)
         except OSError as e:
             raise ExecutorError(f"cannot start job {launch.job.name!r}: {e}") from e
-        self._watch(launch, pid, child=True, tstart=time.time())
+        self._watch(launch, d, pid, child=True, tstart=time.time())
         return pid
 
     async def attach(self, launch: Launch) -> Observation:
@@ -103,8 +104,8 @@ class LocalExecutor:
         obs.started, obs.pid = True, parsed.pid
         obs.tstart = _mtime(d)
         if parsed.exit_code is not None or parsed.pid is None or not _alive(parsed.pid, d):
-            return self._ended(launch, obs)
-        self._watch(launch, parsed.pid, child=False, tstart=obs.tstart or time.time())
+            return self._ended(launch, d, obs)
+        self._watch(launch, d, parsed.pid, child=False, tstart=obs.tstart or time.time())
         return obs
 
     async def cancel(self, launch: Launch, force: bool = False) -> None:
@@ -157,8 +158,8 @@ class LocalExecutor:
 
     # -- watching -------------------------------------------------------------------------
 
-    def _watch(self, launch: Launch, pid: int, child: bool, tstart: float) -> None:
-        w = _Watched(launch, pid, child, tstart)
+    def _watch(self, launch: Launch, d: Path, pid: int, child: bool, tstart: float) -> None:
+        w = _Watched(launch, d, pid, child, tstart)
         self._watched[launch.key] = w
         try:
             w.fd = os.pidfd_open(pid)
@@ -184,7 +185,7 @@ class LocalExecutor:
                 self._polls += 1
                 for w in list(self._watched.values()):
                     before = w.log.progress
-                    if self._follow(job_dir(w.launch) / "log", w.log) > before:
+                    if self._follow(w.dir / "log", w.log) > before:
                         self._deliver(Observation(w.launch.run_id, w.launch.job.name, True,
                                                   w.pid, tstart=w.tstart,
                                                   progress=w.log.progress))
@@ -203,7 +204,7 @@ class LocalExecutor:
                 pass
         w.tend = time.time()
         obs = Observation(w.launch.run_id, w.launch.job.name, True, w.pid, tstart=w.tstart)
-        self._deliver(self._ended(w.launch, obs, w))
+        self._deliver(self._ended(w.launch, w.dir, obs, w))
 
     def _follow(self, log: Path, follower: LogFollower) -> int:
         try:
@@ -216,14 +217,14 @@ class LocalExecutor:
             pass
         return follower.progress
 
-    def _ended(self, launch: Launch, obs: Observation, w: _Watched | None = None) -> Observation:
+    def _ended(self, launch: Launch, d: Path, obs: Observation, w: _Watched | None = None
+               ) -> Observation:
         """The wrapper is gone: read how the job ended, or take over from a second wrapper."""
-        d = job_dir(launch)
         status = parse_status(_read(d / "status") or "")
         if (w is not None and w.returncode == CLAIMED_ELSEWHERE and status.pid is not None
                 and status.pid != w.pid and status.exit_code is None and _alive(status.pid, d)):
             # Another wrapper (from a ccd that died while starting it) owns this job: watch it.
-            self._watch(launch, status.pid, child=False, tstart=w.tstart)
+            self._watch(launch, d, status.pid, child=False, tstart=w.tstart)
             obs.pid = status.pid
             return obs
         obs.ended = True
