@@ -49,6 +49,7 @@ class Hosts:
         self._executors: dict[tuple[str, str], Executor] = {}
         self._members: dict[str, Member] = {}
         self._running: Counter[str] = Counter()  # host -> jobs running there, all runs
+        self.running = 0  # jobs running, all hosts
         self._blocked: set[str] = set()  # runs waiting for a slot
 
     async def __aenter__(self) -> Hosts:
@@ -88,29 +89,36 @@ class Hosts:
     def acquire(self, run_id: str, host: str, host_limit: int | None) -> bool:
         """Take a slot for a job on `host` if the limits allow; else remember to wake the
         run when one frees."""
-        if self.running >= self.max_jobs or (host_limit and self._running[host] >= host_limit):
-            self._blocked.add(run_id)
+        if self.full or (host_limit and self._running[host] >= host_limit):
+            self.wait_for_slot(run_id)
             return False
-        self._running[host] += 1
+        self.occupy(host)
         return True
+
+    def wait_for_slot(self, run_id: str) -> None:
+        """Wake the run's scheduler when a job ends anywhere."""
+        self._blocked.add(run_id)
+
+    @property
+    def full(self) -> bool:
+        """No job can start anywhere until one ends."""
+        return self.running >= self.max_jobs
 
     def occupy(self, host: str) -> None:
         """Count a job that is already running (re-attached after a restart), limits or not."""
         self._running[host] += 1
+        self.running += 1
 
     def release(self, host: str) -> None:
         """A job ended or its run detached: its slot is free."""
         self._running[host] -= 1
+        self.running -= 1
         if self._blocked:
             blocked, self._blocked = self._blocked, set()
             for run_id in blocked:
                 member = self._members.get(run_id)
                 if member is not None:
                     member.notify()
-
-    @property
-    def running(self) -> int:
-        return sum(self._running.values())
 
     def counters(self) -> dict[str, object]:
         """Jobs per host and each executor's own counters, for the health report."""

@@ -46,6 +46,7 @@ class Scheduler:
         self._running: dict[str, Launch] = {}
         self._launches: dict[str, Launch] = {}  # a job's never changes
         self._stopping: dict[str, tuple[str, float]] = {}  # job -> (reason, SIGKILL deadline)
+        self._timed: set[str] = set()  # running jobs with a `timeout`: the only ones to watch
         self._observed: deque[Observation] = deque()
         self._wake = asyncio.Event()
         self._cancel_reason: str | None = None
@@ -127,6 +128,8 @@ class Scheduler:
             obs = await executor.attach(launch)
             if obs.started:
                 self._running[name] = launch
+                if job.timeout:
+                    self._timed.add(name)
                 self._hosts.occupy(job.host)
                 attempt = status.attempt or 1
                 if job.retries:  # the host knows how many ended before (a crash may hide it)
@@ -145,7 +148,13 @@ class Scheduler:
     async def _launch(self) -> None:
         """Start every job that may start and that the limits allow; joins complete at once."""
         blocked: dict[str, None] = {}
+        full_hosts: set[str] = set()  # found full in this pass: not asked again
         while self._ready:
+            if self._cancel_reason is None and self._hosts.full:
+                # Nothing can start until a job ends (Hosts wakes us then): leave the rest
+                # unread, or a long queue costs O(queue) on every wake-up.
+                self._hosts.wait_for_slot(self.run.id)
+                break
             name = next(iter(self._ready))
             del self._ready[name]
             status = self.run.jobs[name]
@@ -160,6 +169,9 @@ class Scheduler:
                 self._set(status, JobState.DONE, progress=100, tstart=now, tend=now)
                 self._decide([name])
                 continue
+            if job.host in full_hosts:
+                blocked[name] = None
+                continue
             try:
                 executor = self._hosts.executor(job.kind, job.host)
             except ExecutorError as e:
@@ -168,6 +180,7 @@ class Scheduler:
             host = self.run.spec.hosts.get(job.host)
             if not self._hosts.acquire(self.run.id, job.host, host.max_jobs if host else None):
                 blocked[name] = None
+                full_hosts.add(job.host)
                 continue
             launch = self._launch_of(name)
             try:
@@ -177,10 +190,12 @@ class Scheduler:
                 self._fail(status, str(e), tstart=now, tend=self._clock())
                 continue
             self._running[name] = launch
+            if job.timeout:
+                self._timed.add(name)
             self._set(status, JobState.RUNNING, progress=0, tstart=now, tend=None, pid=pid,
                       exit_code=None, attempt=status.attempt + 1, message="")
             await self._prepare_children(name)
-        self._ready = blocked
+        self._ready = {**blocked, **self._ready}
 
     async def _prepare_children(self, name: str) -> None:
         """While `name` runs, let the executors ready its children that wait only for it."""
@@ -216,11 +231,9 @@ class Scheduler:
 
     async def _wait(self) -> None:
         """Until something happens, or the next deadline (a timeout, a SIGKILL) is due."""
-        deadlines = [reason_deadline[1] for reason_deadline in self._stopping.values()]
-        for name, launch in self._running.items():
-            tstart = self.run.jobs[name].tstart
-            if launch.job.timeout and tstart is not None and name not in self._stopping:
-                deadlines.append(tstart + launch.job.timeout)
+        deadlines = [kill_at for _, kill_at in self._stopping.values()]
+        deadlines += [due for name in self._timed if name not in self._stopping
+                      and (due := self._due(name)) is not None]
         timeout = max(0.0, min(deadlines) - self._clock()) if deadlines else None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
@@ -243,6 +256,7 @@ class Scheduler:
         name = status.name
         job = self.run.spec.jobs[name]
         del self._running[name]
+        self._timed.discard(name)
         self._hosts.release(job.host)
         ended = dict(tend=max(obs.tend or self._clock(), status.tstart or 0),
                      exit_code=obs.exit_code, pid=obs.pid if obs.pid is not None else status.pid)
@@ -298,17 +312,21 @@ class Scheduler:
             if name not in self._stopping:
                 await self._stop(name, self._cancel_reason)
 
+    def _due(self, name: str) -> float | None:
+        """When a running job's `timeout` runs out."""
+        tstart, limit = self.run.jobs[name].tstart, self.run.spec.jobs[name].timeout
+        return tstart + limit if tstart is not None and limit else None
+
     async def _enforce_deadlines(self) -> None:
         now = self._clock()
-        for name, launch in list(self._running.items()):
-            status = self.run.jobs[name]
-            limit = launch.job.timeout
-            overdue = limit and status.tstart and now - status.tstart > limit
-            if name not in self._stopping and overdue:
-                await self._stop(name, f"timeout after {limit:g} s")
-            elif name in self._stopping and now >= self._stopping[name][1]:
-                reason = self._stopping[name][0]
+        for name in list(self._timed):
+            due = self._due(name)
+            if name not in self._stopping and due is not None and now > due:
+                await self._stop(name, f"timeout after {self.run.spec.jobs[name].timeout:g} s")
+        for name, (reason, kill_at) in list(self._stopping.items()):
+            if now >= kill_at:
                 self._stopping[name] = (reason, now + 1.0)  # SIGKILL again if it lingers
+                launch = self._running[name]
                 job = launch.job
                 await self._hosts.executor(job.kind, job.host).cancel(launch, force=True)
 
@@ -324,6 +342,7 @@ class Scheduler:
                 await self._hosts.executor(launch.job.kind, launch.job.host).cancel(launch)
             self._hosts.release(launch.job.host)
             del self._running[name]
+        self._timed.clear()
         now = self._clock()
         for status in self.run.jobs.values():
             if not status.state.final:
