@@ -182,12 +182,12 @@ class Api:
 
     async def results(self, request: Request) -> Response:
         job = request.query_params.get("job")
-        found = await asyncio.to_thread(self.service.results, request.path_params["run"], job)
+        found = await self.service.results(request.path_params["run"], job)
         return reply([shapes.Result(r.job, r.path, r.size) for r in found])
 
     async def result_file(self, request: Request) -> Response:
         p = request.path_params
-        path = await asyncio.to_thread(self.service.result_file, p["run"], p["path"])
+        path = await self.service.result_file(p["run"], p["path"])
         # Never rendered by the browser (the guard adds nosniff): a job's output must not run
         # scripts on this origin.
         return FileResponse(path, media_type="application/octet-stream", filename=path.name)

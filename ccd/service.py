@@ -199,17 +199,18 @@ class Service:
         data, size = await executor.read_log(launch_for(run, job), offset, limit)
         return data, size, ended
 
-    def results(self, run_id: str, job: str | None = None) -> list[workdir.Result]:
-        """The outputs of a run's jobs (or of one job) in its working copy."""
+    async def results(self, run_id: str, job: str | None = None) -> list[workdir.Result]:
+        """The outputs of a run's jobs (or of one job) in its working copy (found in a
+        worker thread: a copy may hold many files)."""
         run = self.run(run_id)
         if job is not None and job not in run.jobs:
             raise NotFound(f"run {run_id} has no job {job!r}")
-        return workdir.results(run.spec, run.work, job)
+        return await asyncio.to_thread(workdir.results, run.spec, run.work, job)
 
-    def result_file(self, run_id: str, path: str) -> Path:
+    async def result_file(self, run_id: str, path: str) -> Path:
         """One output file of a run, path-safe."""
         run = self.run(run_id)
-        return workdir.result_file(run.spec, run.work, path)
+        return await asyncio.to_thread(workdir.result_file, run.spec, run.work, path)
 
     @property
     def active(self) -> int:
