@@ -45,7 +45,8 @@ class RunState(enum.StrEnum):
 
 KINDS = ("local", "ssh", "slurm", "lsf", "wsl")
 # Names of workflows and jobs: safe as file names, everywhere (the spec, the API, the page).
-SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}")
+# The escaped dash keeps it valid in JSON Schema and in an HTML `pattern` (the v flag).
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,127}")
 RUNNABLE_KINDS = ("local",)  # the kinds with an executor; SSH and Slurm will add themselves
 
 

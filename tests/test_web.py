@@ -201,6 +201,19 @@ def test_upload_a_workflow_then_see_it_listed_with_a_run_button(web: Web, tmp_pa
     web.assert_not_reloaded_and_clean()
 
 
+def test_the_upload_name_follows_the_servers_name_rule(web: Web) -> None:
+    web.login()
+    name = web.page.locator("#upload-name")
+    from ccd.model import SAFE_NAME
+
+    expect(name).to_have_attribute("pattern", SAFE_NAME.pattern)  # from /api/v1/meta
+    for text, bad in (("good-name_1.2+x", False), ("../up", True), ("-dash", True),
+                      ("a" * 129, True)):
+        name.fill(text)
+        assert name.evaluate("el => el.validity.patternMismatch") is bad, text
+    web.assert_not_reloaded_and_clean()
+
+
 def test_an_invalid_upload_shows_the_servers_file_line_col_problems(
         web: Web, tmp_path: Path) -> None:
     web.login()

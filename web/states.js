@@ -7,14 +7,17 @@ import { h, setText } from "./dom.js";
 /** Job states in the server's order; set once by `useStates`. */
 let states = [];
 let finals = new Set();
+let names = "";
 
 /**
- * Take the states of GET /api/v1/meta: their names, which are final, and their colours as
- * the custom properties the stylesheet uses (`--s-fill`, `--s-line`, `--s-ink`, `--s-bar`)
- * on `.state-NAME` and `[data-state="NAME"]`. The rules go into a constructed stylesheet
- * through the CSSOM, values set one by one, so a colour can never become a new rule.
+ * Take what GET /api/v1/meta says once: the name rule, and the states: their names,
+ * which are final, and their colours as the custom properties the stylesheet uses
+ * (`--s-fill`, `--s-line`, `--s-ink`, `--s-bar`) on `.state-NAME` and
+ * `[data-state="NAME"]`. The rules go into a constructed stylesheet through the CSSOM,
+ * values set one by one, so a colour can never become a new rule.
  */
 export function useStates(meta) {
+  names = meta.name_pattern;
   states = meta.states.map((s) => s.name);
   finals = new Set(meta.states.filter((s) => s.final).map((s) => s.name));
   const sheet = new CSSStyleSheet();
@@ -28,6 +31,9 @@ export function useStates(meta) {
   }
   document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
 }
+
+/** The rule for workflow and job names (an input's `pattern`), as the server checks it. */
+export const namePattern = () => names;
 
 /** Is a job's or run's state one it never leaves (done, failed, …)? */
 export const isFinal = (state) => finals.has(state);

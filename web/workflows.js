@@ -6,7 +6,7 @@ import { fill, h, keepFocus, link, put, route, setText } from "./dom.js";
 import { elapsed, fullTime, when } from "./format.js";
 import { coalesced } from "./live.js";
 import { problemList, showError, showInfo } from "./messages.js";
-import { badge, countsBar } from "./states.js";
+import { badge, countsBar, namePattern } from "./states.js";
 
 const EXAMPLE = "workflow-example";
 const RECENT = 15;
@@ -158,7 +158,7 @@ function uploadCard(uploaded) {
                             accept: ".yaml,.yml,.tar,.tgz,.tar.gz,.gz" });
   const name = h("input", { type: "text", id: "upload-name", name: "name", autocomplete: "off",
                             spellcheck: "false", placeholder: "from the file name",
-                            pattern: "[A-Za-z0-9_][A-Za-z0-9_.+\\-]{0,127}" });
+                            pattern: namePattern() });
   const submit = h("button", { type: "submit", class: "primary" }, "Upload");
   const result = h("div", { class: "upload-result", "aria-live": "polite" });
   const form = h("form", { class: "card upload", "aria-labelledby": "upload-title" },
