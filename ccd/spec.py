@@ -28,7 +28,7 @@ from pathlib import Path
 from ccd import dag, labels
 from ccd.errors import Problem, SpecError
 from ccd.model import KINDS, RUNNABLE_KINDS, SAFE_NAME, HostSpec, JobSpec, WorkflowSpec
-from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, Sequence, kind_of, load
+from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, Sequence, kind_of, load, paused_gc
 
 _STRING_FIELDS = ("user", "host", "label", "script", "exec", "venv", "shape", "style", "cwd")
 # Written by cloudmesh-cc itself (save/save_with_state); harmless to read back.
@@ -39,6 +39,7 @@ _CLOUDMESH_FIELDS = frozenset((
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
                           "outputs", *_STRING_FIELDS))
 _TOP_LEVEL = ("workflow", "colors", "hosts", "files")
+MAX_SUGGESTIONS = 20  # "did you mean" hints per file
 
 
 class _Checker:
@@ -50,6 +51,23 @@ class _Checker:
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = []
         self.edge_positions: dict[tuple[str, str], Scalar] = {}  # where each edge was written
+        # A YAML alias shares its node; what was read from a node once is not read again,
+        # so validation stays linear in the file, however often an anchor is used.
+        self.bodies: dict[int, tuple[dict[str, object], str | None]] = {}
+        self.memo: dict[int, object] = {}  # env and path lists, by node
+        self.suggestions = MAX_SUGGESTIONS  # "did you mean" costs a scan: only so many
+
+    def did_you_mean(self, word: str, choices: Iterable[str]) -> str:
+        """' (did you mean 'x'?)' for a close choice, while the budget lasts. Among many
+        choices only those of about the same length and first letter are compared."""
+        if self.suggestions <= 0:
+            return ""
+        self.suggestions -= 1
+        pool = list(choices)
+        if len(pool) > 1000:
+            pool = [c for c in pool if c[:1] == word[:1] and abs(len(c) - len(word)) <= 2]
+        close = difflib.get_close_matches(word, pool[:1000], n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
 
     def error(self, node: Node, message: str, offset: int = 0) -> None:
         self.problems.append(Problem(self.filename, node.line, node.col + offset, message))
@@ -131,9 +149,10 @@ def load_spec(path: str | Path, data: bytes | None = None, display: str | None =
                 data = f.read(MAX_BYTES + 1)
         except OSError as e:
             raise SpecError([Problem(filename, 1, 1, f"cannot read: {e.strerror}")]) from None
-    root = load(data, filename)
-    c = _Checker(filename, stored)
-    spec = _workflow(c, root, source)
+    with paused_gc():
+        root = load(data, filename)
+        c = _Checker(filename, stored)
+        spec = _workflow(c, root, source)
     if c.problems or spec is None:
         if not c.problems:
             c.problems.append(Problem(filename, 1, 1, "empty file: expected `workflow:`"))
@@ -148,7 +167,7 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
     for key, _ in c.unique_pairs(top, "top-level key"):
         if key.text not in _TOP_LEVEL:
             c.warn(key, f"unknown top-level key {key.text!r} is ignored"
-                   f"{_did_you_mean(key.text, _TOP_LEVEL)}")
+                   f"{c.did_you_mean(key.text, _TOP_LEVEL)}")
     wf = c.mapping(top.get("workflow"), "workflow")
     if wf is None:
         if top.get("workflow") is None:
@@ -157,14 +176,15 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
     for key, _ in c.unique_pairs(wf, "key of workflow"):
         if key.text not in ("nodes", "dependencies"):
             c.warn(key, f"unknown key {key.text!r} in workflow is ignored"
-                   f"{_did_you_mean(key.text, ('nodes', 'dependencies'))}")
+                   f"{c.did_you_mean(key.text, ('nodes', 'dependencies'))}")
     hosts = _hosts(c, top.get("hosts"))
     jobs: dict[str, JobSpec] = {}
     nodes = c.mapping(wf.get("nodes"), "workflow.nodes")
     if nodes is None and wf.get("nodes") is None:
         c.error(wf, "missing `nodes:` in workflow")
+    base = source.parent
     for key, value in c.unique_pairs(nodes, "node") if nodes else ():
-        job = _job(c, key, value, source.parent)
+        job = _job(c, key, value, base)
         if job is not None:
             jobs[job.name] = job
     edges = _dependencies(c, wf.get("dependencies"), jobs)
@@ -190,13 +210,25 @@ def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
     body = c.mapping(node, f"node {name!r}")
     if body is None:
         return None
-    fields: dict[str, object] = {"name": name}
+    read = c.bodies.get(id(body))
+    if read is None:  # the first node with this body (others share it through an alias)
+        read = c.bodies[id(body)] = _fields(c, body, name)
+        fields, given = read
+        _check_job(c, JobSpec(name=name, **fields), body, base)  # type: ignore[arg-type]
+    fields, given = read
+    if given is not None and given != name:
+        c.error(body.get("name") or body, f"name {given!r} differs from its key {name!r}")
+    return JobSpec(name=name, **fields)  # type: ignore[arg-type]
+
+
+def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], str | None]:
+    """A node's fields but its name, and the `name:` it gives itself (None if none)."""
+    fields: dict[str, object] = {}
+    given = None
     for k, v in c.unique_pairs(body, f"field of node {name!r}"):
         field = k.text
         if field == "name":
             given = c.string(v, "name")
-            if given is not None and given != name:
-                c.error(v, f"name {given!r} differs from its key {name!r}")
         elif field in _STRING_FIELDS:
             fields[field] = c.string(v, field)
         elif field == "kind":
@@ -221,12 +253,10 @@ def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
             fields["outputs"] = _relative_paths(c, v, "outputs", "the run's working copy")
         elif field not in _CLOUDMESH_FIELDS:
             c.warn(k, f"unknown field {field!r} of node {name!r} is ignored"
-                      f"{_did_you_mean(field, _NODE_FIELDS)}")
+                      f"{c.did_you_mean(field, _NODE_FIELDS)}")
     if fields.get("host") is None:
         fields.pop("host", None)
-    job = JobSpec(**fields)  # type: ignore[arg-type]
-    _check_job(c, job, body, base)
-    return job
+    return fields, given
 
 
 def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
@@ -256,6 +286,12 @@ def _check_on_disk(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None
 
 
 def _env(c: _Checker, node: Node) -> tuple[tuple[str, str], ...]:
+    if id(node) not in c.memo:
+        c.memo[id(node)] = _read_env(c, node)
+    return c.memo[id(node)]  # type: ignore[return-value]
+
+
+def _read_env(c: _Checker, node: Node) -> tuple[tuple[str, str], ...]:
     env = c.mapping(node, "env")
     out: list[tuple[str, str]] = []
     for k, v in c.unique_pairs(env, "env variable") if env else ():
@@ -271,6 +307,12 @@ def _relative_paths(c: _Checker, node: Node | None, field: str, base: str
     """A list of paths or glob patterns inside `base`: relative, and never climbing out."""
     if node is None or (isinstance(node, Scalar) and node.is_null):
         return ()
+    if id(node) not in c.memo:
+        c.memo[id(node)] = _read_paths(c, node, field, base)
+    return c.memo[id(node)]  # type: ignore[return-value]
+
+
+def _read_paths(c: _Checker, node: Node, field: str, base: str) -> tuple[str, ...]:
     if not isinstance(node, Sequence):
         c.error(node, f"{field} must be a list of relative paths or glob patterns like "
                       f"`- results/*.csv`, not {_described(node)}")
@@ -315,7 +357,11 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
                 c.error(e, "a saved dependency needs `source:` and `destination:`")
     else:
         chains = node.items
+    seen: set[int] = set()
     for chain in chains:
+        if id(chain) in seen:
+            continue  # an alias of a chain already read adds nothing
+        seen.add(id(chain))
         if not isinstance(chain, Scalar) or chain.is_null:
             c.error(chain, f"a dependency must be a chain like \"a,b,c\", not {kind_of(chain)}")
             continue
@@ -328,8 +374,8 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
             if not name:
                 c.error(chain, f"empty name in dependency chain {chain.text!r}", at)
             elif name not in jobs:
-                c.error(chain, f"unknown node {name!r} in dependency{_did_you_mean(name, jobs)}",
-                        at)
+                c.error(chain, f"unknown node {name!r} in dependency"
+                               f"{c.did_you_mean(name, jobs)}", at)
             else:
                 if previous is not None:
                     edges.setdefault((previous, name), chain)
@@ -383,8 +429,3 @@ def _described(node: Node) -> str:
         kind = node.core_type
         return f"the string {node.text!r}" if kind == "string" else f"the {kind} {node.text}"
     return kind_of(node)
-
-
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""

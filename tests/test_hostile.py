@@ -59,3 +59,46 @@ def test_hostile_file_gets_a_clean_error(tmp_path: Path, name: str) -> None:
     peak = subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True,
                           text=True, timeout=30, check=True)
     assert int(peak.stdout) < 150 * 1024  # KiB
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    """`ccctl validate` with a bound that only a blow-up reaches (the old code took minutes)."""
+    return subprocess.run([sys.executable, "-m", "ccctl", "validate", str(path)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_too_many_yaml_items_is_one_clean_error(tmp_path: Path) -> None:
+    path = tmp_path / "many.yaml"
+    path.write_text("workflow:\n  nodes:\n" +
+                    "".join(f"    j{i}: {{exec: x}}\n" for i in range(80_000)))
+    proc = validate(path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith(f"{path}:75001:20:") and "more than 300,000 YAML items" in \
+        proc.stderr
+
+
+def test_an_anchor_used_a_hundred_thousand_times_is_read_once(tmp_path: Path) -> None:
+    names = [f"j{i}" for i in range(1000)]
+    path = tmp_path / "aliases.yaml"
+    path.write_text("workflow:\n  nodes:\n"
+                    "    j0: &body {exec: 'true', env: &env {" +
+                    ", ".join(f"V{i}: x" for i in range(1000)) + "}}\n" +
+                    "".join(f"    {n}: *body\n" for n in names[1:]) +
+                    f"  dependencies:\n    - &chain '{','.join(names)}'\n" +
+                    "    - *chain\n" * 100_000)
+    proc = validate(path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"{path}: ok, 1000 jobs, 999 dependencies\n"
+
+
+def test_every_unknown_name_is_reported_and_only_a_few_get_suggestions(tmp_path: Path) -> None:
+    n = 20_000
+    path = tmp_path / "unknown.yaml"
+    path.write_text("workflow:\n  nodes:\n" +
+                    "".join(f"    job{i}: {{exec: x}}\n" for i in range(n)) +
+                    "  dependencies:\n" + "".join(f"    - job{i},jbo{i}\n" for i in range(n)))
+    proc = validate(path)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2 and len(lines) == n
+    assert all("unknown node 'jbo" in line for line in lines)
+    assert sum("did you mean" in line for line in lines) == 20
