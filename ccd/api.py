@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,6 +42,7 @@ from ccd.service import Service
 from ccd.settings import variables
 from ccd.uploads import MAX_BODY
 
+log = logging.getLogger("ccd.api")
 WEB = asset_dir("web")
 LOG_LIMIT = 1 << 20
 REPLAY_LIMIT = 100_000  # events sent at once to a reconnecting client; it resyncs for more
@@ -66,6 +68,10 @@ def _errors(handler: Handler) -> Handler:
             return reply(shapes.Error(str(e)), e.status)
         except CcdError as e:
             return reply(shapes.Error(str(e)), 400)
+        except Exception as e:  # a bug: one JSON log line with the traceback, one 500
+            log.exception("%s %s failed", request.method, request.url.path)
+            return reply(shapes.Error(f"internal error ({type(e).__name__}); the daemon's log "
+                                      "has the details"), 500)
 
     return wrapped
 

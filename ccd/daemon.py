@@ -156,8 +156,10 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
             host, port = listeners[1].getsockname()[:2]
             url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
         app, logins = api.build(service, token, url)
+        # log_config=None: uvicorn's loggers go to ours, so even a traceback is one JSON line.
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
-                                timeout_graceful_shutdown=3, server_header=False)
+                                timeout_graceful_shutdown=3, server_header=False,
+                                log_config=None)
         server = uvicorn.Server(config)
         where = [f"unix:{sock_path}"]
         if url:

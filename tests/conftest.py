@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -78,6 +79,7 @@ class Daemon:
         self.url = ""
         self.login = ""
         self.port = 0
+        self.log: list[str] = []  # what it wrote on stderr, over all its starts
 
     def start(self) -> Daemon:
         port = ["--port", str(self.port)]
@@ -108,9 +110,10 @@ class Daemon:
         assert self.proc is not None
         self.proc.send_signal(sig)
         try:
-            self.proc.communicate(timeout=30)
+            _, err = self.proc.communicate(timeout=30)
         finally:
             self.proc.kill()
+        self.log += err.splitlines()
         return self.proc.returncode
 
     def kill(self) -> None:
@@ -127,6 +130,9 @@ def running_daemon(env: dict[str, str], state_dir: Path, *extra: str) -> Iterato
         if d.proc is not None and d.proc.poll() is None:
             d.stop()
         kill_jobs(state_dir)
+    # Its log is JSON lines, whatever happened (a traceback is inside one line).
+    for line in d.log:
+        assert isinstance(json.loads(line), dict), line
 
 
 @pytest.fixture
