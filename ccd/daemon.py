@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         asyncio.run(serve(args))
-    except* CcdError as group:
+    except* (CcdError, OSError) as group:  # the user's to fix: one line each, no traceback
         for e in group.exceptions:
             sys.stderr.write(f"ccd: {e}\n")
         raise SystemExit(2) from None

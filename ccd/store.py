@@ -160,8 +160,16 @@ class Store:
         self.path = path
         # Two connections: one only the writer thread uses, one for the caller's thread (reads
         # and rare writes). A connection shared between threads would mix their transactions.
-        self._db = connect(path, busy_timeout)
-        self._mine = connect(path)
+        try:
+            self._db = connect(path, busy_timeout)
+            try:
+                self._mine = connect(path)
+            except BaseException:
+                self._db.close()
+                raise
+        except (OSError, sqlite3.Error) as e:
+            raise StoreError(f"cannot use the state directory {path.parent}: "
+                             f"{getattr(e, 'strerror', None) or e}") from None
         self._queue: queue.SimpleQueue[Event | threading.Event | None] = queue.SimpleQueue()
         self._on_commit = on_commit
         self._writer = threading.Thread(target=self._write_loop, name="ccd-store", daemon=True)
