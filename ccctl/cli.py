@@ -88,7 +88,8 @@ def run(
     """Run a workflow here, in the foreground, with a live table (no daemon needed).
 
     Run again after an interruption to resume: finished jobs are not rerun, running jobs
-    are re-attached, never restarted.
+    are re-attached, never restarted. After a run that ended done, the same command says
+    so and runs nothing; --new runs it again.
     """
     from ccd.errors import CcdError, SpecError
 
@@ -107,6 +108,10 @@ def run(
     except CcdError as e:
         raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
     display = Display(opened, json_out=json_out)
+    if opened.run.state.final:  # it ended as the file is now: nothing to run
+        display.ended()
+        opened.store.close()
+        raise _exit_for(opened.run.state.value)
     try:
         state = asyncio.run(display.drive(max_jobs))
     except CcdError as e:

@@ -190,6 +190,11 @@ class Display(Board):
         self.summary()
         return state
 
+    def ended(self) -> None:
+        """A run that had already ended: say so, and show it."""
+        self._intro(announce=False)
+        self.summary()
+
     def left_running(self) -> None:
         """After a second Ctrl-C: say how to come back."""
         self._err.print(f"left run {self.run.id} with its jobs running; run the same command "
@@ -198,14 +203,15 @@ class Display(Board):
     def _started(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
 
-    def _intro(self) -> None:
+    def _intro(self, announce: bool = True) -> None:
         for w in self.opened.warnings:
             self._err.print(str(w), markup=False, highlight=False)
         for note in self.opened.notes:
             self._err.print(f"[yellow]{_escape(note)}[/]")
-        verb = "resuming" if self.opened.resumed else "run"
-        self._err.print(f"{verb} [bold]{self.run.id}[/] ({len(self.run.jobs)} jobs)",
-                        highlight=False)
+        if announce:
+            verb = "resuming" if self.opened.resumed else "run"
+            self._err.print(f"{verb} [bold]{self.run.id}[/] ({len(self.run.jobs)} jobs)",
+                            highlight=False)
 
 def _console(stderr: bool) -> Console:
     from rich.console import Console

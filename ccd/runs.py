@@ -103,12 +103,36 @@ def open_run(path: str | Path, state_dir: Path, *, new: bool = False,
                     " submitted (use --new to start afresh)")
             opened.warnings = warnings
             return opened
+        ended = _ended_before(store, state_dir, spec, data, path)
+        if ended is not None:
+            ended.warnings = warnings
+            return ended
     try:
         opened = create(store, state_dir, spec, data, workdir.files_of(spec))
     except RunError:
         store.close()
         raise
     opened.warnings = warnings
+    if not new:
+        for row in store.runs(source=str(spec.source), limit=2)[1:]:
+            opened.notes.append(f"run {row.id} of {path} ended {row.state.value}; this is a "
+                                "new run of every job")
+    return opened
+
+
+def _ended_before(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes,
+                  path: str | Path) -> Opened | None:
+    """The newest run of this file if it ran to the end as the file is now: then there is
+    nothing to do (never run every job again just because the same command came twice)."""
+    newest = store.runs(source=str(spec.source), limit=1)
+    if not newest or newest[0].state is not RunState.DONE:
+        return None
+    stored = store.spec_text(newest[0].id)
+    if stored is None or stored[1] != data:
+        return None
+    opened = resume(store, state_dir, newest[0].id)
+    opened.notes.append(f"run {newest[0].id} of {path} is already done: nothing to do "
+                        "(--new runs it again)")
     return opened
 
 

@@ -261,8 +261,35 @@ def test_new_starts_afresh_instead_of_resuming(tmp_path: Path, ccctl: Ccctl) -> 
         """)
     assert ccctl("run", wf).returncode == 0
     assert ccctl("run", wf, "--new").returncode == 0
-    assert ccctl("run", wf).returncode == 0  # a finished run is not resumed: a new one starts
-    assert (tmp_path / "counter").read_text().split() == ["a", "a", "a"]
+    assert (tmp_path / "counter").read_text().split() == ["a", "a"]
+
+
+def test_the_same_command_after_a_done_run_runs_nothing(tmp_path: Path, ccctl: Ccctl) -> None:
+    # As when ccctl was killed just after the run's last commit, then run again.
+    wf = write(tmp_path / "n.yaml", f"""\
+        workflow:
+          nodes: {{a: {{exec: 'echo a >> {tmp_path}/counter'}}}}
+          dependencies: []
+        """)
+    first = ccctl("run", wf, "--json")
+    again = ccctl("run", wf, "--json")
+    assert again.returncode == 0
+    assert "is already done: nothing to do (--new runs it again)" in again.stderr
+    assert json.loads(again.stdout)["run"] == json.loads(first.stdout)["run"]
+    assert (tmp_path / "counter").read_text().split() == ["a"]
+    wf.write_text(wf.read_text().replace("echo a", "echo b"))  # a changed file runs anew
+    assert ccctl("run", wf).returncode == 0
+    assert (tmp_path / "counter").read_text().split() == ["a", "b"]
+
+
+def test_after_a_failed_run_a_new_run_says_so(tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "f.yaml", "workflow:\n  nodes: {a: {exec: 'exit 1'}}\n")
+    first = ccctl("run", wf, "--json")
+    assert first.returncode == 1
+    again = ccctl("run", wf)
+    assert again.returncode == 1
+    assert f"run {json.loads(first.stdout)['run']} of {wf} ended failed; this is a new run " \
+           "of every job" in again.stderr.replace("\n", " ")
 
 
 def test_invalid_file_writes_no_state_and_exits_2(tmp_path: Path, ccctl: Ccctl,
