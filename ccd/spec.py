@@ -274,11 +274,19 @@ def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
 
 
 def _check_on_disk(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
-    """The job's script and virtualenv exist."""
-    if job.script is not None:  # scripts live beside the workflow file, whatever the kind
+    """The job's script is in the workflow's directory (each run gets a copy) and exists;
+    its virtualenv exists."""
+    if job.script is not None:
+        at = body.get("script") or body
         script = base / job.script
-        if not script.is_file():
-            c.error(body.get("script") or body, f"script file not found: {script}")
+        if ".." in Path(job.script).parts and not Path(job.script).is_absolute():
+            c.error(at, f"script {job.script!r} leaves the workflow's directory, which ccd "
+                        "copies for each run: move it there, or give its absolute path")
+        elif not script.is_file():
+            c.error(at, f"script file not found: {script}")
+        elif Path(job.script).is_absolute():
+            c.warn(at, f"script {job.script} is outside the workflow's directory: it runs "
+                       "from there, as it is when the job starts, not from the run's copy")
     if job.venv is not None and job.kind == "local":
         venv = base / Path(job.venv).expanduser()
         if not (venv / "bin" / "activate").is_file():

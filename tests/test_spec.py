@@ -455,3 +455,21 @@ def test_ten_thousand_nodes_validate_quickly(tmp_path: Path) -> None:
     assert len(spec.jobs) == 10_000 and len(spec.edges) == 9_999
     # A generous bound that still catches an accidental quadratic step; `make bench` measures.
     assert time.perf_counter() - t < 10
+
+
+def test_a_script_outside_the_workflows_directory_is_an_error_or_a_warning(
+        tmp_path: Path) -> None:
+    write(tmp_path / "shared.sh", "echo hi\n")
+    wf = write(tmp_path / "wf" / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            up: {{script: ../shared.sh}}
+        """)
+    assert errors_of(wf) == [f"{wf}:3:18: script '../shared.sh' leaves the workflow's "
+                             "directory, which ccd copies for each run: move it there, or "
+                             "give its absolute path"]
+    wf.write_text(f"workflow:\n  nodes:\n    abs: {{script: {tmp_path / 'shared.sh'}}}\n")
+    _, warnings = load_spec(wf)
+    assert [str(w) for w in warnings] == [
+        f"{wf}:3:19: warning: script {tmp_path / 'shared.sh'} is outside the workflow's "
+        "directory: it runs from there, as it is when the job starts, not from the run's copy"]
