@@ -460,10 +460,10 @@ def test_ten_thousand_nodes_validate_quickly(tmp_path: Path) -> None:
 def test_a_script_outside_the_workflows_directory_is_an_error_or_a_warning(
         tmp_path: Path) -> None:
     write(tmp_path / "shared.sh", "echo hi\n")
-    wf = write(tmp_path / "wf" / "wf.yaml", f"""\
+    wf = write(tmp_path / "wf" / "wf.yaml", """\
         workflow:
           nodes:
-            up: {{script: ../shared.sh}}
+            up: {script: ../shared.sh}
         """)
     assert errors_of(wf) == [f"{wf}:3:18: script '../shared.sh' leaves the workflow's "
                              "directory, which ccd copies for each run: move it there, or "
