@@ -476,6 +476,8 @@ def ping() -> None:
         where = client.where
     print(f"ccd is running at {where} (pid {h['pid']}, up {h['uptime']:.0f} s, "
           f"{h['active_runs']} active runs, {h['event_subscribers']} event subscribers)")
+    for problem in h.get("problems", []):
+        print(f"problem: {problem}")
 
 
 service = typer.Typer(help="Run ccd as a systemd user service.", no_args_is_help=True)

@@ -177,6 +177,16 @@ class Display(Board):
         loop.add_signal_handler(signal.SIGINT, on_sigint)
         try:
             async with Hosts(max_jobs) as hosts:
+
+                def trouble(why: str | None) -> None:  # the state cannot be saved (full disk)
+                    hosts.pause(why)
+                    self._err.print(f"[yellow]{_escape(why)}: no job starts until it can[/]"
+                                    if why else "[green]the state is saved again[/]")
+
+                def from_writer(why: str | None) -> None:  # on the store's writer thread
+                    loop.call_soon_threadsafe(trouble, why)
+
+                self.opened.store.on_trouble = from_writer
                 if self.live:
                     with self.live_view():
                         state = await runs.execute(self.opened, hosts, started=self._started)

@@ -34,7 +34,7 @@ from ccd import graph, shapes
 from ccd.assets import asset_dir
 from ccd.auth import COOKIE, Guard, Logins
 from ccd.bus import Subscription, event_frame
-from ccd.errors import CcdError, RequestError, SpecError, UploadError
+from ccd.errors import CcdError, RequestError, SpecError, StateFull, UploadError
 from ccd.labels import RunTimes
 from ccd.model import Event, JobState
 from ccd.openapi import document
@@ -66,6 +66,8 @@ def _errors(handler: Handler) -> Handler:
                                                 [str(p) for p in e.problems]), 422)
         except RequestError as e:
             return reply(shapes.Error(str(e)), e.status)
+        except StateFull as e:
+            return reply(shapes.Error(str(e)), 507)
         except CcdError as e:
             return reply(shapes.Error(str(e)), 400)
         except Exception as e:  # a bug: one JSON log line with the traceback, one 500
@@ -92,7 +94,8 @@ class Api:
         s = self.service
         return reply(shapes.Health(
             "ok", os.getpid(), self.url, round(time.time() - s.started, 3), str(s.state_dir),
-            s.active, s.bus.subscribers, s.bus.published, s.bus.last_id, s.hosts.counters()))
+            s.active, s.bus.subscribers, s.bus.published, s.bus.last_id, s.hosts.counters(),
+            s.problems()))
 
     async def meta(self, request: Request) -> Response:
         return Response(self._meta, media_type="application/json")
@@ -214,19 +217,26 @@ class Api:
 
     async def events(self, request: Request) -> Response:
         run_id = request.path_params.get("run")
-        ended = run_id is not None and self.service.run(run_id).state.final  # 404 if unknown
+        if run_id is not None:
+            self.service.run(run_id)  # 404 for an unknown run
         header = request.headers.get("last-event-id") or request.query_params.get("after")
         if header is not None:
             after = _int(header, "Last-Event-ID", 0)
         else:  # a run's stream starts at its beginning; the global one at now
             after = 0 if run_id is not None else self.service.bus.last_id
+        store = self.service.store
         sub = self.service.bus.subscribe(run_id)  # before the replay: nothing falls between
         try:
-            replay = await asyncio.to_thread(lambda: list(self.service.store.events(
-                run_id, after=after, limit=REPLAY_LIMIT + 1, own_connection=True)))
+            replay, last = await asyncio.to_thread(lambda: (
+                list(store.events(run_id, after=after, limit=REPLAY_LIMIT + 1,
+                                  own_connection=True)),
+                store.last_event(run_id, own_connection=True) if run_id else None))
         except BaseException:
             self.service.bus.unsubscribe(sub)
             raise
+        # A run's stream ends with the run's last event, once that is in the journal (the
+        # run may have ended in memory before its last events are saved).
+        ended = last is not None and _is_last_word(last)
         if ended and not replay:  # all told: 204 also stops a browser's EventSource retrying
             self.service.bus.unsubscribe(sub)
             return Response(status_code=204)
@@ -254,9 +264,8 @@ class Api:
                 elif event_id > after:
                     after = event_id
                     yield frame
-                    if sub.run_id is not None and live is not None and live.job is None \
-                            and live.state is not JobState.RUNNING:
-                        return  # the run's last word
+                    if sub.run_id is not None and live is not None and _is_last_word(live):
+                        return
         finally:
             self.service.bus.unsubscribe(sub)
 
@@ -289,6 +298,11 @@ class Api:
         if page.is_file():
             return Response(page.read_bytes(), media_type="text/html; charset=utf-8")
         return JSONResponse({"service": "ccd", "api": "/api/v1", "docs": "/docs"})
+
+
+def _is_last_word(e: Event) -> bool:
+    """Is this the event that ends a run?"""
+    return e.job is None and e.state is not JobState.RUNNING
 
 
 def _int(value: str | None, what: str, default: int) -> int:

@@ -55,7 +55,7 @@ class Bus:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
-    def notice(self, kind: str, data: dict[str, str]) -> None:
+    def notice(self, kind: str, data: dict[str, object]) -> None:
         """A change outside the journal (a workflow stored or deleted) for every client of
         the global stream. It has no id: reconnecting clients reload rather than replay."""
         frame = f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()

@@ -5,8 +5,10 @@ exit code or an HTTP status and one line a person can act on, never a traceback.
     ├── SpecError             a workflow file is invalid; carries every Problem at once
     ├── RunError              a run cannot be created, found or resumed
     ├── StoreError            the state database cannot be used (e.g. from a newer ccd)
+    ├── StateFull             no room left in the state directory (HTTP 507)
     ├── ExecutorError         a job cannot be started or controlled on its host
-    │   └── UnsupportedKind   the workflow asks for an executor this ccd does not have
+    │   ├── UnsupportedKind   the workflow asks for an executor this ccd does not have
+    │   └── HostBusy          the host cannot take a job now (its disk is full): try later
     ├── GraphvizMissing       graphviz's `dot` is not installed
     ├── GraphvizFailed        `dot` ran but drew nothing; carries what it said
     ├── RequestError          a client's request is refused; `status` is the HTTP status
@@ -54,12 +56,25 @@ class StoreError(CcdError):
     """The state database cannot be used."""
 
 
+class StateFull(CcdError):
+    """No room left to write in the state directory; nothing was half-written."""
+
+
 class ExecutorError(CcdError):
     """A job cannot be started or controlled on its host."""
 
 
 class UnsupportedKind(ExecutorError):
     """The workflow asks for a kind of executor that this ccd does not have."""
+
+
+class HostBusy(ExecutorError):
+    """The host cannot take a job now (its disk is full); the job did not start and will be
+    started when the host can take it, after `retry_after` seconds at the soonest."""
+
+    def __init__(self, message: str, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class GraphvizMissing(CcdError):

@@ -11,11 +11,17 @@ Limits: at most `max_jobs` jobs at once in this process, and at most a host's ow
 `max_jobs` (the workflow's `hosts:`) on that host, counted over all runs. A scheduler
 whose job found no free slot is woken when one frees. Limits hold within one process:
 a `ccctl run` in a terminal and the daemon count separately.
+
+Holds: a host that cannot take a job now (its disk is full) is held for a while, and all
+starts are paused while the state database cannot be written; what waits is woken when
+the hold ends. These are the daemon's `problems`, in its health report.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections import Counter
 from types import TracebackType
 from typing import Protocol
@@ -51,6 +57,8 @@ class Hosts:
         self._running: Counter[str] = Counter()  # host -> jobs running there, all runs
         self.running = 0  # jobs running, all hosts
         self._blocked: set[str] = set()  # runs waiting for a slot
+        self._held: dict[str, tuple[str, float]] = {}  # host -> (why, until when)
+        self._paused: str | None = None  # why no job may start anywhere
 
     async def __aenter__(self) -> Hosts:
         return self
@@ -87,13 +95,35 @@ class Hosts:
     # -- limits ---------------------------------------------------------------------------
 
     def acquire(self, run_id: str, host: str, host_limit: int | None) -> bool:
-        """Take a slot for a job on `host` if the limits allow; else remember to wake the
-        run when one frees."""
-        if self.full or (host_limit and self._running[host] >= host_limit):
+        """Take a slot for a job on `host` if the limits and holds allow; else remember to
+        wake the run when one frees."""
+        if self.full or host in self._held or (host_limit and self._running[host] >= host_limit):
             self.wait_for_slot(run_id)
             return False
         self.occupy(host)
         return True
+
+    def hold(self, host: str, why: str, seconds: float) -> None:
+        """Start nothing on `host` for `seconds` (it could not take a job: no room)."""
+        if host not in self._held:
+            asyncio.get_running_loop().call_later(seconds, self._unhold, host)
+        self._held[host] = (why, time.time() + seconds)
+
+    def _unhold(self, host: str) -> None:
+        self._held.pop(host, None)
+        self._wake_blocked()
+
+    def pause(self, why: str | None) -> None:
+        """Start nothing anywhere while `why` (the state cannot be saved); None resumes."""
+        self._paused = why
+        if why is None:
+            self._wake_blocked()
+
+    def problems(self) -> list[str]:
+        """What keeps jobs from starting now, in words."""
+        out = [f"all starts paused: {self._paused}"] if self._paused else []
+        out += [f"{host}: {why} (trying again)" for host, (why, _) in self._held.items()]
+        return out
 
     def wait_for_slot(self, run_id: str) -> None:
         """Wake the run's scheduler when a job ends anywhere."""
@@ -101,8 +131,8 @@ class Hosts:
 
     @property
     def full(self) -> bool:
-        """No job can start anywhere until one ends."""
-        return self.running >= self.max_jobs
+        """No job can start anywhere until one ends (or a pause ends)."""
+        return self.running >= self.max_jobs or self._paused is not None
 
     def occupy(self, host: str) -> None:
         """Count a job that is already running (re-attached after a restart), limits or not."""
@@ -113,6 +143,9 @@ class Hosts:
         """A job ended or its run detached: its slot is free."""
         self._running[host] -= 1
         self.running -= 1
+        self._wake_blocked()
+
+    def _wake_blocked(self) -> None:
         if self._blocked:
             blocked, self._blocked = self._blocked, set()
             for run_id in blocked:
@@ -123,7 +156,7 @@ class Hosts:
     def counters(self) -> dict[str, object]:
         """Jobs per host and each executor's own counters, for the health report."""
         return {
-            "max_jobs": self.max_jobs, "running": self.running,
+            "max_jobs": self.max_jobs, "running": self.running, "problems": self.problems(),
             "runs": len(self._members), "runs_waiting_for_a_slot": len(self._blocked),
             "executors": {f"{kind}:{host}": {**e.counters(), "running": self._running[host]}
                           for (kind, host), e in self._executors.items()},

@@ -76,7 +76,8 @@ _SSE = {
     "content": {"text/event-stream": {"schema": {  # one event (OpenAPI 3.2's itemSchema)
         "type": "object", "required": ["data"],
         "properties": {
-            "event": {"type": "string", "enum": ["job", "run", "resync", "workflow"]},
+            "event": {"type": "string",
+                      "enum": ["job", "run", "resync", "workflow", "problems"]},
             "id": {"type": "string", "pattern": "^[0-9]+$"},
             "data": {"type": "string", "contentMediaType": "application/json",
                      "contentSchema": _ref(Event)}}}}},
@@ -194,7 +195,8 @@ def paths() -> dict[str, dict[str, Any]]:
                          "404": _error("No such workflow"), "413": _error("Body too large"),
                          "422": _json({"anyOf": [_ref(shapes.InvalidWorkflow),
                                                  _ref(shapes.Error)]},
-                                      "No workflow named, or it no longer validates")},
+                                      "No workflow named, or it no longer validates"),
+                         "507": _error("The state directory is full")},
                         [_param("workflow", "query", {"type": "string"},
                                 "The workflow (or give it in the body)")],
                         _body(shapes.StartRun, required=False))},
@@ -207,7 +209,7 @@ def paths() -> dict[str, dict[str, Any]]:
         "/api/v1/runs/{run}/rerun": {"post": _op(
             "A new run that keeps the done jobs (and their files) and runs the others again",
             "rerunRun", {"201": _linked(_json(_ref(shapes.Run), "The new run"), _RUN_LINKS),
-                         **unknown_run,
+                         **unknown_run, "507": _error("The state directory is full"),
                          "409": _error("Still running")}, [_RUN])},
         "/api/v1/runs/{run}/jobs/{job}/log": {"get": _op(
             "A job's log: a byte range, the tail, or followed until the job ends", "jobLog",
@@ -265,7 +267,8 @@ def paths() -> dict[str, dict[str, Any]]:
         "/workflow/run/{name}": {"get": _op(
             "The paper's call: run a stored workflow", "paperRun",
             {"201": _json(_ref(shapes.Run), "Started"), "404": _error("No such workflow"),
-             "422": _json(_ref(shapes.InvalidWorkflow), "It no longer validates")},
+             "422": _json(_ref(shapes.InvalidWorkflow), "It no longer validates"),
+             "507": _error("The state directory is full")},
             [_WORKFLOW])},
     }
 

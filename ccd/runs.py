@@ -7,6 +7,8 @@ the run, then let the scheduler drive it while the store journals every event.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import fcntl
 import logging
 import os
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccd import export, workdir
-from ccd.errors import NotFound, Problem, RunError, SpecError
+from ccd.errors import NotFound, Problem, RunError, SpecError, StateFull
 from ccd.hosts import Hosts
 from ccd.model import Event, JobStatus, Run, RunState, WorkflowSpec
 from ccd.scheduler import Scheduler
@@ -159,6 +161,9 @@ def prepare(state_dir: Path, spec: WorkflowSpec, data: bytes, files: dict[str, P
         (run.run_dir / "spec.yaml").write_bytes(data)
     except OSError as e:
         shutil.rmtree(run.run_dir, ignore_errors=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StateFull(f"the state directory {state_dir} is full: no room for the "
+                            f"working copy of a new run") from None
         raise RunError(f"cannot make the working copy of run {run_id}: {e}") from None
     return run
 
@@ -214,7 +219,9 @@ async def execute(opened: Opened, hosts: Hosts, *,
         state = await scheduler.run_to_end()
     finally:
         _snapshot(run)
-        store.flush()
+        # Off the event loop: while the disk is full this waits until there is room again,
+        # and the process must go on answering.
+        await asyncio.to_thread(store.flush)
         if run.state.final:
             opened.release()
     return state

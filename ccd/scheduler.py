@@ -23,12 +23,13 @@ from typing import Any
 import msgspec
 
 from ccd import rules
-from ccd.errors import ExecutorError
+from ccd.errors import ExecutorError, HostBusy
 from ccd.executors.protocol import Launch, Observation, launch_for
 from ccd.hosts import Hosts
 from ccd.model import Event, JobState, JobStatus, Run, RunState, apply, job_event
 
 log = logging.getLogger("ccd.scheduler")
+HOLD_AFTER_NO_ROOM = 5.0  # seconds before a host that had no room is tried again
 
 
 class Scheduler:
@@ -185,6 +186,12 @@ class Scheduler:
             launch = self._launch_of(name)
             try:
                 pid = await executor.start(launch)
+            except HostBusy as e:  # not the job's failure: it waits until the host can
+                self._hosts.release(job.host)
+                self._not_started(status, str(e), e.retry_after)
+                blocked[name] = None
+                full_hosts.add(job.host)
+                continue
             except ExecutorError as e:
                 self._hosts.release(job.host)
                 self._fail(status, str(e), tstart=now, tend=self._clock())
@@ -247,6 +254,14 @@ class Scheduler:
                 self._observe(self.run.jobs[obs.name], obs)
 
     def _observe(self, status: JobStatus, obs: Observation) -> None:
+        if obs.nostart:  # its wrapper found no room to start it: it waits, it did not fail
+            del self._running[status.name]
+            self._timed.discard(status.name)
+            self._hosts.release(status.host)
+            self._not_started(status, obs.nostart, HOLD_AFTER_NO_ROOM, tstart=None, pid=None,
+                              attempt=max(0, status.attempt - 1))
+            self._ready[status.name] = None
+            return
         if not obs.ended:
             progress = max(status.progress, obs.progress or 0)
             pid = obs.pid if obs.pid is not None else status.pid
@@ -296,6 +311,15 @@ class Scheduler:
             self._set(status, JobState.READY, progress=0, tstart=None, tend=None,
                       exit_code=None, pid=None, message=f"{reason} ({of}); trying again")
             self._ready[name] = None
+
+    def _not_started(self, status: JobStatus, why: str, retry_after: float,
+                     **fields: Any) -> None:
+        """The host could not take the job now: hold the host, say why on the job."""
+        self._hosts.hold(status.host, why, retry_after)
+        self._hosts.wait_for_slot(self.run.id)  # woken when the hold ends
+        message = f"waiting: {why}"
+        if status.message != message or fields:
+            self._set(status, JobState.READY, message=message, **fields)
 
     def _fail(self, status: JobStatus, message: str, **fields: Any) -> None:
         self._set(status, JobState.FAILED, message=message, **fields)

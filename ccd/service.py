@@ -58,6 +58,7 @@ class Service:
         self._prune_after = prune_after
         self._loop = asyncio.get_running_loop()
         self.store = Store(state_dir / "ccd.db", on_commit=self._committed)
+        self.store.on_trouble = self._trouble_from_writer
         self.bus.last_id = self.store.last_event_id()
         self._external_seen = self.bus.last_id
         self._active: dict[str, _Active] = {}
@@ -141,10 +142,11 @@ class Service:
     def cancel(self, run_id: str) -> Run:
         """Cancel a run this daemon drives."""
         active = self._active.get(run_id)
+        run = active.opened.run if active is not None else self.run(run_id)
+        if run.state.final:  # (also while its last events are being saved)
+            raise Conflict(f"run {run_id} is {run.state.value}")
         if active is None:
-            run = self.run(run_id)
-            raise Conflict(f"run {run_id} is {run.state.value}" if run.state.final else
-                           f"run {run_id} is driven by another process; cancel it there")
+            raise Conflict(f"run {run_id} is driven by another process; cancel it there")
         active.cancelled = "cancelled through the API"
         if active.scheduler is not None:
             active.scheduler.cancel(active.cancelled)
@@ -355,6 +357,23 @@ class Service:
             return runs.prune(store, self.state_dir, before)
         finally:
             store.close()
+
+    # -- trouble --------------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """What keeps runs from going on now, in words (the health report, the page)."""
+        return self.hosts.problems()
+
+    def _trouble_from_writer(self, trouble: str | None) -> None:
+        # Called on the store's writer thread.
+        with contextlib.suppress(RuntimeError):  # the loop closed while shutting down
+            self._loop.call_soon_threadsafe(self._trouble, trouble)
+
+    def _trouble(self, trouble: str | None) -> None:
+        """The state cannot be saved (or can again): hold every start meanwhile, and tell
+        the pages and clients that follow the global stream."""
+        self.hosts.pause(trouble)
+        self.bus.notice("problems", {"problems": self.problems()})
 
     # -- events ---------------------------------------------------------------------------
 

@@ -162,6 +162,7 @@ class Health(Struct):
     events_published: int
     last_event_id: int
     hosts: dict[str, Any]  # jobs per host, executors and their counters
+    problems: list[str]  # what keeps runs from going on now (a full disk), in words
 
 
 class StateLook(Struct):

@@ -17,12 +17,13 @@ refused rather than misread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +159,10 @@ class Store:
     def __init__(self, path: Path, on_commit: Callable[[list[tuple[int, Event]]], None] | None
                  = None, busy_timeout: float = 30) -> None:
         self.path = path
+        # Why commits fail now (a full disk, a lock held too long), or None; the writer
+        # thread tells `on_trouble` when it starts and when it is over.
+        self.trouble: str | None = None
+        self.on_trouble: Callable[[str | None], None] | None = None
         # Two connections: one only the writer thread uses, one for the caller's thread (reads
         # and rare writes). A connection shared between threads would mix their transactions.
         try:
@@ -202,10 +207,16 @@ class Store:
         self._queue.put(done)
         done.wait()
 
-    def close(self) -> None:
-        """Flush and stop the writer."""
+    def close(self, patience: float = 10.0) -> None:
+        """Flush and stop the writer. While commits fail (a full disk), wait at most
+        `patience` seconds, then give up on what is not saved: the jobs' status files keep
+        their truth, and the next start reads them again."""
         self._queue.put(None)
-        self._writer.join()
+        self._writer.join(None if self.trouble is None else patience)
+        if self._writer.is_alive():
+            log.error("stopping with events not saved (%s); the next start reads the jobs' "
+                      "status files again", self.trouble)
+            return  # the writer thread is a daemon thread: it ends with the process
         self._db.close()
         self._mine.close()
 
@@ -247,15 +258,29 @@ class Store:
 
     def _commit_until_it_works(self, db: sqlite3.Connection, batch: list[Event]
                                ) -> list[tuple[int, Event]]:
-        """A full disk or a locked database must not lose events: keep them and retry."""
+        """A full disk or a locked database must not lose events: keep them and retry,
+        saying so once when it starts and once when it is over."""
         delay = 0.1
         while True:
             try:
-                return self._commit(db, batch)
+                committed = self._commit(db, batch)
             except sqlite3.Error as e:
-                log.error("cannot write the journal (%s); retrying in %.1f s", e, delay)
+                if self.trouble is None:
+                    log.error("cannot write the journal (%s); holding its events and "
+                              "retrying", e)
+                    self._tell(f"cannot save the state: {e}")
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            if self.trouble is not None:
+                log.info("the journal is written again")
+                self._tell(None)
+            return committed
+
+    def _tell(self, trouble: str | None) -> None:
+        self.trouble = trouble
+        if self.on_trouble is not None:
+            self.on_trouble(trouble)
 
     @staticmethod
     def _commit(db: sqlite3.Connection, batch: list[Event]) -> list[tuple[int, Event]]:
@@ -372,10 +397,18 @@ class Store:
         return Run(run_id, spec, jobs, run_dir, r[1], RunState(r[0]), r[2], r[3], r[4],
                    Path(r[5]) if r[5] else None)
 
+    def last_event(self, run_id: str, own_connection: bool = False) -> Event | None:
+        """The newest journalled event of a run."""
+        with contextlib.closing(self.events(run_id, newest_first=True, limit=1,
+                                            own_connection=own_connection)) as found:
+            return next((e for _, e in found), None)
+
     def events(self, run_id: str | None = None, after: int = 0, limit: int = -1,
-               own_connection: bool = False) -> Iterable[tuple[int, Event]]:
-        """The journal after an event id, optionally for one run, at most `limit` entries.
-        `own_connection` for a caller on another thread (a connection is not shared)."""
+               own_connection: bool = False, newest_first: bool = False
+               ) -> Generator[tuple[int, Event], None, None]:
+        """The journal after an event id, optionally for one run, at most `limit` entries,
+        oldest first unless `newest_first`. `own_connection` for a caller on another thread
+        (a connection is not shared between threads)."""
         sql = f"SELECT id, {_EVENT_COLUMNS} FROM events WHERE id > ?"
         args: list[object] = [after]
         if run_id is not None:
@@ -383,7 +416,8 @@ class Store:
             args.append(run_id)
         db = connect(self.path) if own_connection else self._mine
         try:
-            for row in db.execute(sql + " ORDER BY id LIMIT ?", [*args, limit]):
+            order = " ORDER BY id DESC" if newest_first else " ORDER BY id"
+            for row in db.execute(sql + order + " LIMIT ?", [*args, limit]):
                 yield row[0], Event(id=row[0], run_id=row[1], job=row[2], state=JobState(row[3]),
                                     progress=row[4], time=row[5], exit_code=row[6], pid=row[7],
                                     message=row[8], tstart=row[9], tend=row[10],

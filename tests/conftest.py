@@ -161,3 +161,46 @@ def wait_for(condition: Callable[[], object], timeout: float = 30,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+Mount = Callable[..., Path]
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Mount]:
+    """Mount small tmpfs file systems below tmp_path (`mount(name, size, readonly)`), for
+    read-only and full disks; unmounted after the test. Needs root, as CI has."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("these tests mount tmpfs and need root (CI runs as root)")
+        pytest.skip("mounting tmpfs needs root")
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str = "4m", readonly: bool = False) -> Path:
+        where = tmp_path / name
+        where.mkdir(exist_ok=True)
+        options = f"size={size}" + (",ro" if readonly else "")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(where: Path) -> Path:
+    """Fill a file system to the last byte; returns the file to delete to make room."""
+    filler = where / "filler"
+    with open(filler, "wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+        try:
+            while True:
+                f.write(b"\0")
+        except OSError:
+            pass
+    return filler

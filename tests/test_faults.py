@@ -4,56 +4,15 @@ nothing; when there is room again it carries on by itself."""
 
 from __future__ import annotations
 
-import os
+import contextlib
+import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
-from conftest import Ccctl, write
-
-Mount = Callable[..., Path]
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Mount]:
-    """Mount small tmpfs file systems below tmp_path; unmounted after the test."""
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("these tests mount tmpfs and need root (CI runs as root)")
-        pytest.skip("mounting tmpfs needs root")
-    mounted: list[Path] = []
-
-    def mount(name: str, size: str = "4m", readonly: bool = False) -> Path:
-        where = tmp_path / name
-        where.mkdir()
-        options = f"size={size}" + (",ro" if readonly else "")
-        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], check=True)
-        mounted.append(where)
-        return where
-
-    yield mount
-    for where in reversed(mounted):
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(where: Path) -> Path:
-    """Fill a file system to the last byte; returns the file to delete to make room."""
-    filler = where / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-        except OSError:
-            pass
-        try:
-            while True:
-                f.write(b"\0")
-        except OSError:
-            pass
-    return filler
-
+from conftest import Ccctl, Mount, fill, running_daemon, wait_for, write
 
 QUICK = "workflow:\n  nodes: {a: {exec: 'true'}}\n"
 
@@ -75,3 +34,70 @@ def test_an_unusable_state_directory_is_one_line_and_exit_2(
         assert line.endswith(f"cannot use the state directory {disk / 'state'}: " +
                              ("Read-only file system" if trouble == "read-only"
                               else "database or disk is full")), line
+
+
+def test_the_wrapper_with_no_room_runs_nothing_and_leaves_no_claim(tmpfs: Mount) -> None:
+    from ccd.executors.protocol import CLAIMED_ELSEWHERE, NO_ROOM, WRAPPER
+
+    disk = tmpfs("disk", size="1m")
+    job = disk / "job"
+    job.mkdir()
+    fill(disk)
+    ran = disk.parent / "ran"  # outside the full disk
+    proc = subprocess.run(["sh", WRAPPER, str(job), "/", "", f"touch {ran}"], timeout=30)
+    assert proc.returncode == NO_ROOM and not ran.exists()
+    assert not (job / "status").exists()  # no claim left behind: it can start later
+    (job / "status").write_text("")  # (tmpfs makes empty files when full) another holds it
+    proc = subprocess.run(["sh", WRAPPER, str(job), "/", "", f"touch {ran}"], timeout=30)
+    assert proc.returncode == CLAIMED_ELSEWHERE and not ran.exists()
+
+
+def test_a_full_state_directory_holds_starts_and_loses_nothing(
+        tmpfs: Mount, env: dict[str, str], tmp_path: Path, ccctl: Ccctl) -> None:
+    state = tmpfs("state", size="16m")
+    release = tmp_path / "release"
+    text = f"""\
+workflow:
+  nodes:
+    gate: {{exec: 'while [ ! -f {release} ]; do sleep 0.02; done'}}
+    a: {{exec: 'echo a'}}
+    b: {{exec: 'echo b'}}
+  dependencies: ['gate,a', 'gate,b']
+"""
+    with contextlib.ExitStack() as stack, running_daemon(env, state) as d, d.http() as http:
+        assert http.post("/api/v1/workflows", content=text.encode(),
+                         params={"filename": "gated.yaml"}).status_code == 201
+        run = http.post("/api/v1/runs", json={"workflow": "gated"}).json()["run"]
+        wait_for(lambda: job_states(http, run)["gate"] == "running", what="gate to run")
+        filler = fill(state)
+        stack.callback(filler.unlink, missing_ok=True)  # whatever happens, room at the end
+        release.touch()
+        wait_for(lambda: http.get("/api/v1/health").json()["problems"], what="the trouble")
+        health = http.get("/api/v1/health").json()
+        assert any("cannot save the state" in p for p in health["problems"]), health
+        pinged = ccctl("ping")
+        assert pinged.returncode == 0 and "problem: all starts paused" in pinged.stdout
+        assert {job_states(http, run)[n] for n in ("a", "b")} == {"ready"}  # held, not failed
+        filler.unlink()  # room again: everything goes on by itself
+        wait_for(lambda: http.get(f"/api/v1/runs/{run}").json()["state"] != "running",
+                 what="the run to end")
+        final = http.get(f"/api/v1/runs/{run}").json()
+        assert final["state"] == "done", final
+        assert all(j["state"] == "done" and j["attempt"] == 1 for j in final["jobs"])
+        assert http.get("/api/v1/health").json()["problems"] == []
+        filler = fill(state)  # a new run needs room for its working copy: 507, nothing made
+        refused = http.post("/api/v1/runs", json={"workflow": "gated"})
+        assert refused.status_code == 507 and "is full" in refused.json()["error"]
+        assert len(list((state / "runs").iterdir())) == 1
+        events = [json.loads(line[6:]) for line in
+                  http.get(f"/api/v1/runs/{run}/events").text.splitlines()
+                  if line.startswith("data: ")]
+        assert [(e["job"], e["state"]) for e in events if e["job"] == "a"] == [
+            ("a", "running"), ("a", "ready"), ("a", "running"), ("a", "done")] or [
+            (e["job"], e["state"]) for e in events if e["job"] == "a"] == [
+            ("a", "running"), ("a", "done")]  # every change journalled, none lost
+        assert events[-1]["job"] is None and events[-1]["state"] == "done"
+
+
+def job_states(http: httpx.Client, run: str) -> dict[str, str]:
+    return {j["name"]: j["state"] for j in http.get(f"/api/v1/runs/{run}").json()["jobs"]}

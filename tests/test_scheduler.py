@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ccd.errors import ExecutorError, UnsupportedKind
+from ccd.errors import ExecutorError, HostBusy, UnsupportedKind
 from ccd.executors import Deliver, Executor
 from ccd.executors.memory import MemoryExecutor
-from ccd.executors.protocol import Launch
+from ccd.executors.protocol import Launch, Observation
 from ccd.hosts import Hosts
 from ccd.model import Event, HostSpec, JobSpec, JobState, JobStatus, Run, RunState, WorkflowSpec
 from ccd.scheduler import Scheduler
@@ -335,3 +335,53 @@ def test_whatever_goes_wrong_the_run_ends_failed_with_the_reason(
             (JobState.FAILED, run_message)
     assert all(s.state.final for s in run.jobs.values())
     assert h.events[-1].job is None and h.events[-1].state == "failed"
+
+
+class _Full(MemoryExecutor):
+    """A host whose disk is full for the first `full` starts (HostBusy), or whose wrapper
+    finds no room after starting (`nostart`)."""
+
+    full = 0
+    nostart = False
+
+    async def start(self, launch: Launch) -> int:
+        if self.full:
+            self.full -= 1
+            raise HostBusy("no room on this machine's disk for the job's files",
+                           retry_after=0.01)
+        pid = await super().start(launch)
+        if self.nostart:
+            self.nostart = False
+            self.running.pop(launch.key)
+            self.deliver(Observation(*launch.key, nostart="no room for its status file"))
+        return pid
+
+
+@pytest.mark.parametrize("how", ["start refused", "wrapper found no room"])
+def test_a_host_with_no_room_holds_the_job_which_starts_later_and_never_fails(
+        how: str) -> None:
+    made: list[MemoryExecutor] = []
+
+    def make(kind: str, host: str, deliver: Deliver) -> Executor:
+        if not made:
+            made.append(_Full(deliver))
+            if how == "start refused":
+                made[0].full = 2  # type: ignore[attr-defined]
+            else:
+                made[0].nostart = True  # type: ignore[attr-defined]
+        return made[0]
+
+    run = make_run([JobSpec("a", exec="x")], [])
+    h = Harness(run, max_jobs=10, make=make)
+
+    async def scenario() -> RunState:
+        task = asyncio.create_task(h.scheduler.run_to_end())
+        await asyncio.wait_for(_finish(made, "r1", "a"), 10)
+        return await task
+
+    assert asyncio.run(scenario()) is RunState.DONE
+    a = [(e.state.value, e.message) for e in h.events if e.job == "a"]
+    assert ("ready", "waiting: no room on this machine's disk for the job's files") in a \
+        or ("ready", "waiting: no room for its status file") in a
+    assert "failed" not in [state for state, _ in a]
+    assert run.jobs["a"].attempt == 1 and run.jobs["a"].message == ""

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import pytest
-from conftest import ROOT, Daemon, wait_for
+from conftest import ROOT, Daemon, Mount, fill, wait_for
 from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_playwright
 
 from ccd import shapes
@@ -521,4 +521,33 @@ def test_the_page_catches_up_after_the_daemon_restarts(
     for job in ("start", "wait", "end"):
         expect(web.job_row(job)).to_have_attribute("data-state", "done")
     expect(web.page.locator("pre.log")).to_have_text("before\nafter\n", timeout=PUSH_MS)
+    web.assert_not_reloaded_and_clean()
+
+
+@pytest.fixture
+def small_state(state_dir: Path, tmpfs: Mount) -> Path:
+    """The daemon's state directory on a 16 MiB tmpfs (asked for before `web` starts it)."""
+    return tmpfs(state_dir.name, size="16m")
+
+
+def test_a_full_state_directory_shows_a_banner_until_there_is_room(
+        small_state: Path, web: Web, tmp_path: Path) -> None:
+    web.login()
+    banner = web.page.locator("#problems")
+    expect(banner).to_be_hidden()
+    gate = tmp_path / "gate"
+    upload(web.daemon, "workflow:\n  nodes:\n"
+           f"    wait: {{exec: 'while [ ! -f {gate} ]; do sleep 0.02; done'}}\n", "held")
+    run = start(web.daemon, "held")
+    web.open(f"#/runs/{run}")
+    expect(web.job_row("wait")).to_have_attribute("data-state", "running", timeout=PUSH_MS)
+    filler = fill(small_state)
+    try:
+        gate.touch()  # its end cannot be saved: the daemon says so, by push
+        expect(banner).to_be_visible(timeout=PUSH_MS)
+        expect(banner).to_contain_text("all starts paused: cannot save the state")
+    finally:
+        filler.unlink()
+    expect(banner).to_be_hidden(timeout=PUSH_MS)
+    expect(web.job_row("wait")).to_have_attribute("data-state", "done", timeout=PUSH_MS)
     web.assert_not_reloaded_and_clean()

@@ -17,6 +17,12 @@ export class Live {
     this.listeners = new Set();
     this.stateListeners = new Set();
     this.resyncListeners = new Set();
+    this.problemListeners = new Set();
+  }
+
+  /** Call `fn(problems)` when the daemon says what keeps runs from going on changed. */
+  onProblems(fn) {
+    this.problemListeners.add(fn);
   }
 
   /** Call `fn(event)` for every job and run event. */
@@ -63,6 +69,10 @@ export class Live {
     // A workflow stored or deleted elsewhere (ccctl, another page): the view reloads.
     source.addEventListener("workflow", () => {
       for (const fn of this.resyncListeners) fn();
+    });
+    source.addEventListener("problems", (e) => {
+      const { problems } = JSON.parse(e.data);
+      for (const fn of this.problemListeners) fn(problems);
     });
     source.addEventListener("resync", () => {
       this.close();

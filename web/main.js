@@ -7,6 +7,7 @@
 import { get, LOGGED_OUT } from "./api.js";
 import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
+import { showProblems } from "./messages.js";
 import { setPalette, useStates } from "./states.js";
 import { RunView } from "./run.js";
 import { RunsView, WorkflowView, WorkflowsView } from "./workflows.js";
@@ -95,7 +96,9 @@ async function start(attempt = 0) {
     return;
   }
   useStates(meta);
+  showProblems(health.problems);
   live = new Live(health.last_event_id);
+  live.onProblems(showProblems);
   let dropped = false;
   live.onState((state) => {
     liveState(state);

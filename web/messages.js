@@ -34,3 +34,11 @@ function message(kind, text, extra) {
                   onclick: () => el.remove() }, "×"));
   return el;
 }
+
+/** What keeps runs from going on now (the daemon's `problems`: a full disk), shown until it
+ *  is over; an empty list hides it. */
+export function showProblems(problems) {
+  const banner = document.getElementById("problems");
+  banner.replaceChildren(...(problems ?? []).map((p) => h("p", null, p)));
+  banner.hidden = !problems?.length;
+}

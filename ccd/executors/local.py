@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -24,10 +25,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ccd.errors import ExecutorError
+from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Deliver
 from ccd.executors.protocol import (
     CLAIMED_ELSEWHERE,
+    NO_ROOM,
     WRAPPER,
     Launch,
     Observation,
@@ -42,6 +44,8 @@ _QUIET = [
     (os.POSIX_SPAWN_DUP2, 1, 2),
 ]
 _LOG_CHUNK = 1 << 20  # read at most this much new log per job per poll
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+NO_ROOM_MESSAGE = "no room on this machine's disk for the job's files (the disk is full)"
 
 
 @dataclass(slots=True, eq=False)
@@ -89,6 +93,8 @@ class LocalExecutor:
                                        launch.command()],
                                  env, file_actions=_QUIET, setsid=True)
         except OSError as e:
+            if e.errno in _FULL:
+                raise HostBusy(NO_ROOM_MESSAGE) from e
             raise ExecutorError(f"cannot start job {launch.job.name!r}: {e}") from e
         self._watch(launch, d, pid, child=True, tstart=time.time())
         return pid
@@ -98,6 +104,11 @@ class LocalExecutor:
         d = job_dir(launch)
         status = _read(d / "status")
         obs = Observation(launch.run_id, launch.job.name)
+        for _ in range(3):  # created, its pid not written yet: a wrapper just starting
+            if status is None or parse_status(status).pid is not None:
+                break
+            await asyncio.sleep(0.02)
+            status = _read(d / "status")
         if status is None:
             return obs
         parsed = parse_status(status)
@@ -226,6 +237,10 @@ class LocalExecutor:
             # Another wrapper (from a ccd that died while starting it) owns this job: watch it.
             self._watch(launch, d, status.pid, child=False, tstart=w.tstart)
             obs.pid = status.pid
+            return obs
+        if w is not None and w.returncode == NO_ROOM and status.pid in (None, w.pid) \
+                and status.exit_code is None:
+            obs.started, obs.pid, obs.nostart = False, None, NO_ROOM_MESSAGE
             return obs
         obs.ended = True
         obs.tend = (w.tend if w else None) or _mtime(d / "status") or time.time()

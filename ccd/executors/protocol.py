@@ -20,6 +20,7 @@ from ccd.model import JobSpec, Run
 
 WRAPPER = str(resources.files("ccd.executors").joinpath("job.sh"))
 CLAIMED_ELSEWHERE = 75  # job.sh's exit code when another wrapper already started the job
+NO_ROOM = 73  # job.sh's exit code when there was no room to record the job's start
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class Observation:
     tend: float | None = None
     progress: int | None = None
     message: str = ""  # why it failed when it did not exit by itself (lost, signal)
+    nostart: str = ""  # why it did not start after all (no room): start it again later
 
 
 @dataclass(frozen=True, slots=True)
