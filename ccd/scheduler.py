@@ -257,6 +257,7 @@ class Scheduler:
         if obs.nostart:  # its wrapper found no room to start it: it waits, it did not fail
             del self._running[status.name]
             self._timed.discard(status.name)
+            self._stopping.pop(status.name, None)
             self._hosts.release(status.host)
             self._not_started(status, obs.nostart, HOLD_AFTER_NO_ROOM, tstart=None, pid=None,
                               attempt=max(0, status.attempt - 1))
