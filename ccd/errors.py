@@ -12,7 +12,8 @@ exit code or an HTTP status and one line a person can act on, never a traceback.
     ├── RequestError          a client's request is refused; `status` is the HTTP status
     │   ├── UploadError       an upload (body, tar, form) is refused       400, 413, 422
     │   ├── NotFound          no such workflow, run, job or result         404
-    │   └── Conflict          it does not fit the current state            409
+    │   ├── Conflict          it does not fit the current state            409
+    │   └── StateDirFull      no room in the state directory to keep it    507
     └── ClientError           `ccctl`: the daemon refused (`status`) or is unreachable (None)
 """
 
@@ -95,6 +96,13 @@ class Conflict(RequestError):
     """The request does not fit the current state (e.g. cancel a finished run)."""
 
     status = 409
+
+
+class StateDirFull(RequestError):
+    """The state directory has no room (ENOSPC, EDQUOT) to keep what the request sent;
+    nothing of it was kept."""
+
+    status = 507
 
 
 class ClientError(CcdError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -25,14 +26,14 @@ import msgspec
 
 from ccd import runs, shapes, workdir
 from ccd.bus import Bus
-from ccd.errors import CcdError, Conflict, NotFound, RunError, UploadError
+from ccd.errors import CcdError, Conflict, NotFound, RunError, StateDirFull, UploadError
 from ccd.executors.protocol import launch_for
 from ccd.hosts import Hosts
 from ccd.model import SAFE_NAME, Event, JobState, JobStatus, Run, WorkflowSpec
 from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
 from ccd.store import Store, WorkflowRow
-from ccd.uploads import main_yaml, unpack
+from ccd.uploads import layout, main_yaml, unpack
 
 log = logging.getLogger("ccd.service")
 
@@ -286,17 +287,24 @@ class Service:
 
     def _store(self, name: str, files: dict[str, bytes], main: str) -> shapes.Workflow:
         """Validate and keep a workflow's files as a new version; nothing is kept on error."""
+        kept = layout(files, main, name)
         root = self.state_dir / "workflows" / name
         tmp = root.parent / f".upload-{secrets.token_hex(4)}"
         try:
-            for rel, content in files.items():
-                path = tmp / (f"{name}.yaml" if rel == main else rel)
+            tmp.mkdir(parents=True)
+            for rel, content in kept.items():
+                path = tmp / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(content)
             spec, _ = load_spec(tmp / f"{name}.yaml", display=main)
             version = root / (time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2))
-            version.parent.mkdir(parents=True, exist_ok=True)
+            root.mkdir(exist_ok=True)
             tmp.rename(version)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StateDirFull(f"the state directory is full: {self.state_dir} has no room "
+                                   "for this workflow; nothing of it was kept") from None
+            raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         row = WorkflowRow(name, str(version / f"{name}.yaml"), time.time(), len(spec.jobs))

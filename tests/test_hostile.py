@@ -1,12 +1,20 @@
-"""Hostile workflow files get one clean FILE:LINE:COL error, quickly, in bounded memory."""
+"""Hostile workflow files get one clean FILE:LINE:COL error, quickly, in bounded memory; hostile
+uploads to a daemon get a 4xx (or a 507 when its disk is full) and leave nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import io
+import os
 import subprocess
 import sys
+import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Daemon
 
 BOMB = b"""\
 a: &a ["x","x","x","x","x","x","x","x","x"]
@@ -59,3 +67,119 @@ def test_hostile_file_gets_a_clean_error(tmp_path: Path, name: str) -> None:
     peak = subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True,
                           text=True, timeout=30, check=True)
     assert int(peak.stdout) < 150 * 1024  # KiB
+
+
+# -- hostile uploads to a daemon ----------------------------------------------------------
+
+QUICK = b"workflow:\n  nodes: {a: {exec: 'true'}}\n  dependencies: []\n"
+
+
+def peak_kib(pid: int) -> int:
+    """The most memory a process has held at once (VmHWM), in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+
+
+def leftovers(state_dir: Path) -> list[Path]:
+    """What a refused upload may have left in the state directory."""
+    return list((state_dir / "workflows").glob(".upload-*"))
+
+
+def header_bomb(kind: bytes, size: int) -> bytes:
+    """A gzip'd tar whose first member is a header member (a GNU long name, a pax header)
+    announcing `size` bytes of zeros: concatenated gzip members of 1 MiB of zeros each."""
+    info = tarfile.TarInfo("././@LongLink")
+    info.type = kind
+    info.size = size
+    zeros = gzip.compress(bytes(1 << 20))
+    return gzip.compress(info.tobuf(tarfile.USTAR_FORMAT)) + zeros * (size >> 20)
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK,
+                                  tarfile.XHDTYPE, tarfile.XGLTYPE])
+def test_a_huge_tar_header_member_is_refused_in_bounded_memory(daemon: Daemon, kind: bytes
+                                                               ) -> None:
+    assert daemon.proc is not None
+    body = header_bomb(kind, 300 << 20)
+    assert len(body) < 1 << 20  # 300 MiB of header in a body under 1 MiB
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=body)
+    assert peak_kib(daemon.proc.pid) < 200 * 1024
+    assert 400 <= r.status_code < 500 and "'././@LongLink'" in r.json()["error"], r.text
+
+
+def header_chain(n: int) -> bytes:
+    """`n` empty GNU long-name header members in a row, then the end of the archive."""
+    info = tarfile.TarInfo("././@LongLink")
+    info.type = tarfile.GNUTYPE_LONGNAME
+    return info.tobuf(tarfile.USTAR_FORMAT) * n + bytes(1024)
+
+
+def tar_of(*members: tuple[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+REFUSED_ARCHIVES = {
+    "long-name-part": (tar_of(("w.yaml", QUICK), ("x" * 300, b"echo")),
+                       "a part of its path is over 255 bytes"),
+    "long-path": (tar_of(("w.yaml", QUICK), ("d/" * 2100 + "f", b"echo")),
+                  "its path is over 1,024 bytes"),
+    "file-and-directory": (tar_of(("w.yaml", QUICK), ("x", b"a"), ("x/y", b"b")),
+                           "archive member 'x' is both a file and a directory"),
+    "dot-as-a-file": (tar_of(("w.yaml", QUICK), (".", b"oops")),
+                      "archive member '.' is a file"),
+    "dot-slash-as-a-file": (tar_of(("./", b"oops"), ("w.yaml", QUICK)),
+                            "archive member './' is a file"),
+    "header-chain": (gzip.compress(header_chain(2000)), "header members in a row"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_ARCHIVES))
+def test_a_refused_archive_is_a_4xx_that_leaves_nothing_behind(daemon: Daemon, state_dir: Path,
+                                                               case: str) -> None:
+    body, expected = REFUSED_ARCHIVES[case]
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=body, params={"name": "w"})
+        assert 400 <= r.status_code < 500 and expected in r.json()["error"], r.text
+        assert http.get("/api/v1/workflows").json() == []
+    assert leftovers(state_dir) == []
+
+
+@pytest.fixture
+def full_workflows(state_dir: Path) -> Iterator[Path]:
+    """The state directory's workflows/ on a small tmpfs, filled up (needs root)."""
+    where = state_dir / "workflows"
+    where.mkdir(parents=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+    try:
+        with open(where / "filler", "wb", buffering=0) as f, \
+                contextlib.suppress(OSError):
+            while True:
+                f.write(bytes(4096))
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=True)
+
+
+def test_an_upload_to_a_full_state_directory_is_507_and_leaves_nothing(
+        full_workflows: Path, daemon: Daemon, state_dir: Path) -> None:
+    upload = tar_of(("w.yaml", QUICK), ("a.sh", b"echo a\n" * 1000))
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=upload, params={"name": "w"})
+        assert r.status_code == 507, r.text
+        assert r.json()["error"].startswith("the state directory is full")
+        assert sorted(p.name for p in full_workflows.iterdir()) == ["filler"]
+        (full_workflows / "filler").unlink()  # room again: the same upload goes through
+        assert http.post("/api/v1/workflows", content=upload,
+                         params={"name": "w"}).status_code == 201
