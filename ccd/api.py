@@ -39,7 +39,7 @@ from ccd.model import Event, JobState
 from ccd.openapi import document
 from ccd.service import Service
 from ccd.settings import variables
-from ccd.uploads import MAX_BODY
+from ccd.uploads import MAX_BODY, form_file
 
 WEB = asset_dir("web")
 LOG_LIMIT = 1 << 20
@@ -311,6 +311,11 @@ async def _decode(request: Request, shape: type[T], empty: str | None = None) ->
 
 
 async def _limited_body(request: Request) -> bytes:
+    """The request's body, refused (413) as soon as it is over MAX_BODY, whether it says its
+    length, is chunked or is a multipart form: nothing over the limit is kept."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise UploadError(f"request body over {MAX_BODY:,} bytes", 413)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -321,23 +326,14 @@ async def _limited_body(request: Request) -> bytes:
 
 
 async def _upload_body(request: Request) -> tuple[bytes, str]:
-    """The uploaded bytes and their file name, from a raw body or a multipart form."""
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            raise UploadError(f"request body over {MAX_BODY:,} bytes", 413)
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except Exception as e:  # the multipart parser's own errors have no common base
-            raise UploadError(f"unreadable multipart form: {e}") from None
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise UploadError("the form needs a `file` field holding the workflow")
-        data = await upload.read(MAX_BODY + 1)
-        if len(data) > MAX_BODY:
-            raise UploadError(f"upload over {MAX_BODY:,} bytes", 413)
-        return data, upload.filename or ""
-    return await _limited_body(request), request.query_params.get("filename", "")
+    """The uploaded bytes and their file name, from a raw body or a multipart form (parsed
+    from the body read within the limit: starlette's own form parser would spool a file
+    field of any size to disk before any limit applied)."""
+    body = await _limited_body(request)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        return await asyncio.to_thread(form_file, body, content_type)
+    return body, request.query_params.get("filename", "")
 
 
 def _server_file(archive: str) -> tuple[bytes, str]:

@@ -1,6 +1,7 @@
-"""Untrusted uploads -> a workflow's files: a YAML body, or a .tar/.tar.gz with the YAML and
-its scripts. No absolute paths, no `..`, no links, no devices. Nothing is written here: the
-caller gets relative paths and their bytes.
+"""Untrusted uploads -> a workflow's files: a YAML file, or a .tar/.tar.gz with the YAML and
+its scripts, sent as the request body or as the `file` field of a multipart form. No
+absolute paths, no `..`, no links, no devices. Nothing is written here: the caller gets
+relative paths and their bytes.
 
 Every bound below is checked before what it bounds is read. tarfile itself reads a GNU
 long-name or pax header member whole, whatever size it announces (a 1 MB gzip announcing a
@@ -17,10 +18,17 @@ import io
 import os
 import tarfile
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ccd.errors import UploadError
 
-MAX_BODY = 32 * 1024 * 1024
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+MAX_BODY = 32 * 1024 * 1024  # an upload as sent, counted while it streams in
 MAX_MEMBERS = 1000
 MAX_UNPACKED = 128 * 1024 * 1024
 MAX_HEADER = 64 * 1024  # one long-name or pax header member; also all global ones together
@@ -163,6 +171,72 @@ def _strip_common_directory(files: dict[str, bytes]) -> dict[str, bytes]:
     if len(tops) == 1 and all("/" in p for p in files):
         return {p.split("/", 1)[1]: d for p, d in files.items()}
     return files
+
+
+def form_file(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """The `file` field of a multipart/form-data body (read whole, within MAX_BODY, before
+    this is called) and the file name it was sent with."""
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise UploadError("the multipart form has no boundary in its Content-Type")
+    form = _Form()
+    try:
+        parser = MultipartParser(boundary, form.callbacks())
+        parser.write(body)
+        parser.finalize()
+    except FormParserError as e:
+        raise UploadError(f"unreadable multipart form: {e}") from None
+    if form.data is None:
+        raise UploadError("the form needs a `file` field holding the workflow")
+    if not form.ended:
+        raise UploadError("the multipart form ends before its closing boundary")
+    return b"".join(form.data), form.filename
+
+
+class _Form:
+    """Keeps the `file` field of a multipart form as python-multipart parses it."""
+
+    def __init__(self) -> None:
+        self.headers: dict[bytes, bytes] = {}
+        self.field = self.value = b""  # the part header being read
+        self.keep = False  # the part being read is the file
+        self.data: list[bytes] | None = None
+        self.filename = ""
+        self.ended = False
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {"on_part_begin": self.headers.clear, "on_header_field": self.on_header_field,
+                "on_header_value": self.on_header_value, "on_header_end": self.on_header_end,
+                "on_headers_finished": self.on_headers_finished,
+                "on_part_data": self.on_part_data, "on_end": self.on_end}
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[self.field.lower()] = self.value
+        self.field = self.value = b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get(b"content-disposition"))
+        self.keep = options.get(b"name") == b"file"
+        if self.keep:
+            if self.data is not None:
+                raise UploadError("the form has more than one `file` field; send one")
+            self.data = []
+            self.filename = options.get(b"filename", b"").decode("utf-8", "replace")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.keep:
+            assert self.data is not None
+            self.data.append(data[start:end])
+
+    def on_end(self) -> None:
+        self.ended = True
 
 
 def pack(path: Path) -> tuple[bytes, str]:

@@ -7,6 +7,7 @@ import contextlib
 import gzip
 import io
 import os
+import stat
 import subprocess
 import sys
 import tarfile
@@ -106,6 +107,38 @@ def test_a_huge_tar_header_member_is_refused_in_bounded_memory(daemon: Daemon, k
         r = http.post("/api/v1/workflows", content=body)
     assert peak_kib(daemon.proc.pid) < 200 * 1024
     assert 400 <= r.status_code < 500 and "'././@LongLink'" in r.json()["error"], r.text
+
+
+def test_a_chunked_multipart_upload_is_cut_off_at_the_limit(daemon: Daemon,
+                                                            state_dir: Path) -> None:
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+    before = peak_kib(pid)
+    spooled: list[tuple[str, int]] = []  # regular files the daemon holds outside its state
+
+    def files() -> None:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target, info = os.readlink(fd), fd.stat()
+                if stat.S_ISREG(info.st_mode) and not target.startswith(str(state_dir)):
+                    spooled.append((target, info.st_size))
+
+    def body() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield (b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; "
+               b"filename=\"w.tar\"\r\nContent-Type: application/x-tar\r\n\r\n")
+        for _ in range(40):
+            yield bytes(1 << 20)
+            files()
+        yield b"\r\n--b0undary--\r\n"
+
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=body(),
+                      headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+        assert r.status_code == 413, r.text
+        assert http.get("/api/v1/workflows").json() == []
+    assert spooled == []
+    assert peak_kib(pid) - before < 40 * 1024  # the limit's 32 MiB, not the body's 40
+    assert leftovers(state_dir) == []
 
 
 def header_chain(n: int) -> bytes:

@@ -8,7 +8,7 @@ import tarfile
 import pytest
 
 from ccd.errors import UploadError
-from ccd.uploads import MAX_HEADER, MAX_NAME, MAX_PATH, unpack
+from ccd.uploads import MAX_HEADER, MAX_NAME, MAX_PATH, form_file, unpack
 
 YAML = b"workflow:\n  nodes: {a: {exec: 'true'}}\n  dependencies: []\n"
 
@@ -108,3 +108,34 @@ def test_a_tar_within_every_bound_unpacks() -> None:
     name = "d/" * 100 + "x" * 200
     assert unpack(tar(("wf/w.yaml", YAML), (f"wf/{name}", b"ok")), "u.tar") == \
         {"w.yaml": YAML, name: b"ok"}
+
+
+def form(*parts: tuple[str, str | None, bytes], end: bool = True) -> bytes:
+    """A multipart/form-data body with boundary `b0`: (field, file name, content) parts."""
+    out = b""
+    for field, filename, content in parts:
+        name = f'; filename="{filename}"' if filename is not None else ""
+        out += (f'--b0\r\nContent-Disposition: form-data; name="{field}"{name}\r\n\r\n'
+                .encode() + content + b"\r\n")
+    return out + (b"--b0--\r\n" if end else b"")
+
+
+FORM = "multipart/form-data; boundary=b0"
+
+
+def test_the_file_field_of_a_form_is_the_upload() -> None:
+    body = form(("note", None, b"hello"), ("file", "w.yaml", YAML), ("other", None, b"x"))
+    assert form_file(body, FORM) == (YAML, "w.yaml")
+
+
+@pytest.mark.parametrize(("body", "content_type", "complaint"), [
+    (form(("note", None, b"hello")), FORM, "the form needs a `file` field"),
+    (form(("file", "a.yaml", YAML), ("file", "b.yaml", YAML)), FORM, "more than one `file`"),
+    (form(("file", "w.yaml", YAML), end=False), FORM, "ends before its closing boundary"),
+    (form(("file", "w.yaml", YAML)), "multipart/form-data", "no boundary"),
+    (b"--b0\r\nno headers at all", FORM, "unreadable multipart form"),
+])
+def test_a_broken_form_is_refused(body: bytes, content_type: str, complaint: str) -> None:
+    with pytest.raises(UploadError) as caught:
+        form_file(body, content_type)
+    assert caught.value.status == 400 and complaint in str(caught.value)
