@@ -105,7 +105,8 @@ class Api:
         if not data:
             raise UploadError("empty upload: send a YAML file, a .tar/.tar.gz, or a multipart "
                               "form with a `file` field")
-        row = self.service.add_workflow(data, filename or archive or "workflow.yaml", name)
+        row = await self.service.add_workflow(data, filename or archive or "workflow.yaml",
+                                              name)
         return reply(row, 201)
 
     async def get_workflow(self, request: Request) -> Response:
@@ -115,11 +116,11 @@ class Api:
     async def put_job(self, request: Request) -> Response:
         fields = await _decode(request, shapes.JobFields)
         p = request.path_params
-        return reply(self.service.edit_workflow(p["name"], p["job"], fields))
+        return reply(await self.service.edit_workflow(p["name"], p["job"], fields))
 
     async def delete_job(self, request: Request) -> Response:
         p = request.path_params
-        return reply(self.service.edit_workflow(p["name"], p["job"], None))
+        return reply(await self.service.edit_workflow(p["name"], p["job"], None))
 
     async def delete_workflow(self, request: Request) -> Response:
         self.service.delete_workflow(request.path_params["name"])

@@ -149,7 +149,7 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
 
     async with Service(state, max_jobs=args.max_jobs, prune_after=args.prune_after) as service:
         for path in args.upload:
-            row = service.add_workflow(*pack(path))
+            row = await service.add_workflow(*pack(path))
             log.info("uploaded workflow %s from %s", row.name, path)
         url = None
         if not args.no_tcp:

@@ -1,5 +1,6 @@
 """Hostile workflow files get one clean FILE:LINE:COL error, quickly, in bounded memory; hostile
-uploads to a daemon get a 4xx (or a 507 when its disk is full) and leave nothing behind."""
+uploads to a daemon get a 4xx (or a 507 when its disk is full), leave nothing behind, and
+never stall other clients."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ import stat
 import subprocess
 import sys
 import tarfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import Daemon
 
@@ -216,3 +220,38 @@ def test_an_upload_to_a_full_state_directory_is_507_and_leaves_nothing(
         (full_workflows / "filler").unlink()  # room again: the same upload goes through
         assert http.post("/api/v1/workflows", content=upload,
                          params={"name": "w"}).status_code == 201
+
+
+def big_workflow(jobs: int) -> bytes:
+    """A valid workflow of `jobs` jobs in chains of 100, just under the 8 MiB file limit."""
+    lines = ["workflow:", "  nodes:"]
+    lines += [f"    job{i:06d}: {{exec: 'echo xxxxxxxx {i}', label: '{{name}} yyyyyyyyyy'}}"
+              for i in range(jobs)]
+    lines.append("  dependencies:")
+    lines += ["    - " + ",".join(f"job{j:06d}" for j in range(i, min(i + 100, jobs)))
+              for i in range(0, jobs, 100)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_health_answers_while_a_big_upload_is_validated(daemon: Daemon) -> None:
+    body = big_workflow(100_000)
+    assert 7 << 20 < len(body) < 8 << 20
+    answer: list[httpx.Response] = []
+
+    def send() -> None:
+        with daemon.http() as h:
+            answer.append(h.post("/api/v1/workflows", content=body,
+                                 params={"filename": "big.yaml"}, timeout=120))
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    latencies = []
+    with daemon.http() as http:
+        while sender.is_alive():
+            t = time.perf_counter()
+            assert http.get("/api/v1/health").status_code == 200
+            latencies.append(time.perf_counter() - t)
+            time.sleep(0.02)
+    sender.join()
+    assert answer[0].status_code == 201 and answer[0].json()["jobs"] == 100_000
+    assert len(latencies) > 10 and max(latencies) < 0.1, sorted(latencies)[-5:]
