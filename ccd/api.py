@@ -10,7 +10,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,17 +33,19 @@ from ccd import graph, shapes
 from ccd.assets import asset_dir
 from ccd.auth import COOKIE, Guard, Logins
 from ccd.bus import Subscription, event_frame
-from ccd.errors import CcdError, RequestError, SpecError, UploadError
+from ccd.errors import CcdError, Problem, RequestError, SpecError, UploadError
 from ccd.labels import RunTimes
 from ccd.model import Event, JobState
 from ccd.openapi import document
 from ccd.service import Service
 from ccd.settings import variables
-from ccd.uploads import MAX_BODY, form_file
+from ccd.uploads import MAX_BODY, form_file, server_file
 
 WEB = asset_dir("web")
 LOG_LIMIT = 1 << 20
 REPLAY_LIMIT = 100_000  # events sent at once to a reconnecting client; it resyncs for more
+_NOT_QUOTED = ("invalid here (a file named by archive= is not quoted; check it with "
+               "`ccctl validate FILE` on the daemon's machine)")
 Handler = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 
@@ -73,10 +75,12 @@ def _errors(handler: Handler) -> Handler:
 class Api:
     """Handlers bound to one Service."""
 
-    def __init__(self, service: Service, logins: Logins, url: str | None) -> None:
+    def __init__(self, service: Service, logins: Logins, url: str | None,
+                 archive_dirs: Sequence[Path]) -> None:
         self.service = service
         self.logins = logins
         self.url = url
+        self.archive_dirs = archive_dirs
         self._meta = msgspec.json.encode(shapes.meta())  # neither changes while we run
         self._document = msgspec.json.encode(document())
 
@@ -98,15 +102,22 @@ class Api:
 
     async def upload_workflow(self, request: Request) -> Response:
         name = request.query_params.get("name") or None
-        archive = request.query_params.get("archive")
+        archive = request.query_params.get("archive") or None
         data, filename = await _upload_body(request)
-        if not data and archive:
-            data, filename = _server_file(archive)
+        named = None if data else archive  # the paper's upload of a file on this machine
+        if named is not None:
+            data, filename = await asyncio.to_thread(server_file, named, self.archive_dirs)
         if not data:
             raise UploadError("empty upload: send a YAML file, a .tar/.tar.gz, or a multipart "
                               "form with a `file` field")
-        row = await self.service.add_workflow(data, filename or archive or "workflow.yaml",
-                                              name)
+        try:
+            row = await self.service.add_workflow(data, filename or "workflow.yaml", name)
+        except SpecError as e:
+            if named is None:
+                raise
+            # The problems quote the file; one named by archive= need not be the client's.
+            raise SpecError([Problem(p.file, p.line, p.col, _NOT_QUOTED)
+                             for p in e.problems]) from None
         return reply(row, 201)
 
     async def get_workflow(self, request: Request) -> Response:
@@ -337,23 +348,12 @@ async def _upload_body(request: Request) -> tuple[bytes, str]:
     return body, request.query_params.get("filename", "")
 
 
-def _server_file(archive: str) -> tuple[bytes, str]:
-    """The paper's `POST /workflow?archive=FILE` names a file on the daemon's machine."""
-    path = Path(archive).expanduser()
-    try:
-        if not path.is_file():
-            raise UploadError(f"archive {archive!r} is not a file on the daemon's machine", 404)
-        if path.stat().st_size > MAX_BODY:
-            raise UploadError(f"archive {archive!r} is over {MAX_BODY:,} bytes", 413)
-        return path.read_bytes(), path.name
-    except OSError as e:
-        raise UploadError(f"cannot read archive {archive!r}: {e.strerror}", 404) from None
-
-
-def build(service: Service, token: str, url: str | None = None) -> tuple[Guard, Logins]:
-    """The ASGI app (guarded) and its login-link issuer; `url` is where TCP clients reach it."""
+def build(service: Service, token: str, url: str | None = None,
+          archive_dirs: Sequence[Path] = ()) -> tuple[Guard, Logins]:
+    """The ASGI app (guarded) and its login-link issuer; `url` is where TCP clients reach it,
+    `archive_dirs` the directories whose files `?archive=FILE` may name."""
     logins = Logins(token)
-    api = Api(service, logins, url)
+    api = Api(service, logins, url, archive_dirs)
 
     def r(path: str, handler: Handler, methods: list[str]) -> Route:
         return Route(path, _errors(handler), methods=methods)

@@ -10,7 +10,10 @@ exit code or an HTTP status and one line a person can act on, never a traceback.
     ├── GraphvizMissing       graphviz's `dot` is not installed
     ├── GraphvizFailed        `dot` ran but drew nothing; carries what it said
     ├── RequestError          a client's request is refused; `status` is the HTTP status
-    │   ├── UploadError       an upload (body, tar, form) is refused       400, 413, 422
+    │   ├── UploadError       an upload (body, tar, form) is refused       400, 413,
+    │   │                                                                  415, 422
+    │   ├── Forbidden         not for this client (an archive outside
+    │   │                     the directories `--archive-dir` allows)      403
     │   ├── NotFound          no such workflow, run, job or result         404
     │   ├── Conflict          it does not fit the current state            409
     │   └── StateDirFull      no room in the state directory to keep it    507
@@ -83,7 +86,15 @@ class RequestError(CcdError):
 
 
 class UploadError(RequestError):
-    """An upload was refused (400 unreadable, 413 too large, 422 invalid)."""
+    """An upload was refused (400 unreadable, 413 too large, 415 not a workflow's kind of
+    file, 422 invalid)."""
+
+
+class Forbidden(RequestError):
+    """The request asks for something this client may not have (e.g. a file outside the
+    directories ccd may read archives from)."""
+
+    status = 403
 
 
 class NotFound(RequestError):

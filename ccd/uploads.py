@@ -1,7 +1,7 @@
 """Untrusted uploads -> a workflow's files: a YAML file, or a .tar/.tar.gz with the YAML and
-its scripts, sent as the request body or as the `file` field of a multipart form. No
-absolute paths, no `..`, no links, no devices. Nothing is written here: the caller gets
-relative paths and their bytes.
+its scripts, sent as the request body or as the `file` field of a multipart form, or named
+by the paper's `?archive=FILE` on the daemon's machine. No absolute paths, no `..`, no
+links, no devices. Nothing is written here: the caller gets relative paths and their bytes.
 
 Every bound below is checked before what it bounds is read. tarfile itself reads a GNU
 long-name or pax header member whole, whatever size it announces (a 1 MB gzip announcing a
@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tarfile
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ccd.errors import UploadError
+from ccd.errors import Forbidden, UploadError
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -237,6 +239,36 @@ class _Form:
 
     def on_end(self) -> None:
         self.ended = True
+
+
+def server_file(archive: str, allowed: Sequence[Path]) -> tuple[bytes, str]:
+    """The bytes and name of a file named by the paper's `?archive=FILE` on the daemon's
+    machine: only under one of the `allowed` directories (links followed), and only a tar
+    or a .yaml file, so that no other file's content can reach a message."""
+    if "\x00" in archive:
+        raise UploadError("archive must be a path, without NUL bytes")
+    path = Path(os.path.expanduser(archive)).resolve()
+    if not any(path.is_relative_to(d) for d in allowed):
+        where = ", ".join(map(str, allowed)) or "none"
+        raise Forbidden(f"archive {archive!r} is outside the directories ccd reads archives "
+                        f"from ({where}); start ccd with --archive-dir DIR to allow another")
+    try:
+        # O_NONBLOCK: opening a FIFO must not hang; it is refused below as not a file.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise UploadError(f"archive {archive!r} is not a file on the daemon's machine",
+                                  404)
+            if info.st_size > MAX_BODY:
+                raise UploadError(f"archive {archive!r} is over {MAX_BODY:,} bytes", 413)
+            data = f.read(MAX_BODY + 1)
+    except OSError as e:
+        raise UploadError(f"cannot read archive {archive!r}: {e.strerror}", 404) from None
+    name = PurePosixPath(archive).name
+    if not _is_tar(data) and not name.endswith((".yaml", ".yml")):
+        raise UploadError(f"archive {archive!r} is neither a tar archive nor a .yaml file",
+                          415)
+    return data, name
 
 
 def pack(path: Path) -> tuple[bytes, str]:

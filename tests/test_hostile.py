@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Daemon
+from conftest import Daemon, running_daemon
 
 BOMB = b"""\
 a: &a ["x","x","x","x","x","x","x","x","x"]
@@ -255,3 +255,31 @@ def test_health_answers_while_a_big_upload_is_validated(daemon: Daemon) -> None:
     sender.join()
     assert answer[0].status_code == 201 and answer[0].json()["jobs"] == 100_000
     assert len(latencies) > 10 and max(latencies) < 0.1, sorted(latencies)[-5:]
+
+
+def test_archive_names_only_files_in_the_allowed_directories(daemon: Daemon) -> None:
+    with daemon.http() as http:
+        r = http.post("/workflow", params={"archive": "/etc/passwd"}, content=b"")
+        assert r.status_code == 403
+        assert "--archive-dir" in r.json()["error"] and "root:" not in r.text
+
+
+def test_an_archives_content_is_never_quoted_back(env: dict[str, str], state_dir: Path,
+                                                  tmp_path: Path) -> None:
+    secret = "hunter2-is-my-password"
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "wf.yaml").write_text(f"workflow:\n  nodes: {{a: {{kind: {secret}}}}}\n")
+    (allowed / "notes.txt").write_text(f"password: {secret}\n")
+    (allowed / "link.yaml").symlink_to("/etc/passwd")
+    with running_daemon(env, state_dir, "--archive-dir", str(allowed)) as d, d.http() as http:
+        def post(name: str) -> httpx.Response:
+            return http.post("/workflow", params={"archive": str(allowed / name)}, content=b"")
+
+        invalid = post("wf.yaml")
+        assert invalid.status_code == 422 and secret not in invalid.text
+        assert invalid.json()["problems"][0].startswith("wf.yaml:2:")
+        other = post("notes.txt")
+        assert other.status_code == 415 and secret not in other.text
+        assert post("link.yaml").status_code == 403  # the link leads out
+        assert post("../outside.yaml").status_code == 403

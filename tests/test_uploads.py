@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
+from pathlib import Path
 
 import pytest
 
-from ccd.errors import UploadError
-from ccd.uploads import MAX_HEADER, MAX_NAME, MAX_PATH, form_file, unpack
+from ccd.errors import Forbidden, UploadError
+from ccd.uploads import MAX_HEADER, MAX_NAME, MAX_PATH, form_file, server_file, unpack
 
 YAML = b"workflow:\n  nodes: {a: {exec: 'true'}}\n  dependencies: []\n"
 
@@ -139,3 +141,30 @@ def test_a_broken_form_is_refused(body: bytes, content_type: str, complaint: str
     with pytest.raises(UploadError) as caught:
         form_file(body, content_type)
     assert caught.value.status == 400 and complaint in str(caught.value)
+
+
+def test_an_archive_is_read_only_from_an_allowed_directory(tmp_path: Path) -> None:
+    allowed, other = tmp_path / "allowed", tmp_path / "other"
+    allowed.mkdir()
+    other.mkdir()
+    (allowed / "w.yaml").write_bytes(YAML)
+    (other / "w.yaml").write_bytes(YAML)
+    (allowed / "out.yaml").symlink_to(other / "w.yaml")
+    os.mkfifo(allowed / "fifo.yaml")
+    assert server_file(str(allowed / "w.yaml"), [allowed]) == (YAML, "w.yaml")
+    assert server_file(str(allowed / "sub" / ".." / "w.yaml"), [allowed]) == (YAML, "w.yaml")
+    for outside in (other / "w.yaml", allowed / "out.yaml", allowed / ".." / "other" / "w.yaml"):
+        with pytest.raises(Forbidden, match="--archive-dir"):
+            server_file(str(outside), [allowed])
+    with pytest.raises(UploadError, match="is not a file") as caught:
+        server_file(str(allowed / "fifo.yaml"), [allowed])  # and does not hang
+    assert caught.value.status == 404
+
+
+def test_an_archive_that_is_neither_tar_nor_yaml_is_refused_unread(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("password: hunter2\n")
+    with pytest.raises(UploadError) as caught:
+        server_file(str(tmp_path / "notes.txt"), [tmp_path])
+    assert caught.value.status == 415 and "hunter2" not in str(caught.value)
+    (tmp_path / "w.tgz").write_bytes(tar(("w.yaml", YAML)))
+    assert server_file(str(tmp_path / "w.tgz"), [tmp_path])[1] == "w.tgz"
