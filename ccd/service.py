@@ -301,9 +301,9 @@ class Service:
     async def _store(self, keep: Callable[[], WorkflowRow]) -> shapes.Workflow:
         """Run `keep` (which unpacks, validates and writes a workflow's files) in a worker
         thread, so that other clients are served meanwhile, then record what it kept here,
-        on the event loop's thread, which owns the store's connection. One at a time: a
-        big workflow takes seconds of CPU and 200 MB to validate, and more at once would
-        only share one interpreter lock."""
+        on the event loop's thread, which owns the store's connection. One at a time: an
+        8 MiB workflow of 100,000 jobs takes 2-3 s of CPU and 230 MB to validate, and more
+        at once would only share one interpreter lock."""
         async with self._storing:
             row = await asyncio.to_thread(_without_gc_pauses, keep)
         if not Path(row.path).is_file():  # its workflow was deleted while it was written
