@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,18 +34,20 @@ from ccd import graph, shapes
 from ccd.assets import asset_dir
 from ccd.auth import COOKIE, Guard, Logins
 from ccd.bus import Subscription, event_frame
-from ccd.errors import CcdError, RequestError, SpecError, StateFull, UploadError
+from ccd.errors import CcdError, Problem, RequestError, SpecError, UploadError
 from ccd.labels import RunTimes
 from ccd.model import Event, JobState
 from ccd.openapi import document
 from ccd.service import Service
 from ccd.settings import variables
-from ccd.uploads import MAX_BODY
+from ccd.uploads import MAX_BODY, form_file, server_file
 
 log = logging.getLogger("ccd.api")
 WEB = asset_dir("web")
 LOG_LIMIT = 1 << 20
 REPLAY_LIMIT = 100_000  # events sent at once to a reconnecting client; it resyncs for more
+_NOT_QUOTED = ("invalid here (a file named by archive= is not quoted; check it with "
+               "`ccctl validate FILE` on the daemon's machine)")
 Handler = Callable[[Request], Awaitable[Response]]
 T = TypeVar("T")
 
@@ -66,8 +68,6 @@ def _errors(handler: Handler) -> Handler:
                                                 [str(p) for p in e.problems]), 422)
         except RequestError as e:
             return reply(shapes.Error(str(e)), e.status)
-        except StateFull as e:
-            return reply(shapes.Error(str(e)), 507)
         except CcdError as e:
             return reply(shapes.Error(str(e)), 400)
         except Exception as e:  # a bug: one JSON log line with the traceback, one 500
@@ -81,10 +81,12 @@ def _errors(handler: Handler) -> Handler:
 class Api:
     """Handlers bound to one Service."""
 
-    def __init__(self, service: Service, logins: Logins, url: str | None) -> None:
+    def __init__(self, service: Service, logins: Logins, url: str | None,
+                 archive_dirs: Sequence[Path]) -> None:
         self.service = service
         self.logins = logins
         self.url = url
+        self.archive_dirs = archive_dirs
         self._meta = msgspec.json.encode(shapes.meta())  # neither changes while we run
         self._document = msgspec.json.encode(document())
 
@@ -107,14 +109,22 @@ class Api:
 
     async def upload_workflow(self, request: Request) -> Response:
         name = request.query_params.get("name") or None
-        archive = request.query_params.get("archive")
+        archive = request.query_params.get("archive") or None
         data, filename = await _upload_body(request)
-        if not data and archive:
-            data, filename = _server_file(archive)
+        named = None if data else archive  # the paper's upload of a file on this machine
+        if named is not None:
+            data, filename = await asyncio.to_thread(server_file, named, self.archive_dirs)
         if not data:
             raise UploadError("empty upload: send a YAML file, a .tar/.tar.gz, or a multipart "
                               "form with a `file` field")
-        row = self.service.add_workflow(data, filename or archive or "workflow.yaml", name)
+        try:
+            row = await self.service.add_workflow(data, filename or "workflow.yaml", name)
+        except SpecError as e:
+            if named is None:
+                raise
+            # The problems quote the file; one named by archive= need not be the client's.
+            raise SpecError([Problem(p.file, p.line, p.col, _NOT_QUOTED)
+                             for p in e.problems]) from None
         return reply(row, 201)
 
     async def get_workflow(self, request: Request) -> Response:
@@ -124,11 +134,11 @@ class Api:
     async def put_job(self, request: Request) -> Response:
         fields = await _decode(request, shapes.JobFields)
         p = request.path_params
-        return reply(self.service.edit_workflow(p["name"], p["job"], fields))
+        return reply(await self.service.edit_workflow(p["name"], p["job"], fields))
 
     async def delete_job(self, request: Request) -> Response:
         p = request.path_params
-        return reply(self.service.edit_workflow(p["name"], p["job"], None))
+        return reply(await self.service.edit_workflow(p["name"], p["job"], None))
 
     async def delete_workflow(self, request: Request) -> Response:
         self.service.delete_workflow(request.path_params["name"])
@@ -331,6 +341,11 @@ async def _decode(request: Request, shape: type[T], empty: str | None = None) ->
 
 
 async def _limited_body(request: Request) -> bytes:
+    """The request's body, refused (413) as soon as it is over MAX_BODY, whether it says its
+    length, is chunked or is a multipart form: nothing over the limit is kept."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise UploadError(f"request body over {MAX_BODY:,} bytes", 413)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -341,42 +356,22 @@ async def _limited_body(request: Request) -> bytes:
 
 
 async def _upload_body(request: Request) -> tuple[bytes, str]:
-    """The uploaded bytes and their file name, from a raw body or a multipart form."""
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_BODY:
-            raise UploadError(f"request body over {MAX_BODY:,} bytes", 413)
-        try:
-            form = await request.form(max_files=1, max_fields=10)
-        except Exception as e:  # the multipart parser's own errors have no common base
-            raise UploadError(f"unreadable multipart form: {e}") from None
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise UploadError("the form needs a `file` field holding the workflow")
-        data = await upload.read(MAX_BODY + 1)
-        if len(data) > MAX_BODY:
-            raise UploadError(f"upload over {MAX_BODY:,} bytes", 413)
-        return data, upload.filename or ""
-    return await _limited_body(request), request.query_params.get("filename", "")
+    """The uploaded bytes and their file name, from a raw body or a multipart form (parsed
+    from the body read within the limit: starlette's own form parser would spool a file
+    field of any size to disk before any limit applied)."""
+    body = await _limited_body(request)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        return await asyncio.to_thread(form_file, body, content_type)
+    return body, request.query_params.get("filename", "")
 
 
-def _server_file(archive: str) -> tuple[bytes, str]:
-    """The paper's `POST /workflow?archive=FILE` names a file on the daemon's machine."""
-    path = Path(archive).expanduser()
-    try:
-        if not path.is_file():
-            raise UploadError(f"archive {archive!r} is not a file on the daemon's machine", 404)
-        if path.stat().st_size > MAX_BODY:
-            raise UploadError(f"archive {archive!r} is over {MAX_BODY:,} bytes", 413)
-        return path.read_bytes(), path.name
-    except OSError as e:
-        raise UploadError(f"cannot read archive {archive!r}: {e.strerror}", 404) from None
-
-
-def build(service: Service, token: str, url: str | None = None) -> tuple[Guard, Logins]:
-    """The ASGI app (guarded) and its login-link issuer; `url` is where TCP clients reach it."""
+def build(service: Service, token: str, url: str | None = None,
+          archive_dirs: Sequence[Path] = ()) -> tuple[Guard, Logins]:
+    """The ASGI app (guarded) and its login-link issuer; `url` is where TCP clients reach it,
+    `archive_dirs` the directories whose files `?archive=FILE` may name."""
     logins = Logins(token)
-    api = Api(service, logins, url)
+    api = Api(service, logins, url, archive_dirs)
 
     def r(path: str, handler: Handler, methods: list[str]) -> Route:
         return Route(path, _errors(handler), methods=methods)

@@ -1,6 +1,7 @@
 """The ccd daemon: one asyncio process serving the API on a Unix socket and on TCP.
 
     ccd [--socket PATH] [--host 127.0.0.1] [--port 8000] [--no-tcp] [--state-dir DIR]
+        [--archive-dir DIR]...
 
 SIGTERM/SIGINT stop it gracefully: the server stops, the runs detach from their jobs
 (which keep running in their own sessions), the journal is flushed. Starting it again
@@ -43,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "[default: keep every run]")
     p.add_argument("--upload", type=Path, action="append", default=[],
                    help="upload this workflow file at start (make run uses it)")
+    p.add_argument("--archive-dir", type=Path, action="append", default=[], metavar="DIR",
+                   help="a directory whose files `POST /workflow?archive=FILE` may name; "
+                        "repeat for several [default: your home directory]")
     return p.parse_args(argv)
 
 
@@ -149,13 +153,15 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
 
     async with Service(state, max_jobs=args.max_jobs, prune_after=args.prune_after) as service:
         for path in args.upload:
-            row = service.add_workflow(*pack(path))
+            row = await service.add_workflow(*pack(path))
             log.info("uploaded workflow %s from %s", row.name, path)
         url = None
         if not args.no_tcp:
             host, port = listeners[1].getsockname()[:2]
             url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
-        app, logins = api.build(service, token, url)
+        archive_dirs = [d.expanduser().resolve() for d in args.archive_dir] or \
+            [Path.home().resolve()]
+        app, logins = api.build(service, token, url, archive_dirs)
         # log_config=None: uvicorn's loggers go to ours, so even a traceback is one JSON line.
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=3, server_header=False,

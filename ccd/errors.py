@@ -5,16 +5,19 @@ exit code or an HTTP status and one line a person can act on, never a traceback.
     ├── SpecError             a workflow file is invalid; carries every Problem at once
     ├── RunError              a run cannot be created, found or resumed
     ├── StoreError            the state database cannot be used (e.g. from a newer ccd)
-    ├── StateFull             no room left in the state directory (HTTP 507)
     ├── ExecutorError         a job cannot be started or controlled on its host
     │   ├── UnsupportedKind   the workflow asks for an executor this ccd does not have
     │   └── HostBusy          the host cannot take a job now (its disk is full): try later
     ├── GraphvizMissing       graphviz's `dot` is not installed
     ├── GraphvizFailed        `dot` ran but drew nothing; carries what it said
     ├── RequestError          a client's request is refused; `status` is the HTTP status
-    │   ├── UploadError       an upload (body, tar, form) is refused       400, 413, 422
+    │   ├── UploadError       an upload (body, tar, form) is refused       400, 413,
+    │   │                                                                  415, 422
+    │   ├── Forbidden         not for this client (an archive outside
+    │   │                     the directories `--archive-dir` allows)      403
     │   ├── NotFound          no such workflow, run, job or result         404
-    │   └── Conflict          it does not fit the current state            409
+    │   ├── Conflict          it does not fit the current state            409
+    │   └── StateFull         no room in the state directory to keep it    507
     └── ClientError           `ccctl`: the daemon refused (`status`) or is unreachable (None)
 """
 
@@ -56,10 +59,6 @@ class StoreError(CcdError):
     """The state database cannot be used."""
 
 
-class StateFull(CcdError):
-    """No room left to write in the state directory; nothing was half-written."""
-
-
 class ExecutorError(CcdError):
     """A job cannot be started or controlled on its host."""
 
@@ -97,7 +96,15 @@ class RequestError(CcdError):
 
 
 class UploadError(RequestError):
-    """An upload was refused (400 unreadable, 413 too large, 422 invalid)."""
+    """An upload was refused (400 unreadable, 413 too large, 415 not a workflow's kind of
+    file, 422 invalid)."""
+
+
+class Forbidden(RequestError):
+    """The request asks for something this client may not have (e.g. a file outside the
+    directories ccd may read archives from)."""
+
+    status = 403
 
 
 class NotFound(RequestError):
@@ -110,6 +117,13 @@ class Conflict(RequestError):
     """The request does not fit the current state (e.g. cancel a finished run)."""
 
     status = 409
+
+
+class StateFull(RequestError):
+    """The state directory has no room (ENOSPC, EDQUOT) for what was asked (an upload, a
+    new run's working copy); nothing of it was kept."""
+
+    status = 507
 
 
 class ClientError(CcdError):

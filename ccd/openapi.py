@@ -63,10 +63,15 @@ _UPLOAD_BODY = {
 }
 _UPLOAD_RESPONSES: dict[str, Any] = {
     "201": _json(_ref(shapes.Workflow), "Stored"),
-    "400": _error("Unreadable upload"), "404": _error("The named archive does not exist"),
+    "400": _error("Unreadable upload"),
+    "403": _error("The named archive is outside the directories `ccd --archive-dir` allows"),
+    "404": _error("The named archive does not exist"),
+    "409": _error("The workflow was deleted while this version was stored"),
     "413": _error("Too large"),
+    "415": _error("The named archive is neither a tar archive nor a .yaml file"),
     "422": _json({"anyOf": [_ref(shapes.InvalidWorkflow), _ref(shapes.Error)]},
                  "The workflow is invalid: every problem with its file:line:col"),
+    "507": _error("The state directory is full; nothing was kept"),
 }
 _SSE = {
     "description": "Server-sent events: `job` and `run` events, each an Event whose `id` is the "
@@ -169,17 +174,21 @@ def paths() -> dict[str, dict[str, Any]]:
             "put": _op("Add or replace a job (a new version of the workflow)", "putJob",
                        {"200": _json(_ref(shapes.Workflow), "The new version"),
                         "400": _error("Not JSON"), "404": _error("No such workflow"),
+                        "409": _error("The workflow was deleted meanwhile"),
                         "413": _error("Body too large"),
                         "422": _json({"anyOf": [_ref(shapes.InvalidWorkflow),
                                                 _ref(shapes.Error)]},
-                                     "Fields of the wrong type, or an invalid workflow")},
+                                     "Fields of the wrong type, or an invalid workflow"),
+                        "507": _error("The state directory is full")},
                        [_WORKFLOW, _param("job", "path", _NAME, "A job name")],
                        _body(shapes.JobFields)),
             "delete": _op("Remove a job (a new version of the workflow)", "deleteJob",
                           {"200": _json(_ref(shapes.Workflow), "The new version"),
                            "404": _error("No such workflow or job"),
+                           "409": _error("The workflow was deleted meanwhile"),
                            "422": _json(_ref(shapes.InvalidWorkflow),
-                                        "The workflow would be invalid")},
+                                        "The workflow would be invalid"),
+                           "507": _error("The state directory is full")},
                           [_WORKFLOW, _param("job", "path", {"type": "string"}, "A job")])},
         "/api/v1/runs": {
             "get": _op("Runs, newest first, without their jobs", "listRuns",
@@ -261,7 +270,8 @@ def paths() -> dict[str, dict[str, Any]]:
             "The paper's upload: a tar in the body, or ?archive=FILE naming a file on the "
             "daemon's machine", "paperUpload", _UPLOAD_RESPONSES,
             [_param("archive", "query", {"type": "string"},
-                    "A .tar/.tar.gz/.yaml file on the daemon's machine"),
+                    "A .tar/.tar.gz/.yaml file on the daemon's machine, in a directory "
+                    "`ccd --archive-dir` allows (default: the home directory)"),
              _param("name", "query", _NAME, "Store under this name")],
             {**_UPLOAD_BODY, "required": False})},
         "/workflow/run/{name}": {"get": _op(

@@ -163,6 +163,8 @@ class Store:
         # thread tells `on_trouble` when it starts and when it is over.
         self.trouble: str | None = None
         self.on_trouble: Callable[[str | None], None] | None = None
+        self._flushing: set[threading.Event] = set()  # flush() calls waiting
+        self._abandoned = False  # closed with events it could not save
         # Two connections: one only the writer thread uses, one for the caller's thread (reads
         # and rare writes). A connection shared between threads would mix their transactions.
         try:
@@ -201,11 +203,15 @@ class Store:
         """Queue an event; the writer thread journals it and applies it to runs/jobs."""
         self._queue.put(event)
 
-    def flush(self) -> None:
-        """Block until everything recorded so far is committed."""
+    def flush(self) -> bool:
+        """Block until everything recorded so far is committed; False if the store was
+        closed first with events it could not save."""
         done = threading.Event()
+        self._flushing.add(done)
         self._queue.put(done)
         done.wait()
+        self._flushing.discard(done)
+        return not self._abandoned
 
     def close(self, patience: float = 10.0) -> None:
         """Flush and stop the writer. While commits fail (a full disk), wait at most
@@ -216,6 +222,9 @@ class Store:
         if self._writer.is_alive():
             log.error("stopping with events not saved (%s); the next start reads the jobs' "
                       "status files again", self.trouble)
+            self._abandoned = True
+            for waiting in list(self._flushing):  # nobody waits for what will not come
+                waiting.set()
             return  # the writer thread is a daemon thread: it ends with the process
         self._db.close()
         self._mine.close()

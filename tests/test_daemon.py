@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, Daemon, wait_for
+from conftest import ROOT, Daemon, running_daemon, wait_for
 
 EXAMPLE = ROOT / "examples" / "workflow-example"
 
@@ -257,9 +257,15 @@ def test_cancel_and_rerun(daemon: Daemon, tmp_path: Path) -> None:
         http.post(f"/api/v1/runs/{again.json()['run']}/cancel")
 
 
-def test_papers_calls_work_as_written(daemon: Daemon, tmp_path: Path) -> None:
+def test_papers_calls_work_as_written(env: dict[str, str], state_dir: Path,
+                                      tmp_path: Path) -> None:
     archive = tmp_path / "workflow-example.tar"
     archive.write_bytes(tar_of({p.name: p.read_bytes() for p in EXAMPLE.iterdir()}, gz=False))
+    with running_daemon(env, state_dir, "--archive-dir", str(tmp_path)) as daemon:
+        papers_calls(daemon, archive)
+
+
+def papers_calls(daemon: Daemon, archive: Path) -> None:
     auth = {"Authorization": f"Bearer {daemon.token}", "accept": "application/json"}
     # Figure 16: curl -X POST 'http://127.0.0.1:8000/workflow?archive=workflow-example.tar' -d ''
     r = httpx.post(f"{daemon.url}/workflow", params={"archive": str(archive)}, content=b"",

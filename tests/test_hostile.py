@@ -1,12 +1,26 @@
-"""Hostile workflow files get one clean FILE:LINE:COL error, quickly, in bounded memory."""
+"""Hostile workflow files get one clean FILE:LINE:COL error, quickly, in bounded memory; hostile
+uploads to a daemon get a 4xx (or a 507 when its disk is full), leave nothing behind, and
+never stall other clients."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import gzip
+import io
+import os
+import stat
 import subprocess
 import sys
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from conftest import Daemon, running_daemon
 
 BOMB = b"""\
 a: &a ["x","x","x","x","x","x","x","x","x"]
@@ -102,3 +116,224 @@ def test_every_unknown_name_is_reported_and_only_a_few_get_suggestions(tmp_path:
     assert proc.returncode == 2 and len(lines) == n
     assert all("unknown node 'jbo" in line for line in lines)
     assert sum("did you mean" in line for line in lines) == 20
+
+
+# -- hostile uploads to a daemon ----------------------------------------------------------
+
+QUICK = b"workflow:\n  nodes: {a: {exec: 'true'}}\n  dependencies: []\n"
+
+
+def peak_kib(pid: int) -> int:
+    """The most memory a process has held at once (VmHWM), in KiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+
+
+def leftovers(state_dir: Path) -> list[Path]:
+    """What a refused upload may have left in the state directory."""
+    return list((state_dir / "workflows").glob(".upload-*"))
+
+
+def header_bomb(kind: bytes, size: int) -> bytes:
+    """A gzip'd tar whose first member is a header member (a GNU long name, a pax header)
+    announcing `size` bytes of zeros: concatenated gzip members of 1 MiB of zeros each."""
+    info = tarfile.TarInfo("././@LongLink")
+    info.type = kind
+    info.size = size
+    zeros = gzip.compress(bytes(1 << 20))
+    return gzip.compress(info.tobuf(tarfile.USTAR_FORMAT)) + zeros * (size >> 20)
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK,
+                                  tarfile.XHDTYPE, tarfile.XGLTYPE])
+def test_a_huge_tar_header_member_is_refused_in_bounded_memory(daemon: Daemon, kind: bytes
+                                                               ) -> None:
+    assert daemon.proc is not None
+    body = header_bomb(kind, 300 << 20)
+    assert len(body) < 1 << 20  # 300 MiB of header in a body under 1 MiB
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=body)
+    assert peak_kib(daemon.proc.pid) < 200 * 1024
+    assert 400 <= r.status_code < 500 and "'././@LongLink'" in r.json()["error"], r.text
+
+
+def test_a_chunked_multipart_upload_is_cut_off_at_the_limit(daemon: Daemon,
+                                                            state_dir: Path) -> None:
+    assert daemon.proc is not None
+    pid = daemon.proc.pid
+    before = peak_kib(pid)
+    spooled: list[tuple[str, int]] = []  # regular files the daemon holds outside its state
+
+    def files() -> None:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target, info = os.readlink(fd), fd.stat()
+                if stat.S_ISREG(info.st_mode) and not target.startswith(str(state_dir)):
+                    spooled.append((target, info.st_size))
+
+    def body() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        yield (b"--b0undary\r\nContent-Disposition: form-data; name=\"file\"; "
+               b"filename=\"w.tar\"\r\nContent-Type: application/x-tar\r\n\r\n")
+        for _ in range(40):
+            yield bytes(1 << 20)
+            files()
+        yield b"\r\n--b0undary--\r\n"
+
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=body(),
+                      headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+        assert r.status_code == 413, r.text
+        assert http.get("/api/v1/workflows").json() == []
+    assert spooled == []
+    assert peak_kib(pid) - before < 40 * 1024  # the limit's 32 MiB, not the body's 40
+    assert leftovers(state_dir) == []
+
+
+def header_chain(n: int) -> bytes:
+    """`n` empty GNU long-name header members in a row, then the end of the archive."""
+    info = tarfile.TarInfo("././@LongLink")
+    info.type = tarfile.GNUTYPE_LONGNAME
+    return info.tobuf(tarfile.USTAR_FORMAT) * n + bytes(1024)
+
+
+def tar_of(*members: tuple[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+REFUSED_ARCHIVES = {
+    "long-name-part": (tar_of(("w.yaml", QUICK), ("x" * 300, b"echo")),
+                       "a part of its path is over 255 bytes"),
+    "long-path": (tar_of(("w.yaml", QUICK), ("d/" * 2100 + "f", b"echo")),
+                  "its path is over 1,024 bytes"),
+    "file-and-directory": (tar_of(("w.yaml", QUICK), ("x", b"a"), ("x/y", b"b")),
+                           "archive member 'x' is both a file and a directory"),
+    "dot-as-a-file": (tar_of(("w.yaml", QUICK), (".", b"oops")),
+                      "archive member '.' is a file"),
+    "dot-slash-as-a-file": (tar_of(("./", b"oops"), ("w.yaml", QUICK)),
+                            "archive member './' is a file"),
+    "header-chain": (gzip.compress(header_chain(2000)), "header members in a row"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED_ARCHIVES))
+def test_a_refused_archive_is_a_4xx_that_leaves_nothing_behind(daemon: Daemon, state_dir: Path,
+                                                               case: str) -> None:
+    body, expected = REFUSED_ARCHIVES[case]
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=body, params={"name": "w"})
+        assert 400 <= r.status_code < 500 and expected in r.json()["error"], r.text
+        assert http.get("/api/v1/workflows").json() == []
+    assert leftovers(state_dir) == []
+
+
+@pytest.fixture
+def full_workflows(state_dir: Path) -> Iterator[Path]:
+    """The state directory's workflows/ on a small tmpfs, filled up (needs root)."""
+    where = state_dir / "workflows"
+    where.mkdir(parents=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
+                           capture_output=True, text=True)
+    if mount.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+    try:
+        with open(where / "filler", "wb", buffering=0) as f, \
+                contextlib.suppress(OSError):
+            while True:
+                f.write(bytes(4096))
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=True)
+
+
+def test_an_upload_to_a_full_state_directory_is_507_and_leaves_nothing(
+        full_workflows: Path, daemon: Daemon, state_dir: Path) -> None:
+    upload = tar_of(("w.yaml", QUICK), ("a.sh", b"echo a\n" * 1000))
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=upload, params={"name": "w"})
+        assert r.status_code == 507, r.text
+        assert r.json()["error"].startswith("the state directory is full")
+        assert sorted(p.name for p in full_workflows.iterdir()) == ["filler"]
+        (full_workflows / "filler").unlink()  # room again: the same upload goes through
+        assert http.post("/api/v1/workflows", content=upload,
+                         params={"name": "w"}).status_code == 201
+
+
+def big_workflow(jobs: int) -> bytes:
+    """A valid workflow of `jobs` jobs in chains of 100, just under the 8 MiB file limit."""
+    lines = ["workflow:", "  nodes:"]
+    lines += [f"    job{i:06d}: {{exec: 'echo xxxxxxxx {i}', label: '{{name}} yyyyyyyyyy'}}"
+              for i in range(jobs)]
+    lines.append("  dependencies:")
+    lines += ["    - " + ",".join(f"job{j:06d}" for j in range(i, min(i + 100, jobs)))
+              for i in range(0, jobs, 100)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize(("jobs", "status"), [
+    (100_000, 422),  # just under 8 MiB: refused at 300,000 YAML items
+    (48_000, 201),  # the most jobs written this way that validate
+])
+def test_health_answers_while_a_big_upload_is_validated(daemon: Daemon, jobs: int,
+                                                        status: int) -> None:
+    body = big_workflow(jobs)
+    assert len(body) < 8 << 20
+    answer: list[httpx.Response] = []
+
+    def send() -> None:
+        with daemon.http() as h:
+            answer.append(h.post("/api/v1/workflows", content=body,
+                                 params={"filename": "big.yaml"}, timeout=120))
+
+    sender = threading.Thread(target=send)
+    latencies = []
+    gc.disable()  # this process's own collections, over pytest's heap, are not the daemon's
+    try:
+        sender.start()
+        with daemon.http() as http:
+            while sender.is_alive():
+                t = time.perf_counter()
+                assert http.get("/api/v1/health").status_code == 200
+                latencies.append(time.perf_counter() - t)
+                time.sleep(0.02)
+        sender.join()
+    finally:
+        gc.enable()
+    assert answer[0].status_code == status, answer[0].text[:300]
+    assert status != 201 or answer[0].json()["jobs"] == jobs
+    assert len(latencies) > 10 and max(latencies) < 0.1, sorted(latencies)[-5:]
+
+
+def test_archive_names_only_files_in_the_allowed_directories(daemon: Daemon) -> None:
+    with daemon.http() as http:
+        r = http.post("/workflow", params={"archive": "/etc/passwd"}, content=b"")
+        assert r.status_code == 403
+        assert "--archive-dir" in r.json()["error"] and "root:" not in r.text
+
+
+def test_an_archives_content_is_never_quoted_back(env: dict[str, str], state_dir: Path,
+                                                  tmp_path: Path) -> None:
+    secret = "hunter2-is-my-password"
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    (allowed / "wf.yaml").write_text(f"workflow:\n  nodes: {{a: {{kind: {secret}}}}}\n")
+    (allowed / "notes.txt").write_text(f"password: {secret}\n")
+    (allowed / "link.yaml").symlink_to("/etc/passwd")
+    with running_daemon(env, state_dir, "--archive-dir", str(allowed)) as d, d.http() as http:
+        def post(name: str) -> httpx.Response:
+            return http.post("/workflow", params={"archive": str(allowed / name)}, content=b"")
+
+        invalid = post("wf.yaml")
+        assert invalid.status_code == 422 and secret not in invalid.text
+        assert invalid.json()["problems"][0].startswith("wf.yaml:2:")
+        other = post("notes.txt")
+        assert other.status_code == 415 and secret not in other.text
+        assert post("link.yaml").status_code == 403  # the link leads out
+        assert post("../outside.yaml").status_code == 403

@@ -95,3 +95,23 @@ def test_a_database_from_a_newer_ccd_is_refused_not_misread(tmp_path: Path) -> N
     db.close()
     with pytest.raises(StoreError, match="written by a newer ccd"):
         Store(path)
+
+
+def test_closing_while_commits_fail_gives_up_in_time_and_frees_who_waits(
+        tmp_path: Path) -> None:
+    path = tmp_path / "ccd.db"
+    store = Store(path, busy_timeout=0.05)
+    other = connect(path)
+    other.execute("BEGIN EXCLUSIVE")  # every commit of the store fails from now on
+    try:
+        store.record(Event(run_id="r1", job="a", state=JobState.RUNNING, progress=0, time=1.0))
+        flushed: list[bool] = []
+        flusher = threading.Thread(target=lambda: flushed.append(store.flush()))
+        flusher.start()
+        wait_for(lambda: store.trouble is not None, what="the writer to meet the lock")
+        store.close(patience=0.2)  # returns: a stopping daemon must not hang on a full disk
+        flusher.join(timeout=10)
+        assert flushed == [False]  # the flush was told it did not happen
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
