@@ -1,7 +1,9 @@
 """`ccctl`: the command line of ccd.
 
 `validate`, `run` and `graph` work without a daemon (the paper's "command line mode").
-Exit codes: 0 every job done, 1 a job failed, 2 invalid input, 130 cancelled.
+Exit codes: 0 every job done, 1 a job failed, 2 invalid input or refused by the daemon,
+3 no daemon to talk to (not running, not answering, or a socket we do not trust), 130
+cancelled.
 Heavy modules are imported inside the commands: start-up time is part of every command.
 """
 

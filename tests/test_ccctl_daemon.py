@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import socket
 import tarfile
 import threading
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, Ccctl, Daemon, wait_for, write
 
 EXAMPLE = ROOT / "examples" / "workflow-example"
+NOBODY = 65534  # another user, for tests that run as root
 
 
 def test_daemon_not_running_says_how_to_start_it(ccctl: Ccctl) -> None:
@@ -136,3 +141,33 @@ def test_over_tcp_with_ccd_url_and_token(daemon: Daemon, env: dict[str, str],
     wrong = Ccctl({**tcp.env, "CCD_TOKEN": "wrong"})
     proc = wrong("list")
     assert proc.returncode == 2 and "needs the ccd token" in proc.stderr
+
+
+@pytest.mark.parametrize("trap", ["directory owner", "directory mode", "socket owner"])
+def test_a_socket_another_user_could_have_planted_is_refused(ccctl: Ccctl, env: dict[str, str],
+                                                             trap: str) -> None:
+    directory = Path(env["XDG_RUNTIME_DIR"]) / "ccd"  # as /tmp/ccd-UID without XDG_RUNTIME_DIR
+    directory.mkdir(mode=0o700)
+    path = directory / "ccd.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    listener.setblocking(False)
+    if trap == "directory owner":
+        os.chown(directory, NOBODY, NOBODY)
+    elif trap == "directory mode":
+        directory.chmod(0o777)
+    else:
+        os.chown(path, NOBODY, NOBODY)
+    try:
+        proc = ccctl("submit", EXAMPLE / "workflow-example.yaml")
+        with contextlib.suppress(BlockingIOError):
+            listener.accept()[0].close()
+            pytest.fail("ccctl connected to a socket another user could have planted")
+    finally:
+        listener.close()
+    assert proc.returncode == 3
+    assert proc.stderr.startswith(f"ccctl: refusing to talk to {path}: ")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    owner = ("uid 65534" if trap != "directory mode" else "writable by others")
+    assert owner in proc.stderr
