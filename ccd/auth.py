@@ -115,9 +115,9 @@ class Guard:
         if path == "/" or path.startswith(_PUBLIC):
             return None
         auth = headers.get("authorization", "")
-        if auth.startswith("Bearer ") and hmac.compare_digest(auth[7:].strip(), self.token):
+        if auth.startswith("Bearer ") and _same(auth[7:].strip(), self.token):
             return None
-        if hmac.compare_digest(_cookie(headers.get("cookie", ""), COOKIE), self.logins.session):
+        if _same(_cookie(headers.get("cookie", ""), COOKIE), self.logins.session):
             return None
         return 401, "this needs the ccd token: Authorization: Bearer <token> (see ccctl open)"
 
@@ -125,6 +125,12 @@ class Guard:
     def _origins(headers: dict[str, str]) -> set[str]:
         host = headers.get("host", "")
         return {f"http://{host}"} if host else set()
+
+
+def _same(presented: str, secret: str) -> bool:
+    """Constant time, on bytes: a header's non-ASCII bytes (read as latin-1) just do not match
+    (compare_digest refuses non-ASCII str with a TypeError, which was a 500)."""
+    return hmac.compare_digest(presented.encode("latin-1"), secret.encode())
 
 
 def _cookie(header: str, name: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import stat
 import tarfile
 import threading
@@ -114,6 +115,23 @@ def test_login_link_sets_a_strict_httponly_cookie_once(daemon: Daemon) -> None:
         assert "httponly" in cookie and "samesite=strict" in cookie
         assert browser.get(f"{daemon.url}/api/v1/runs").status_code == 200
     assert httpx.get(daemon.login).status_code == 403  # one time only
+
+
+@pytest.mark.parametrize("credential", [
+    b"Authorization: Bearer \xff\xfe", b"Authorization: \xe9",
+    b"Cookie: ccd_session=\xff; ccd_session_PORT=\xff",
+    b"Cookie: \xe9=1; ccd_session_PORT=\xb2\xb3.\xb9; ccd_session=\xb2"])
+def test_credentials_with_non_ascii_bytes_are_401_not_500(daemon: Daemon,
+                                                           credential: bytes) -> None:
+    host, port = daemon.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(b"GET /api/v1/runs HTTP/1.1\r\nHost: " + daemon.url[7:].encode() +
+                     b"\r\n" + credential.replace(b"PORT", port.encode()) +
+                     b"\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
 
 
 # -- workflows --------------------------------------------------------------------------------
