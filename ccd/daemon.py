@@ -1,6 +1,7 @@
 """The ccd daemon: one asyncio process serving the API on a Unix socket and on TCP.
 
     ccd [--socket PATH] [--host 127.0.0.1] [--port 8000] [--no-tcp] [--state-dir DIR]
+        [--print-login]
 
 SIGTERM/SIGINT stop it gracefully: the server stops, the runs detach from their jobs
 (which keep running in their own sessions), the journal is flushed. Starting it again
@@ -43,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "[default: keep every run]")
     p.add_argument("--upload", type=Path, action="append", default=[],
                    help="upload this workflow file at start (make run uses it)")
+    p.add_argument("--print-login", action="store_true",
+                   help="print a one-time login link even when stdout is not a terminal "
+                        "[default: only to a terminal; `ccctl open` gives one]")
     return p.parse_args(argv)
 
 
@@ -163,7 +167,12 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
         if url:
             where.append(url)
             print(f"ccd {url}/  (API {url}/api/v1, docs {url}/docs)", flush=True)
-            print(f"login: {url}{'/login?code='}{logins.new_code()}", flush=True)
+            # Not into a journal or a log file: a link there logs in whoever reads it.
+            if args.print_login or sys.stdout.isatty():
+                print(f"login: {url}/login?code={logins.new_code()}", flush=True)
+            else:
+                print("login: `ccctl open` gives a one-time link (printed here only to a "
+                      "terminal, or with --print-login)", flush=True)
         else:
             print(f"ccd unix:{sock_path}  (no TCP port: the web page needs one)", flush=True)
         log.info("serving %s with state in %s", " and ".join(where), state)

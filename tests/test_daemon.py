@@ -5,8 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import pty
+import select
 import socket
 import stat
+import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -132,6 +136,52 @@ def test_credentials_with_non_ascii_bytes_are_401_not_500(daemon: Daemon,
         while chunk := conn.recv(65536):
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+
+
+def test_the_login_link_is_printed_only_to_a_terminal_or_when_asked(
+        env: dict[str, str], state_dir: Path) -> None:
+    command = [sys.executable, "-m", "ccd", "--state-dir", str(state_dir), "--port", "0"]
+    piped = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)  # as under systemd: stdout goes to the journal
+    try:
+        assert piped.stdout is not None
+        assert piped.stdout.readline().startswith("ccd http://")
+        second = piped.stdout.readline()
+        wait_until_serving(env)
+    finally:
+        piped.terminate()
+        piped.communicate(timeout=30)
+    assert "code=" not in second and "`ccctl open`" in second
+
+    controller, terminal = pty.openpty()
+    tty = subprocess.Popen(command, env=env, stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+    try:
+        seen = b""
+        while b"login: " not in seen or not seen.endswith(b"\n"):
+            ready, _, _ = select.select([controller], [], [], 30)
+            assert ready, f"no login line on the terminal: {seen!r}"
+            seen += os.read(controller, 4096)
+        wait_until_serving(env)
+    finally:
+        tty.terminate()
+        tty.communicate(timeout=30)
+        os.close(controller)
+    assert b"/login?code=" in seen
+
+
+def wait_until_serving(env: dict[str, str]) -> None:
+    """Until the daemon answers: a SIGTERM before it serves would not stop it."""
+    sock = Path(env["XDG_RUNTIME_DIR"]) / "ccd" / "ccd.sock"
+
+    def answers() -> bool:
+        try:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock))) as http:
+                return http.get("http://localhost/api/v1/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(answers, what="the daemon to serve")
 
 
 # -- workflows --------------------------------------------------------------------------------
