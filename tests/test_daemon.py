@@ -88,6 +88,15 @@ def test_unix_socket_is_private_and_needs_no_token(daemon: Daemon) -> None:
         assert http.get("/api/v1/health").json()["status"] == "ok"
 
 
+def test_the_state_directory_and_database_are_private(daemon: Daemon, state_dir: Path) -> None:
+    wait_until_serving(daemon.env)
+    db = state_dir / "ccd.db"
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode)
+             for p in (state_dir, db, Path(f"{db}-wal"), Path(f"{db}-shm"))}
+    assert modes == {"state": 0o700, "ccd.db": 0o600, "ccd.db-wal": 0o600,
+                     "ccd.db-shm": 0o600}
+
+
 def test_tcp_needs_the_token(daemon: Daemon) -> None:
     token = Path(daemon.env["XDG_CONFIG_HOME"], "ccd", "token")
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
