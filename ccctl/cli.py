@@ -465,6 +465,35 @@ def open_browser(
         webbrowser.open(f"{url}{link}")
 
 
+tokens = typer.Typer(help="The daemon's token, which TCP clients and browser sessions need.",
+                     no_args_is_help=True)
+app.add_typer(tokens, name="token")
+
+
+@tokens.command("rotate")
+def token_rotate() -> None:
+    """A new token: clients holding the old one, every browser session and every unused login
+    link stop working. Through the daemon if it runs (at once), else in the token's file."""
+    from ccctl.client import Client
+    from ccd.errors import ClientError
+
+    try:
+        with Client() as client:
+            client.request("POST", "/api/v1/token/rotate")
+    except ClientError as e:
+        if e.status is not None:
+            raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
+        from ccd.auth import replace_token
+        from ccd.settings import token_path
+
+        replace_token()
+        print(f"rotated the token in {token_path()}; no ccd answered, so it takes effect when "
+              "ccd (re)starts")
+        return
+    print(f"rotated the token through ccd at {client.where}: clients with the old token and "
+          "every browser session are logged out")
+
+
 @app.command()
 def ping() -> None:
     """Is the daemon running? Prints its address and counters."""

@@ -159,7 +159,7 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
         if not args.no_tcp:
             host, port = listeners[1].getsockname()[:2]
             url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
-        app, logins = api.build(service, token, url)
+        app, sessions = api.build(service, token, url)
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=3, server_header=False)
         server = uvicorn.Server(config)
@@ -169,7 +169,7 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
             print(f"ccd {url}/  (API {url}/api/v1, docs {url}/docs)", flush=True)
             # Not into a journal or a log file: a link there logs in whoever reads it.
             if args.print_login or sys.stdout.isatty():
-                print(f"login: {url}/login?code={logins.new_code()}", flush=True)
+                print(f"login: {url}/login?code={sessions.new_code()}", flush=True)
             else:
                 print("login: `ccctl open` gives a one-time link (printed here only to a "
                       "terminal, or with --print-login)", flush=True)

@@ -11,6 +11,7 @@ import tarfile
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import ROOT, Ccctl, Daemon, wait_for, write
 
@@ -171,3 +172,31 @@ def test_a_socket_another_user_could_have_planted_is_refused(ccctl: Ccctl, env: 
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     owner = ("uid 65534" if trap != "directory mode" else "writable by others")
     assert owner in proc.stderr
+
+
+def test_token_rotate_through_the_daemon_logs_out_every_client_at_once(
+        daemon: Daemon, ccctl: Ccctl) -> None:
+    from test_daemon import session
+
+    cookie, old = session(daemon), {"Authorization": f"Bearer {daemon.token}"}
+    proc = ccctl("token", "rotate")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"rotated the token through ccd at unix:{daemon.socket}")
+    for stale in (cookie, old):
+        assert httpx.get(f"{daemon.url}/api/v1/runs", headers=stale).status_code == 401
+    new = {"Authorization": f"Bearer {daemon.token}"}
+    assert new != old and httpx.get(f"{daemon.url}/api/v1/runs", headers=new).status_code == 200
+
+
+def test_token_rotate_without_a_daemon_rewrites_the_file(daemon: Daemon, ccctl: Ccctl) -> None:
+    from test_daemon import session
+
+    cookie, old = session(daemon), daemon.token
+    daemon.stop()
+    proc = ccctl("token", "rotate")
+    assert proc.returncode == 0, proc.stderr
+    token_file = Path(daemon.env["XDG_CONFIG_HOME"]) / "ccd" / "token"
+    assert proc.stdout.startswith(f"rotated the token in {token_file}")
+    assert daemon.token != old
+    daemon.start()
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=cookie).status_code == 401

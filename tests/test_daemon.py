@@ -125,9 +125,44 @@ def test_login_link_sets_a_strict_httponly_cookie_once(daemon: Daemon) -> None:
         first = browser.get(daemon.login)
         assert first.status_code == 303 and first.headers["location"] == "/"
         cookie = first.headers["set-cookie"].lower()
+        assert cookie.startswith(f"ccd_session_{daemon.port}=")  # cookies ignore the port
         assert "httponly" in cookie and "samesite=strict" in cookie
+        assert "max-age=604800" in cookie  # a week
         assert browser.get(f"{daemon.url}/api/v1/runs").status_code == 200
     assert httpx.get(daemon.login).status_code == 403  # one time only
+
+
+PAGE = {"Sec-Fetch-Site": "same-origin"}  # what the browser adds to the page's own requests
+
+
+def session(daemon: Daemon) -> dict[str, str]:
+    """The Cookie header of a fresh login."""
+    with daemon.http() as http:
+        link = http.post("/api/v1/login-links").json()["path"]
+    answer = httpx.get(daemon.url + link)
+    assert answer.status_code == 303
+    name = f"ccd_session_{daemon.port}"
+    return {"Cookie": f"{name}={answer.cookies[name]}"}
+
+
+def test_each_login_is_its_own_session_and_a_logout_ends_only_that_one(daemon: Daemon) -> None:
+    first, second = session(daemon), session(daemon)
+    assert first != second
+    out = httpx.post(f"{daemon.url}/logout", headers={**first, **PAGE})
+    assert out.status_code == 204
+    assert out.headers["set-cookie"].startswith(f'ccd_session_{daemon.port}=""; ')
+    assert "max-age=0" in out.headers["set-cookie"].lower()
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=first).status_code == 401
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=second).status_code == 200
+
+
+def test_sessions_and_logouts_survive_a_restart(daemon: Daemon) -> None:
+    gone, kept = session(daemon), session(daemon)
+    assert httpx.post(f"{daemon.url}/logout", headers={**gone, **PAGE}).status_code == 204
+    daemon.stop()
+    daemon.start()
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=kept).status_code == 200
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=gone).status_code == 401
 
 
 @pytest.mark.parametrize("credential", [
