@@ -414,7 +414,7 @@ def build(service: Service, token: str, url: str | None = None) -> tuple[Guard, 
         routes.append(Mount("/vendor", StaticFiles(directory=vendor)))
     routes.append(Mount("/static", StaticFiles(directory=WEB)))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-    return Guard(app, sessions), sessions
+    return Guard(app, sessions, changing_gets=("/workflow/run/",)), sessions
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -7,7 +7,11 @@
   stored 0600 in the config directory; `ccctl token rotate` replaces it, which ends every
   session and every outstanding login link at once.
 - Requests over TCP must name a loopback Host (DNS rebinding), and a mutating request
-  from a browser must come from our own origin.
+  from a browser must come from our own origin. A session cookie changes state only with
+  the browser's word that the request comes from our own page (`Sec-Fetch-Site:
+  same-origin`, or, from a browser too old to send it, our own `Origin`): cookies are not
+  kept apart by port, so a page served on another local port is "same-site" and gets the
+  cookie sent along. The paper's `GET /workflow/run/{name}` counts as a change.
 
 A session is a signed cookie rather than a row in a sessions file:
 `<id>.<expiry>.<HMAC(key, port.id.expiry)>`, the key derived from the token. A login
@@ -22,7 +26,8 @@ share the list, under a lock), read at start. An id is dropped once its session 
 have expired anyway, so the list holds at most a week of logouts. What remains: over
 plain http a browser sends the cookie to every service on 127.0.0.1, whatever its port,
 and one that keeps it can replay it here, headers and all, until it expires or is logged
-out (only HTTPS and a `__Host-` cookie would stop that).
+out: the rule above stops another port's page, not a replay (only HTTPS and a `__Host-`
+cookie would).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -196,12 +202,24 @@ def _add_revoked(path: Path, session: str, expiry: float, now: float) -> dict[st
         os.close(lock)
 
 
-class Guard:
-    """ASGI middleware enforcing the rules of this module's docstring."""
+class Caller(Enum):
+    """How a request proved who sent it."""
 
-    def __init__(self, app: ASGIApp, sessions: Sessions) -> None:
+    SOCKET = "the Unix socket"
+    TOKEN = "the token"
+    SESSION = "a browser session"
+    ANYONE = "nothing (a public path)"
+
+
+class Guard:
+    """ASGI middleware enforcing the rules of this module's docstring; `changing_gets` are
+    the path prefixes where a GET changes state."""
+
+    def __init__(self, app: ASGIApp, sessions: Sessions,
+                 changing_gets: tuple[str, ...] = ()) -> None:
         self.app = app
         self.sessions = sessions
+        self.changing_gets = changing_gets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -216,16 +234,17 @@ class Guard:
         server = scope.get("server")
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            if server is not None and server[1] is not None:
-                self._check_tcp(scope, headers)
-            if scope["method"] not in _SAFE_METHODS:
-                self._check_origin(headers)
+            caller = (Caller.SOCKET if server is None or server[1] is None
+                      else self._caller(scope, headers))
+            if scope["method"] not in _SAFE_METHODS or \
+                    scope["path"].startswith(self.changing_gets):
+                self._check_origin(headers, caller)
         except RequestError as e:
             await _refuse(send_with_headers, e.status, str(e))
             return
         await self.app(scope, receive, send_with_headers)
 
-    def _check_tcp(self, scope: Scope, headers: dict[str, str]) -> None:
+    def _caller(self, scope: Scope, headers: dict[str, str]) -> Caller:
         host = headers.get("host", "")
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         if name not in _LOOPBACK:
@@ -233,21 +252,28 @@ class Guard:
                                "served)", 421)
         path: str = scope["path"]
         if path == "/" or path.startswith(_PUBLIC):
-            return
+            return Caller.ANYONE
         auth = headers.get("authorization", "")
         if auth.startswith("Bearer ") and self.sessions.token_matches(auth[7:].strip()):
-            return
+            return Caller.TOKEN
         if self.sessions.valid(_cookie(headers.get("cookie", ""), self.sessions.cookie)):
-            return
+            return Caller.SESSION
         raise RequestError("this needs the ccd token: Authorization: Bearer <token> (see "
                            "ccctl open)", 401)
 
     @staticmethod
-    def _check_origin(headers: dict[str, str]) -> None:
+    def _check_origin(headers: dict[str, str], caller: Caller) -> None:
         origin = headers.get("origin")
         host = headers.get("host", "")
         if origin is not None and origin != f"http://{host}":
             raise RequestError(f"cross-origin request from {origin} refused", 403)
+        site = headers.get("sec-fetch-site")
+        ours = site == "same-origin" or (site is None and origin is not None)
+        if caller is Caller.SESSION and not ours:
+            said = f"Sec-Fetch-Site: {site}" if site else "neither Sec-Fetch-Site nor Origin"
+            raise RequestError(f"a browser session changes things only from ccd's own page "
+                               f"(this request has {said}); from elsewhere send the token: "
+                               "Authorization: Bearer <token>", 403)
 
 
 def _cookie(header: str, name: str) -> str:

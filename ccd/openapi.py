@@ -118,7 +118,8 @@ def _op(summary: str, operation: str, responses: dict[str, Any],
         out["security"] = []
     else:  # the guard (ccd/auth.py) answers before any handler
         responses.setdefault("401", _error("Over TCP without the token or a session"))
-    responses.setdefault("403", _error("A foreign Host or Origin"))
+    responses.setdefault("403", _error("A foreign Host or Origin; a change by a browser "
+                                       "session that is not from ccd's own page"))
     return out
 
 

@@ -165,6 +165,33 @@ def test_sessions_and_logouts_survive_a_restart(daemon: Daemon) -> None:
     assert httpx.get(f"{daemon.url}/api/v1/runs", headers=gone).status_code == 401
 
 
+def test_a_session_cookie_changes_nothing_from_another_origin(daemon: Daemon) -> None:
+    cookie = session(daemon)
+    run = f"{daemon.url}/workflow/run/quick"
+    with daemon.http() as http:
+        upload(http, QUICK)
+        for foreign in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                        {"Origin": "http://127.0.0.1:9"}, {}):
+            refused = httpx.get(run, headers={**cookie, **foreign})
+            assert refused.status_code == 403, foreign
+            assert "refused" in refused.json()["error"] if "Origin" in foreign else \
+                "ccd's own page" in refused.json()["error"]
+        posted = httpx.post(f"{daemon.url}/api/v1/runs", json={"workflow": "quick"},
+                            headers={**cookie, "Sec-Fetch-Site": "cross-site"})
+        assert posted.status_code == 403
+        assert http.get("/api/v1/runs").json() == []  # nothing started
+        page = httpx.post(f"{daemon.url}/api/v1/runs", json={"workflow": "quick"},
+                          headers={**cookie, **PAGE, "Origin": daemon.url})
+        assert page.status_code == 201
+        curl = httpx.get(run, headers={"Authorization": f"Bearer {daemon.token}"})
+        assert curl.status_code == 201  # the paper's call, with the token
+        assert httpx.get(f"{daemon.url}/api/v1/runs", headers={
+            **cookie, "Sec-Fetch-Site": "cross-site"}).status_code == 200  # reading is fine
+        for r in (page.json(), curl.json()):
+            wait_for(lambda r=r: http.get(f"/api/v1/runs/{r['run']}").json()["state"] == "done",
+                     what="the runs to end")
+
+
 @pytest.mark.parametrize("credential", [
     b"Authorization: Bearer \xff\xfe", b"Authorization: \xe9",
     b"Cookie: ccd_session=\xff; ccd_session_PORT=\xff",
