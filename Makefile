@@ -10,7 +10,7 @@ SYSTEM_NEEDS := dot:graphviz systemd-analyze:systemd chromium:chromium
 
 # ccd in the foreground with the example workflow uploaded; prints the URL and a login link.
 run: venv
-	$(BIN)/ccd --upload $(EXAMPLE)
+	$(BIN)/ccd --upload $(EXAMPLE) --print-login
 
 test: venv system lint
 	$(BIN)/python -m pytest

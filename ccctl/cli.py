@@ -1,7 +1,9 @@
 """`ccctl`: the command line of ccd.
 
 `validate`, `run` and `graph` work without a daemon (the paper's "command line mode").
-Exit codes: 0 every job done, 1 a job failed, 2 invalid input, 130 cancelled.
+Exit codes: 0 every job done, 1 a job failed, 2 invalid input or refused by the daemon,
+3 no daemon to talk to (not running, not answering, or a socket we do not trust), 130
+cancelled.
 Heavy modules are imported inside the commands: start-up time is part of every command.
 """
 
@@ -466,6 +468,35 @@ def open_browser(
         import webbrowser
 
         webbrowser.open(f"{url}{link}")
+
+
+tokens = typer.Typer(help="The daemon's token, which TCP clients and browser sessions need.",
+                     no_args_is_help=True)
+app.add_typer(tokens, name="token")
+
+
+@tokens.command("rotate")
+def token_rotate() -> None:
+    """A new token: clients holding the old one, every browser session and every unused login
+    link stop working. Through the daemon if it runs (at once), else in the token's file."""
+    from ccctl.client import Client
+    from ccd.errors import ClientError
+
+    try:
+        with Client() as client:
+            client.request("POST", "/api/v1/token/rotate")
+    except ClientError as e:
+        if e.status is not None:
+            raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
+        from ccd.auth import replace_token
+        from ccd.settings import token_path
+
+        replace_token()
+        print(f"rotated the token in {token_path()}; no ccd answered, so it takes effect when "
+              "ccd (re)starts")
+        return
+    print(f"rotated the token through ccd at {client.where}: clients with the old token and "
+          "every browser session are logged out")
 
 
 @app.command()

@@ -1,5 +1,9 @@
 """Talking to the daemon: the Unix socket first, else `CCD_URL` with `CCD_TOKEN`.
 
+The socket is trusted only if it and its directory belong to this user and no one else may
+write there: without XDG_RUNTIME_DIR it lives in /tmp/ccd-UID, which another user could
+create first to receive our uploads.
+
 Plain `http.client` rather than httpx: importing httpx costs 70-100 ms here (its command
 line module pulls in click and rich, its auth module urllib.request), more than the whole
 budget of a `ccctl status` (< 100 ms with process start). Errors come back as
@@ -12,6 +16,7 @@ import http.client
 import json
 import os
 import socket
+import stat
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,6 +62,7 @@ class Client:
         self.timeout = timeout
         self.headers: dict[str, str] = {}
         if sock.exists():
+            _check_owner(sock)
             self._socket = str(sock)
             self.where = f"unix:{sock}"
         elif url:
@@ -155,6 +161,36 @@ class Client:
             elif not line and data:
                 yield event_id, event, json.loads(data)
                 event, data = "message", ""
+
+
+def _check_owner(sock: Path) -> None:
+    """Refuse a socket someone else could have put there: the directory and the socket, both
+    the name and what it points to, must be ours and writable by no one else."""
+    uid = os.getuid()
+    for path in (sock.parent, sock):
+        try:
+            found = (os.lstat(path), os.stat(path))
+        except OSError as e:
+            raise ClientError(f"refusing to talk to {sock}: cannot check {path}: "
+                              f"{e.strerror}") from None
+        for st in found:
+            if st.st_uid != uid:
+                problem = f"{path} belongs to {_user(st.st_uid)}, not to you (uid {uid})"
+            elif not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o022:
+                problem = f"{path} is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+            else:
+                continue
+            raise ClientError(f"refusing to talk to {sock}: {problem}, so another user may be "
+                              "listening there; remove it, or set XDG_RUNTIME_DIR or CCD_SOCKET")
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:

@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 from sse_starlette import EventSourceResponse
@@ -32,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 
 from ccd import graph, shapes
 from ccd.assets import asset_dir
-from ccd.auth import COOKIE, Guard, Logins
+from ccd.auth import SESSION_TTL, Guard, Sessions
 from ccd.bus import Subscription, event_frame
 from ccd.errors import CcdError, Problem, RequestError, SpecError, UploadError
 from ccd.labels import RunTimes
@@ -81,10 +82,10 @@ def _errors(handler: Handler) -> Handler:
 class Api:
     """Handlers bound to one Service."""
 
-    def __init__(self, service: Service, logins: Logins, url: str | None,
+    def __init__(self, service: Service, sessions: Sessions, url: str | None,
                  archive_dirs: Sequence[Path]) -> None:
         self.service = service
-        self.logins = logins
+        self.sessions = sessions
         self.url = url
         self.archive_dirs = archive_dirs
         self._meta = msgspec.json.encode(shapes.meta())  # neither changes while we run
@@ -289,16 +290,28 @@ class Api:
 
     async def login(self, request: Request) -> Response:
         code = request.query_params.get("code", "")
-        if not self.logins.redeem(code):
+        if not self.sessions.redeem(code):
             return reply(shapes.Error("this login link is used up or expired; get a new one "
                                       "with `ccctl open`"), 403)
         response = RedirectResponse("/", 303)
-        response.set_cookie(COOKIE, self.logins.session, httponly=True, samesite="strict",
-                            path="/")
+        response.set_cookie(self.sessions.cookie, self.sessions.open(), max_age=int(SESSION_TTL),
+                            httponly=True, samesite="strict", path="/")
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        value = request.cookies.get(self.sessions.cookie)
+        if value:
+            await asyncio.to_thread(self.sessions.close, value)
+        response = Response(status_code=204)
+        response.delete_cookie(self.sessions.cookie, httponly=True, samesite="strict", path="/")
         return response
 
     async def login_link(self, request: Request) -> Response:
-        return reply(shapes.LoginLink(f"/login?code={self.logins.new_code()}"), 201)
+        return reply(shapes.LoginLink(f"/login?code={self.sessions.new_code()}"), 201)
+
+    async def rotate_token(self, request: Request) -> Response:
+        await asyncio.to_thread(self.sessions.rotate)
+        return Response(status_code=204)
 
     async def openapi(self, request: Request) -> Response:
         return Response(self._document, media_type="application/json")
@@ -367,11 +380,12 @@ async def _upload_body(request: Request) -> tuple[bytes, str]:
 
 
 def build(service: Service, token: str, url: str | None = None,
-          archive_dirs: Sequence[Path] = ()) -> tuple[Guard, Logins]:
-    """The ASGI app (guarded) and its login-link issuer; `url` is where TCP clients reach it,
+          archive_dirs: Sequence[Path] = ()) -> tuple[Guard, Sessions]:
+    """The ASGI app (guarded) and its sessions; `url` is where TCP clients reach it,
     `archive_dirs` the directories whose files `?archive=FILE` may name."""
-    logins = Logins(token)
-    api = Api(service, logins, url, archive_dirs)
+    port = urlsplit(url).port if url else None
+    sessions = Sessions(token, port or 0)
+    api = Api(service, sessions, url, archive_dirs)
 
     def r(path: str, handler: Handler, methods: list[str]) -> Route:
         return Route(path, _errors(handler), methods=methods)
@@ -379,10 +393,12 @@ def build(service: Service, token: str, url: str | None = None,
     routes: list[BaseRoute] = [
         r("/", api.index, ["GET"]),
         r("/login", api.login, ["GET"]),
+        r("/logout", api.logout, ["POST"]),
         r("/openapi.json", api.openapi, ["GET"]),
         r("/api/v1/health", api.health, ["GET"]),
         r("/api/v1/meta", api.meta, ["GET"]),
         r("/api/v1/login-links", api.login_link, ["POST"]),
+        r("/api/v1/token/rotate", api.rotate_token, ["POST"]),
         r("/api/v1/workflows", api.list_workflows, ["GET"]),
         r("/api/v1/workflows", api.upload_workflow, ["POST"]),
         r("/api/v1/workflows/{name}", api.get_workflow, ["GET"]),
@@ -413,7 +429,7 @@ def build(service: Service, token: str, url: str | None = None,
         routes.append(Mount("/vendor", StaticFiles(directory=vendor)))
     routes.append(Mount("/static", StaticFiles(directory=WEB)))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-    return Guard(app, token, logins), logins
+    return Guard(app, sessions, changing_gets=("/workflow/run/",)), sessions
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -1,7 +1,7 @@
 """The ccd daemon: one asyncio process serving the API on a Unix socket and on TCP.
 
     ccd [--socket PATH] [--host 127.0.0.1] [--port 8000] [--no-tcp] [--state-dir DIR]
-        [--archive-dir DIR]...
+        [--archive-dir DIR]... [--print-login]
 
 SIGTERM/SIGINT stop it gracefully: the server stops, the runs detach from their jobs
 (which keep running in their own sessions), the journal is flushed. Starting it again
@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--archive-dir", type=Path, action="append", default=[], metavar="DIR",
                    help="a directory whose files `POST /workflow?archive=FILE` may name; "
                         "repeat for several [default: your home directory]")
+    p.add_argument("--print-login", action="store_true",
+                   help="print a one-time login link even when stdout is not a terminal "
+                        "[default: only to a terminal; `ccctl open` gives one]")
     return p.parse_args(argv)
 
 
@@ -161,7 +164,7 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
             url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
         archive_dirs = [d.expanduser().resolve() for d in args.archive_dir] or \
             [Path.home().resolve()]
-        app, logins = api.build(service, token, url, archive_dirs)
+        app, sessions = api.build(service, token, url, archive_dirs)
         # log_config=None: uvicorn's loggers go to ours, so even a traceback is one JSON line.
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=3, server_header=False,
@@ -171,7 +174,12 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
         if url:
             where.append(url)
             print(f"ccd {url}/  (API {url}/api/v1, docs {url}/docs)", flush=True)
-            print(f"login: {url}{'/login?code='}{logins.new_code()}", flush=True)
+            # Not into a journal or a log file: a link there logs in whoever reads it.
+            if args.print_login or sys.stdout.isatty():
+                print(f"login: {url}/login?code={sessions.new_code()}", flush=True)
+            else:
+                print("login: `ccctl open` gives a one-time link (printed here only to a "
+                      "terminal, or with --print-login)", flush=True)
         else:
             print(f"ccd unix:{sock_path}  (no TCP port: the web page needs one)", flush=True)
         log.info("serving %s with state in %s", " and ".join(where), state)

@@ -123,8 +123,9 @@ def _op(summary: str, operation: str, responses: dict[str, Any],
     if public:
         out["security"] = []
     else:  # the guard (ccd/auth.py) answers before any handler
-        responses.setdefault("401", _error("Over TCP without the token"))
-    responses.setdefault("403", _error("A foreign Host or Origin"))
+        responses.setdefault("401", _error("Over TCP without the token or a session"))
+    responses.setdefault("403", _error("A foreign Host or Origin; a change by a browser "
+                                       "session that is not from ccd's own page"))
     return out
 
 
@@ -143,6 +144,9 @@ def paths() -> dict[str, dict[str, Any]]:
             "login", {"303": {"description": "Logged in: to the page"},
                       "403": _error("The link is used up or expired")},
             [_param("code", "query", {"type": "string"}, "The link's code")], public=True)},
+        "/logout": {"post": _op(
+            "End this browser's session: its cookie is cleared and never works again",
+            "logout", {"204": {"description": "Logged out"}})},
         "/openapi.json": {"get": _op("This document", "openapi",
                                      {"200": _json({"type": "object"}, "OpenAPI 3.1")},
                                      public=True)},
@@ -154,6 +158,10 @@ def paths() -> dict[str, dict[str, Any]]:
         "/api/v1/login-links": {"post": _op(
             "A one-time browser login link", "loginLink",
             {"201": _json(_ref(shapes.LoginLink), "Open http://HOST:PORT + path once")})},
+        "/api/v1/token/rotate": {"post": _op(
+            "Replace the token (in its file too): clients holding the old one, every browser "
+            "session and every unused login link stop working at once", "rotateToken",
+            {"204": {"description": "The new token is in ~/.config/ccd/token"}})},
         "/api/v1/workflows": {
             "get": _op("Stored workflows", "listWorkflows",
                        {"200": _json(_array(shapes.Workflow), "Workflows")}),

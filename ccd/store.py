@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -117,6 +118,7 @@ def connect(path: Path, busy_timeout: float = 30) -> sqlite3.Connection:
     """Open (and create) the database with the settings every connection needs;
     `busy_timeout` is how long a statement waits for another process's lock."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_private(path)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                          check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
@@ -129,6 +131,20 @@ def connect(path: Path, busy_timeout: float = 30) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _make_private(path: Path) -> None:
+    """The database is the user's alone: created 0600 (SQLite gives its -wal and -shm files
+    the database's mode), and tightened if an older ccd left it or them 0644. Best effort:
+    when the file cannot be created or changed, sqlite3 reports why right after. An existing
+    database is never opened here: closing any descriptor of it would drop the POSIX locks
+    that this process's other connections hold on it."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
 
 
 def _version(db: sqlite3.Connection) -> int:

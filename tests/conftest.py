@@ -84,7 +84,8 @@ class Daemon:
     def start(self) -> Daemon:
         port = ["--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ccd", "--state-dir", str(self.state_dir), *port, *self.extra],
+            [sys.executable, "-m", "ccd", "--state-dir", str(self.state_dir), *port,
+             "--print-login", *self.extra],
             env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         first = self.proc.stdout.readline()

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import socket
 import tarfile
 import threading
 from pathlib import Path
 
+import httpx
+import pytest
 from conftest import ROOT, Ccctl, Daemon, wait_for, write
 
 EXAMPLE = ROOT / "examples" / "workflow-example"
+NOBODY = 65534  # another user, for tests that run as root
 
 
 def test_daemon_not_running_says_how_to_start_it(ccctl: Ccctl) -> None:
@@ -136,3 +142,61 @@ def test_over_tcp_with_ccd_url_and_token(daemon: Daemon, env: dict[str, str],
     wrong = Ccctl({**tcp.env, "CCD_TOKEN": "wrong"})
     proc = wrong("list")
     assert proc.returncode == 2 and "needs the ccd token" in proc.stderr
+
+
+@pytest.mark.parametrize("trap", ["directory owner", "directory mode", "socket owner"])
+def test_a_socket_another_user_could_have_planted_is_refused(ccctl: Ccctl, env: dict[str, str],
+                                                             trap: str) -> None:
+    directory = Path(env["XDG_RUNTIME_DIR"]) / "ccd"  # as /tmp/ccd-UID without XDG_RUNTIME_DIR
+    directory.mkdir(mode=0o700)
+    path = directory / "ccd.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(1)
+    listener.setblocking(False)
+    if trap == "directory owner":
+        os.chown(directory, NOBODY, NOBODY)
+    elif trap == "directory mode":
+        directory.chmod(0o777)
+    else:
+        os.chown(path, NOBODY, NOBODY)
+    try:
+        proc = ccctl("submit", EXAMPLE / "workflow-example.yaml")
+        with contextlib.suppress(BlockingIOError):
+            listener.accept()[0].close()
+            pytest.fail("ccctl connected to a socket another user could have planted")
+    finally:
+        listener.close()
+    assert proc.returncode == 3
+    assert proc.stderr.startswith(f"ccctl: refusing to talk to {path}: ")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    owner = ("uid 65534" if trap != "directory mode" else "writable by others")
+    assert owner in proc.stderr
+
+
+def test_token_rotate_through_the_daemon_logs_out_every_client_at_once(
+        daemon: Daemon, ccctl: Ccctl) -> None:
+    from test_daemon import session
+
+    cookie, old = session(daemon), {"Authorization": f"Bearer {daemon.token}"}
+    proc = ccctl("token", "rotate")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"rotated the token through ccd at unix:{daemon.socket}")
+    for stale in (cookie, old):
+        assert httpx.get(f"{daemon.url}/api/v1/runs", headers=stale).status_code == 401
+    new = {"Authorization": f"Bearer {daemon.token}"}
+    assert new != old and httpx.get(f"{daemon.url}/api/v1/runs", headers=new).status_code == 200
+
+
+def test_token_rotate_without_a_daemon_rewrites_the_file(daemon: Daemon, ccctl: Ccctl) -> None:
+    from test_daemon import session
+
+    cookie, old = session(daemon), daemon.token
+    daemon.stop()
+    proc = ccctl("token", "rotate")
+    assert proc.returncode == 0, proc.stderr
+    token_file = Path(daemon.env["XDG_CONFIG_HOME"]) / "ccd" / "token"
+    assert proc.stdout.startswith(f"rotated the token in {token_file}")
+    assert daemon.token != old
+    daemon.start()
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=cookie).status_code == 401

@@ -5,7 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import pty
+import select
+import socket
 import stat
+import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -83,6 +88,15 @@ def test_unix_socket_is_private_and_needs_no_token(daemon: Daemon) -> None:
         assert http.get("/api/v1/health").json()["status"] == "ok"
 
 
+def test_the_state_directory_and_database_are_private(daemon: Daemon, state_dir: Path) -> None:
+    wait_until_serving(daemon.env)
+    db = state_dir / "ccd.db"
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode)
+             for p in (state_dir, db, Path(f"{db}-wal"), Path(f"{db}-shm"))}
+    assert modes == {"state": 0o700, "ccd.db": 0o600, "ccd.db-wal": 0o600,
+                     "ccd.db-shm": 0o600}
+
+
 def test_tcp_needs_the_token(daemon: Daemon) -> None:
     token = Path(daemon.env["XDG_CONFIG_HOME"], "ccd", "token")
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
@@ -111,9 +125,134 @@ def test_login_link_sets_a_strict_httponly_cookie_once(daemon: Daemon) -> None:
         first = browser.get(daemon.login)
         assert first.status_code == 303 and first.headers["location"] == "/"
         cookie = first.headers["set-cookie"].lower()
+        assert cookie.startswith(f"ccd_session_{daemon.port}=")  # cookies ignore the port
         assert "httponly" in cookie and "samesite=strict" in cookie
+        assert "max-age=604800" in cookie  # a week
         assert browser.get(f"{daemon.url}/api/v1/runs").status_code == 200
     assert httpx.get(daemon.login).status_code == 403  # one time only
+
+
+PAGE = {"Sec-Fetch-Site": "same-origin"}  # what the browser adds to the page's own requests
+
+
+def session(daemon: Daemon) -> dict[str, str]:
+    """The Cookie header of a fresh login."""
+    with daemon.http() as http:
+        link = http.post("/api/v1/login-links").json()["path"]
+    answer = httpx.get(daemon.url + link)
+    assert answer.status_code == 303
+    name = f"ccd_session_{daemon.port}"
+    return {"Cookie": f"{name}={answer.cookies[name]}"}
+
+
+def test_each_login_is_its_own_session_and_a_logout_ends_only_that_one(daemon: Daemon) -> None:
+    first, second = session(daemon), session(daemon)
+    assert first != second
+    out = httpx.post(f"{daemon.url}/logout", headers={**first, **PAGE})
+    assert out.status_code == 204
+    assert out.headers["set-cookie"].startswith(f'ccd_session_{daemon.port}=""; ')
+    assert "max-age=0" in out.headers["set-cookie"].lower()
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=first).status_code == 401
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=second).status_code == 200
+
+
+def test_sessions_and_logouts_survive_a_restart(daemon: Daemon) -> None:
+    gone, kept = session(daemon), session(daemon)
+    assert httpx.post(f"{daemon.url}/logout", headers={**gone, **PAGE}).status_code == 204
+    daemon.stop()
+    daemon.start()
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=kept).status_code == 200
+    assert httpx.get(f"{daemon.url}/api/v1/runs", headers=gone).status_code == 401
+
+
+def test_a_session_cookie_changes_nothing_from_another_origin(daemon: Daemon) -> None:
+    cookie = session(daemon)
+    run = f"{daemon.url}/workflow/run/quick"
+    with daemon.http() as http:
+        upload(http, QUICK)
+        for foreign in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                        {"Origin": "http://127.0.0.1:9"}, {}):
+            refused = httpx.get(run, headers={**cookie, **foreign})
+            assert refused.status_code == 403, foreign
+            assert "refused" in refused.json()["error"] if "Origin" in foreign else \
+                "ccd's own page" in refused.json()["error"]
+        posted = httpx.post(f"{daemon.url}/api/v1/runs", json={"workflow": "quick"},
+                            headers={**cookie, "Sec-Fetch-Site": "cross-site"})
+        assert posted.status_code == 403
+        assert http.get("/api/v1/runs").json() == []  # nothing started
+        page = httpx.post(f"{daemon.url}/api/v1/runs", json={"workflow": "quick"},
+                          headers={**cookie, **PAGE, "Origin": daemon.url})
+        assert page.status_code == 201
+        curl = httpx.get(run, headers={"Authorization": f"Bearer {daemon.token}"})
+        assert curl.status_code == 201  # the paper's call, with the token
+        assert httpx.get(f"{daemon.url}/api/v1/runs", headers={
+            **cookie, "Sec-Fetch-Site": "cross-site"}).status_code == 200  # reading is fine
+        for r in (page.json(), curl.json()):
+            wait_for(lambda r=r: http.get(f"/api/v1/runs/{r['run']}").json()["state"] == "done",
+                     what="the runs to end")
+
+
+@pytest.mark.parametrize("credential", [
+    b"Authorization: Bearer \xff\xfe", b"Authorization: \xe9",
+    b"Cookie: ccd_session=\xff; ccd_session_PORT=\xff",
+    b"Cookie: \xe9=1; ccd_session_PORT=\xb2\xb3.\xb9; ccd_session=\xb2"])
+def test_credentials_with_non_ascii_bytes_are_401_not_500(daemon: Daemon,
+                                                           credential: bytes) -> None:
+    host, port = daemon.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(b"GET /api/v1/runs HTTP/1.1\r\nHost: " + daemon.url[7:].encode() +
+                     b"\r\n" + credential.replace(b"PORT", port.encode()) +
+                     b"\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+
+
+def test_the_login_link_is_printed_only_to_a_terminal_or_when_asked(
+        env: dict[str, str], state_dir: Path) -> None:
+    command = [sys.executable, "-m", "ccd", "--state-dir", str(state_dir), "--port", "0"]
+    piped = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)  # as under systemd: stdout goes to the journal
+    try:
+        assert piped.stdout is not None
+        assert piped.stdout.readline().startswith("ccd http://")
+        second = piped.stdout.readline()
+        wait_until_serving(env)
+    finally:
+        piped.terminate()
+        piped.communicate(timeout=30)
+    assert "code=" not in second and "`ccctl open`" in second
+
+    controller, terminal = pty.openpty()
+    tty = subprocess.Popen(command, env=env, stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+    try:
+        seen = b""
+        while b"login: " not in seen or not seen.endswith(b"\n"):
+            ready, _, _ = select.select([controller], [], [], 30)
+            assert ready, f"no login line on the terminal: {seen!r}"
+            seen += os.read(controller, 4096)
+        wait_until_serving(env)
+    finally:
+        tty.terminate()
+        tty.communicate(timeout=30)
+        os.close(controller)
+    assert b"/login?code=" in seen
+
+
+def wait_until_serving(env: dict[str, str]) -> None:
+    """Until the daemon answers: a SIGTERM before it serves would not stop it."""
+    sock = Path(env["XDG_RUNTIME_DIR"]) / "ccd" / "ccd.sock"
+
+    def answers() -> bool:
+        try:
+            with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock))) as http:
+                return http.get("http://localhost/api/v1/health").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(answers, what="the daemon to serve")
 
 
 # -- workflows --------------------------------------------------------------------------------

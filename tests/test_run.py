@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -475,3 +476,22 @@ def test_kill_9_between_attempts_runs_no_attempt_twice(tmp_path: Path, ccctl: Cc
     again = ccctl("run", wf, "--json")
     assert again.returncode == 0, again.stderr
     assert tries.read_text().split() == ["try", "try"]  # the second attempt was adopted
+
+
+def test_the_state_directory_and_database_are_the_users_alone(tmp_path: Path, ccctl: Ccctl,
+                                                            state_dir: Path) -> None:
+    # The job looks while `ccctl run` has the database open, so -wal and -shm exist.
+    wf = write(tmp_path / "modes.yaml", """\
+        workflow:
+          nodes: {look: {exec: 'stat -c "%n %a" "$CCD_STATE_DIR" "$CCD_STATE_DIR"/ccd.db*'}}
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 0, proc.stderr
+    log = Path(str(result(proc)[""]["run_dir"])) / "jobs" / "look" / "log"
+    modes = dict(line.rsplit(" ", 1) for line in log.read_text().splitlines())
+    db = state_dir / "ccd.db"
+    assert modes == {str(state_dir): "700", str(db): "600", f"{db}-wal": "600",
+                     f"{db}-shm": "600"}
+    db.chmod(0o644)  # as ccd 0.1 left it
+    assert ccctl("run", wf, "--new").returncode == 0
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600

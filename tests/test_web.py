@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import msgspec
 import pytest
 from conftest import ROOT, Daemon, Mount, fill, wait_for
@@ -176,11 +177,26 @@ def test_login_link_sets_an_httponly_strict_cookie_and_leaves_no_code_in_the_url
     web.login()
     assert web.page.url == f"{web.daemon.url}/"
     (cookie,) = web.page.context.cookies()
-    assert cookie["name"] == "ccd_session"
+    assert cookie["name"] == f"ccd_session_{web.daemon.port}"
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     assert web.page.evaluate("document.cookie") == ""  # out of reach of scripts
     expect(web.page.get_by_role("heading", name="Workflows")).to_be_visible()
     expect(web.page.locator("main")).to_contain_text("No workflows yet")
+
+
+def test_log_out_ends_this_browsers_session(web: Web) -> None:
+    web.login()
+    (cookie,) = web.page.context.cookies()
+    web.page.get_by_role("button", name="Log out").click()
+    expect(web.page.get_by_role("heading", name="Log in to ccd")).to_be_visible()
+    expect(web.page.locator("body")).to_have_attribute("data-live", "offline")
+    assert web.page.context.cookies() == []
+    stale = httpx.get(f"{web.daemon.url}/api/v1/health",
+                      headers={"Cookie": f"{cookie['name']}={cookie['value']}"})
+    assert stale.status_code == 401
+    web.page.reload()
+    expect(web.page.get_by_role("heading", name="Log in to ccd")).to_be_visible()
+    assert web.problems == []
 
 
 # -- workflows --------------------------------------------------------------------------------

@@ -4,16 +4,17 @@
 //   #/runs                 every run
 //   #/runs/RUN?tab=graph&job=NAME   one run, its table or graph, one job's detail
 
-import { get, LOGGED_OUT } from "./api.js";
+import { get, LOGGED_OUT, request } from "./api.js";
 import { fill, h } from "./dom.js";
 import { Live } from "./live.js";
-import { showProblems } from "./messages.js";
+import { showError, showProblems } from "./messages.js";
 import { setPalette, useStates } from "./states.js";
 import { RunView } from "./run.js";
 import { RunsView, WorkflowView, WorkflowsView } from "./workflows.js";
 
 const main = document.getElementById("main");
 const indicator = document.getElementById("live");
+const logout = document.getElementById("logout");
 const LIVE_TEXT = { connecting: "connecting…", open: "live", reconnecting: "reconnecting…",
                     offline: "logged out" };
 let view = null;
@@ -70,6 +71,7 @@ function liveState(state) {
 }
 
 function loggedOut() {
+  logout.hidden = true;
   live?.close();
   view?.unmount?.();
   view = null;
@@ -81,8 +83,22 @@ function loggedOut() {
     h("pre", null, "ccctl open"),
     h("p", null, "It opens a one-time login link (", h("code", null, "make run"),
       " prints one too). The link sets a cookie for this browser and is then used up."),
-    h("p", { class: "hint" }, "Links stay valid for ten minutes.")));
+    h("p", { class: "hint" },
+      "Links stay valid for ten minutes; a login lasts a week, or until you log out.")));
 }
+
+// The server ends the session (its cookie never works again) and clears the cookie.
+logout.addEventListener("click", async () => {
+  logout.disabled = true;
+  try {
+    await request("POST", "/logout");
+    loggedOut();
+  } catch (error) {
+    if (error.status !== 401) showError(error, "Not logged out"); // a 401 has logged out
+  } finally {
+    logout.disabled = false;
+  }
+});
 
 async function start(attempt = 0) {
   let health, meta;
@@ -97,6 +113,7 @@ async function start(attempt = 0) {
   }
   useStates(meta);
   showProblems(health.problems);
+  logout.hidden = false;
   live = new Live(health.last_event_id);
   live.onProblems(showProblems);
   let dropped = false;
