@@ -28,7 +28,17 @@ from pathlib import Path
 from ccd import dag, labels
 from ccd.errors import Problem, SpecError
 from ccd.model import KINDS, RUNNABLE_KINDS, SAFE_NAME, HostSpec, JobSpec, WorkflowSpec
-from ccd.yamltree import MAX_BYTES, Mapping, Node, Scalar, Sequence, kind_of, load, paused_gc
+from ccd.yamltree import (
+    MAX_BYTES,
+    QUOTED,
+    Mapping,
+    Node,
+    Scalar,
+    Sequence,
+    kind_of,
+    load,
+    paused_gc,
+)
 
 _STRING_FIELDS = ("user", "host", "label", "script", "exec", "venv", "shape", "style", "cwd")
 # Written by cloudmesh-cc itself (save/save_with_state); harmless to read back.
@@ -40,6 +50,7 @@ _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout"
                           "outputs", *_STRING_FIELDS))
 _TOP_LEVEL = ("workflow", "colors", "hosts", "files")
 MAX_SUGGESTIONS = 20  # "did you mean" hints per file
+MAX_MESSAGE = 500  # characters of one problem's message
 
 
 class _Checker:
@@ -70,10 +81,12 @@ class _Checker:
         return f" (did you mean {close[0]!r}?)" if close else ""
 
     def error(self, node: Node, message: str, offset: int = 0) -> None:
-        self.problems.append(Problem(self.filename, node.line, node.col + offset, message))
+        self.problems.append(Problem(self.filename, node.line, node.col + offset,
+                                     _clipped(message)))
 
     def warn(self, node: Node, message: str) -> None:
-        self.warnings.append(Problem(self.filename, node.line, node.col, f"warning: {message}"))
+        self.warnings.append(Problem(self.filename, node.line, node.col,
+                                     f"warning: {_clipped(message)}"))
 
     def string(self, node: Node, what: str) -> str | None:
         """The text of a string field, None if null. A plain number or boolean is an error,
@@ -435,5 +448,12 @@ def _described(node: Node) -> str:
     """A value with its YAML type, for messages: 'the integer 42', "the string 'a,b'"."""
     if isinstance(node, Scalar) and not node.is_null:
         kind = node.core_type
-        return f"the string {node.text!r}" if kind == "string" else f"the {kind} {node.text}"
+        if kind == "string":
+            return f"the string {kind_of(node)}"
+        return f"the {kind} {node.text[:QUOTED]}{'…' if len(node.text) > QUOTED else ''}"
     return kind_of(node)
+
+
+def _clipped(message: str) -> str:
+    """A message never quotes a file at length (a 5 MiB string, a pasted document)."""
+    return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE] + "…"

@@ -293,7 +293,9 @@ class Store:
                 if self.trouble is None:
                     log.error("cannot write the journal (%s); holding its events and "
                               "retrying", e)
-                    self._tell(f"cannot save the state: {e}")
+                    full = isinstance(e, sqlite3.OperationalError) and "full" in str(e)
+                    self._tell(f"the state directory {self.path.parent} is full: cannot save "
+                               "the state" if full else f"cannot save the state: {e}")
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue

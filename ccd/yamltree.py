@@ -21,6 +21,7 @@ from ccd.errors import Problem, SpecError
 
 MAX_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 64
+QUOTED = 80  # characters of a value quoted in a message
 MAX_ITEMS = 300_000  # ~30,000 fully written nodes; bounds any 8 MiB file to ~1 s
 
 # YAML 1.2's core schema, which says what a plain (unquoted) scalar is; everything else
@@ -122,6 +123,8 @@ def kind_of(node: Node) -> str:
         return "a list"
     if node.is_null:
         return "nothing (null)"
+    if len(node.text) > QUOTED:  # a message quotes a value, never a whole file
+        return f"{node.text[:QUOTED]!r}… ({len(node.text):,} characters)"
     return f"{node.text!r}"
 
 

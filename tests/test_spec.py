@@ -438,7 +438,8 @@ def test_numbers_past_what_a_field_can_hold_are_errors_not_crashes(tmp_path: Pat
             b: {{exec: 'true', timeout: 1e999}}
         """)
     assert errors_of(path) == [
-        f"{path}:3:32: retries must be an integer from 0 to 100, not '{digits}'",
+        f"{path}:3:32: retries must be an integer from 0 to 100, not '{digits[:80]}'… "
+        "(5,000 characters)",  # a message quotes a value, never a whole file
         f"{path}:4:32: timeout (seconds) must be a number >= 0.001, not '1e999'",
     ]
 

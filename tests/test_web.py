@@ -561,7 +561,7 @@ def test_a_full_state_directory_shows_a_banner_until_there_is_room(
     try:
         gate.touch()  # its end cannot be saved: the daemon says so, by push
         expect(banner).to_be_visible(timeout=PUSH_MS)
-        expect(banner).to_contain_text("all starts paused: cannot save the state")
+        expect(banner).to_contain_text("is full: cannot save the state")
     finally:
         filler.unlink()
     expect(banner).to_be_hidden(timeout=PUSH_MS)
