@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 log = logging.getLogger("ccd")
+_STOPPED: list[int] = []  # SIGTERM/SIGINT received outside uvicorn's own handlers
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -183,6 +184,9 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
         else:
             print(f"ccd unix:{sock_path}  (no TCP port: the web page needs one)", flush=True)
         log.info("serving %s with state in %s", " and ".join(where), state)
+        if _STOPPED:
+            log.info("stopped while starting (signal %d)", _STOPPED[0])
+            return
         sd_notify("READY=1")
         await server.serve(sockets=listeners)
         sd_notify("STOPPING=1")
@@ -197,10 +201,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("sse_starlette").setLevel(logging.WARNING)
     # uvicorn re-raises the signal that stopped it once it has shut down; catch it so a
-    # graceful stop ends with exit status 0.
-    stopped: list[int] = []
+    # graceful stop ends with exit status 0. One that comes before uvicorn listens for them
+    # is kept, and ends the start-up (it was lost: the daemon went on serving).
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda s, _f: stopped.append(s))
+        signal.signal(sig, lambda s, _f: _STOPPED.append(s))
     t = time.monotonic()
     from ccd.errors import CcdError
 

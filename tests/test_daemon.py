@@ -9,6 +9,7 @@ import pty
 import select
 import socket
 import stat
+import signal
 import subprocess
 import sys
 import tarfile
@@ -534,3 +535,31 @@ def test_a_hosts_max_jobs_holds_across_runs(daemon: Daemon, tmp_path: Path) -> N
         most = max(most, running)
     assert most == 2 and running == 0  # 12 jobs, never more than 2 at once on box
     assert list(health["hosts"]["executors"]) == ["local:box"]  # one executor for both runs
+
+
+def test_a_sigterm_while_it_starts_stops_the_daemon(env: dict[str, str], state_dir: Path,
+                                                     tmp_path: Path) -> None:
+    # Uploading a big workflow at start takes a while; a SIGTERM then was swallowed and
+    # the daemon went on to serve.
+    big = tmp_path / "big.yaml"
+    big.write_text("workflow:\n  nodes:\n" +
+                   "".join(f"    j{i}: {{exec: 'true', label: '{{name}}'}}\n"
+                           for i in range(40_000)))
+    proc = subprocess.Popen([sys.executable, "-m", "ccd", "--state-dir", str(state_dir),
+                             "--port", "0", "--upload", str(big)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with proc:
+        try:
+            wait_for(lambda: _catches(proc.pid, signal.SIGTERM), what="ccd to take SIGTERM")
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+
+
+def _catches(pid: int, sig: int) -> bool:
+    """Has the process its own handler for `sig` (SigCgt in /proc)?"""
+    caught = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                  if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (sig - 1) & 1)
