@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gc
 import logging
 import os
 import secrets
@@ -38,6 +37,7 @@ from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
 from ccd.store import Store, WorkflowRow
 from ccd.uploads import layout, main_yaml, unpack
+from ccd.yamltree import paused_gc
 
 log = logging.getLogger("ccd.service")
 
@@ -74,6 +74,7 @@ class Service:
         self._storing = asyncio.Lock()  # workflow versions being written: see _store
 
     async def __aenter__(self) -> Service:
+        self._remove_half_stored()
         await self._group.__aenter__()
         self._tasks.add(self._group.create_task(self._follow_journal()))
         if self._prune_after is not None:
@@ -315,6 +316,15 @@ class Service:
         self.bus.notice("workflow", {"workflow": row.name, "change": "stored"})
         return _workflow_shape(row)
 
+    def _remove_half_stored(self) -> None:
+        """An upload a killed daemon was writing (`workflows/.upload-*`, never recorded)
+        goes; one younger than a minute may be another daemon's, on the same directory."""
+        for tmp in (self.state_dir / "workflows").glob(".upload-*"):
+            with contextlib.suppress(OSError):
+                if time.time() - tmp.stat().st_mtime > 60:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    log.info("removed %s, an upload that was never stored", tmp)
+
     def _keep(self, name: str, files: dict[str, bytes], main: str) -> WorkflowRow:
         """Validate a workflow's files and keep them as a new version (files only: this
         runs in a worker thread); nothing is left behind on error."""
@@ -433,17 +443,11 @@ class Service:
 
 
 def _without_gc_pauses(work: Callable[[], WorkflowRow]) -> WorkflowRow:
-    """`work()` with the cyclic garbage collector off. Validating a big workflow makes
-    millions of objects, and each full collection walked them all holding the interpreter
-    lock: 0.15-0.35 s during which the event loop could not run (an 8 MiB file of 100,000
-    jobs made five). What `work` drops, reference counting frees at once."""
-    if not gc.isenabled():
+    """`work()` with the cyclic garbage collector off (yamltree.paused_gc): unpacking and
+    validating a big upload makes millions of objects, and each full collection walked
+    them all holding the interpreter lock, 0.15-0.35 s the event loop could not run."""
+    with paused_gc():
         return work()
-    gc.disable()
-    try:
-        return work()
-    finally:
-        gc.enable()
 
 
 def _workflow_shape(row: WorkflowRow) -> shapes.Workflow:

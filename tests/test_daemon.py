@@ -7,9 +7,9 @@ import json
 import os
 import pty
 import select
+import signal
 import socket
 import stat
-import signal
 import subprocess
 import sys
 import tarfile

@@ -337,3 +337,16 @@ def test_an_archives_content_is_never_quoted_back(env: dict[str, str], state_dir
         assert other.status_code == 415 and secret not in other.text
         assert post("link.yaml").status_code == 403  # the link leads out
         assert post("../outside.yaml").status_code == 403
+
+
+def test_an_upload_a_killed_daemon_was_writing_is_removed_at_the_next_start(
+        env: dict[str, str], state_dir: Path) -> None:
+    old = state_dir / "workflows" / ".upload-dead"
+    (old / "sub").mkdir(parents=True)
+    (old / "sub" / "half.yaml").write_text("workflow:\n")
+    young = state_dir / "workflows" / ".upload-young"  # perhaps another daemon's, now
+    young.mkdir()
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    with running_daemon(env, state_dir):
+        assert not old.exists() and young.exists()
