@@ -160,10 +160,10 @@ class Api:
         return reply(shapes.Run.of(run), 201)
 
     async def get_run(self, request: Request) -> Response:
-        return reply(shapes.Run.of(self.service.run(request.path_params["run"])))
+        return reply(shapes.Run.of(await self.service.run(request.path_params["run"])))
 
     async def cancel_run(self, request: Request) -> Response:
-        run = self.service.cancel(request.path_params["run"])
+        run = await self.service.cancel(request.path_params["run"])
         return reply(shapes.Run.of(run, jobs=False), 202)
 
     async def rerun(self, request: Request) -> Response:
@@ -213,7 +213,7 @@ class Api:
         return FileResponse(path, media_type="application/octet-stream", filename=path.name)
 
     async def run_graph(self, request: Request) -> Response:
-        run = self.service.run(request.path_params["run"])
+        run = await self.service.run(request.path_params["run"])
         fmt = request.query_params.get("format", "dot")
         if fmt not in ("dot", "svg"):
             raise UploadError("format must be dot or svg", 422)
@@ -229,7 +229,7 @@ class Api:
     async def events(self, request: Request) -> Response:
         run_id = request.path_params.get("run")
         if run_id is not None:
-            self.service.run(run_id)  # 404 for an unknown run
+            await self.service.run(run_id)  # 404 for an unknown run
         header = request.headers.get("last-event-id") or request.query_params.get("after")
         if header is not None:
             after = _int(header, "Last-Event-ID", 0)

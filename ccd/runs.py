@@ -189,7 +189,11 @@ def stored_spec(store: Store, run_id: str) -> WorkflowSpec:
     stored = store.spec_text(run_id)
     if stored is None:
         raise NotFound(f"no run {run_id!r} in {store.path}")
-    source, data = stored
+    return parse_stored(run_id, *stored)
+
+
+def parse_stored(run_id: str, source: str, data: bytes) -> WorkflowSpec:
+    """A run's stored workflow text as a spec (CPU only: fine in a worker thread)."""
     try:
         return load_spec(source, data, stored=True)[0]
     except SpecError as e:
