@@ -21,7 +21,10 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import uvicorn
 
 log = logging.getLogger("ccd")
 _STOPPED: list[int] = []  # SIGTERM/SIGINT received outside uvicorn's own handlers
@@ -114,6 +117,18 @@ def tcp_listener(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also stops for a SIGTERM or SIGINT that came while ccd was
+    starting, before uvicorn listened for them (it was lost: the daemon went on serving)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            for sig in _STOPPED:
+                self.handle_exit(sig, None)
+            yield
+
+
 def sd_notify(message: str) -> bool:
     """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
     address = os.environ.get("NOTIFY_SOCKET")
@@ -149,8 +164,6 @@ async def serve(args: argparse.Namespace) -> None:
 
 async def _serve(args: argparse.Namespace, state: Path, token: str,
                  listeners: list[socket.socket], sock_path: Path) -> None:
-    import uvicorn
-
     from ccd import api
     from ccd.service import Service
     from ccd.uploads import pack
@@ -170,7 +183,7 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
         config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False,
                                 timeout_graceful_shutdown=3, server_header=False,
                                 log_config=None)
-        server = uvicorn.Server(config)
+        server = _Server(config)
         where = [f"unix:{sock_path}"]
         if url:
             where.append(url)
@@ -184,9 +197,6 @@ async def _serve(args: argparse.Namespace, state: Path, token: str,
         else:
             print(f"ccd unix:{sock_path}  (no TCP port: the web page needs one)", flush=True)
         log.info("serving %s with state in %s", " and ".join(where), state)
-        if _STOPPED:
-            log.info("stopped while starting (signal %d)", _STOPPED[0])
-            return
         sd_notify("READY=1")
         await server.serve(sockets=listeners)
         sd_notify("STOPPING=1")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 MAX_BODY = 32 * 1024 * 1024  # an upload as sent, counted while it streams in
 MAX_MEMBERS = 1000
-MAX_UNPACKED = 128 * 1024 * 1024
+MAX_UNPACKED = 64 * 1024 * 1024  # with the body, keeps any upload under 200 MB of RSS
 MAX_HEADER = 64 * 1024  # one long-name or pax header member; also all global ones together
 MAX_HEADER_CHAIN = 8  # header members before the member they describe (tar writes up to 3)
 MAX_NAME = 255  # bytes in one part of a member's path: NAME_MAX of Linux file systems

@@ -350,3 +350,20 @@ def test_an_upload_a_killed_daemon_was_writing_is_removed_at_the_next_start(
     os.utime(old, (past, past))
     with running_daemon(env, state_dir):
         assert not old.exists() and young.exists()
+
+
+def test_the_largest_upload_allowed_stays_in_bounded_memory(daemon: Daemon) -> None:
+    from ccd.uploads import MAX_UNPACKED
+
+    assert daemon.proc is not None
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in (("wf.yaml", QUICK), ("data.bin", bytes(MAX_UNPACKED - 4096))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with daemon.http() as http:
+        r = http.post("/api/v1/workflows", content=buffer.getvalue(),
+                      params={"filename": "wf.tar.gz"})
+    assert r.status_code == 201, r.text
+    assert peak_kib(daemon.proc.pid) < 200 * 1024
