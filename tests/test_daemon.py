@@ -572,3 +572,24 @@ def test_a_sigterm_just_after_it_prints_its_address_stops_it(env: dict[str, str]
     for i in range(10):
         d = Daemon(env, tmp_path / f"state{i}").start()
         assert d.stop() == 0
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "status"), [
+    ("PUT", "/api/v1/workflows/quick/jobs/b", b'{"timeout": "abc"}', {}, 422),
+    ("PUT", "/api/v1/workflows/quick/jobs/b", b'{"env": "xy"}', {}, 422),
+    ("PUT", "/api/v1/workflows/quick/jobs/b", b'{"env": [1]}', {}, 422),
+    ("PUT", "/api/v1/workflows/quick/jobs/b", b'{"nope": 1}', {}, 422),
+    ("GET", "/api/v1/runs?limit=99999999999999999999", b"", {}, 422),
+    ("GET", "/api/v1/events?after=99999999999999999999", b"", {}, 422),
+    ("GET", "/api/v1/events", b"", {"Last-Event-ID": "99999999999999999999"}, 422),
+    ("POST", "/api/v1/runs", b'{"workflow": 42}', {}, 422),
+    ("POST", "/api/v1/runs", b"{not json", {}, 400),
+])
+def test_client_input_of_the_wrong_shape_is_a_4xx_that_says_why(
+        daemon: Daemon, method: str, path: str, body: bytes, headers: dict[str, str],
+        status: int) -> None:
+    with daemon.http() as http:
+        upload(http, QUICK)
+        r = http.request(method, path, content=body, headers=headers)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/json" and r.json()["error"]
