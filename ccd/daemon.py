@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     handler.setFormatter(_JsonLines())
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     logging.getLogger("sse_starlette").setLevel(logging.WARNING)
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # INFO is a line per channel
     # uvicorn re-raises the signal that stopped it once it has shut down; catch it so a
     # graceful stop ends with exit status 0. One that comes before uvicorn listens for them
     # is kept, and ends the start-up (it was lost: the daemon went on serving).

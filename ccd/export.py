@@ -17,6 +17,8 @@ from pathlib import Path
 from ccd.model import JobSpec, JobStatus, WorkflowSpec
 
 _FIELDS = ("user", "host", "kind", "label", "script", "exec", "venv", "shape", "style", "cwd")
+_HOST_FIELDS = ("hostname", "port", "user", "identity", "known_hosts", "workdir", "max_jobs",
+                "max_sessions")
 # An escape in JSON's output (every backslash we write is in a JSON string); groups 1 and 2
 # if it is a surrogate pair. Matching every escape, left to right, keeps an escaped
 # backslash followed by "ud83d" from reading as one.
@@ -51,8 +53,9 @@ def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None)
     if spec.hosts:
         out.append("hosts:")
         for h in spec.hosts.values():
-            limit = f"\n    max_jobs: {h.max_jobs}" if h.max_jobs else " {}"
-            out.append(f"  {q(h.name)}:{limit}")
+            fields = [f"\n    {k}: {q(v) if isinstance(v, str) else v}"
+                      for k in _HOST_FIELDS if (v := getattr(h, k)) is not None]
+            out.append(f"  {q(h.name)}:{''.join(fields) or ' {}'}")
     return _yaml_escapes("\n".join(out) + "\n")
 
 

@@ -23,10 +23,11 @@ import asyncio
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol
 
-from ccd.executors import Executor, MakeExecutor, executor_for
+from ccd.executors import Executor, LinkState, MakeExecutor, executor_for
 from ccd.executors.protocol import Observation
 
 
@@ -59,6 +60,7 @@ class Hosts:
         self._blocked: set[str] = set()  # runs waiting for a slot
         self._held: dict[str, tuple[str, float]] = {}  # host -> (why, until when)
         self._paused: str | None = None  # why no job may start anywhere
+        self.on_change: Callable[[], None] | None = None  # an executor's links changed
 
     async def __aenter__(self) -> Hosts:
         return self
@@ -74,7 +76,8 @@ class Hosts:
         key = (kind, host)
         executor = self._executors.get(key)
         if executor is None:
-            executor = self._executors[key] = self._make(kind, host, self._deliver)
+            executor = self._executors[key] = self._make(kind, host, self._deliver,
+                                                         self._links_changed)
         return executor
 
     # -- runs -----------------------------------------------------------------------------
@@ -86,6 +89,14 @@ class Hosts:
     def leave(self, run_id: str) -> None:
         self._members.pop(run_id, None)
         self._blocked.discard(run_id)
+
+    def _links_changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def links(self) -> list[LinkState]:
+        """How every executor reaches its host now."""
+        return [link for e in self._executors.values() for link in e.links()]
 
     def _deliver(self, obs: Observation) -> None:
         member = self._members.get(obs.run_id)

@@ -47,7 +47,7 @@ KINDS = ("local", "ssh", "slurm", "lsf", "wsl")
 # Names of workflows and jobs: safe as file names, everywhere (the spec, the API, the page).
 # The escaped dash keeps it valid in JSON Schema and in an HTML `pattern` (the v flag).
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,127}")
-RUNNABLE_KINDS = ("local",)  # the kinds with an executor; SSH and Slurm will add themselves
+RUNNABLE_KINDS = ("local", "ssh")  # the kinds with an executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +80,18 @@ class JobSpec:
 
 @dataclass(frozen=True, slots=True)
 class HostSpec:
-    """An entry of the optional `hosts:` inventory."""
+    """An entry of the optional `hosts:` inventory: how to reach a host and how much it may
+    run. What is not given comes from the user's `~/.ssh/config`, as OpenSSH reads it."""
 
     name: str
     max_jobs: int | None = None
+    hostname: str | None = None  # to connect to; default: the entry's name (an ssh alias)
+    port: int | None = None
+    user: str | None = None  # a job's own `user:` wins
+    identity: str | None = None  # a private key file, absolute or ~/...
+    known_hosts: str | None = None  # a known_hosts file, absolute or ~/...
+    workdir: str | None = None  # ccd's directory on the host; default .ccd in the home
+    max_sessions: int | None = None  # the server's MaxSessions; default 10 (OpenSSH's)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,17 @@ class Graph:
     def of(cls, spec: WorkflowSpec) -> Graph:
         return cls(dag.parents_of(spec.jobs, spec.edges), dag.children_of(spec.jobs, spec.edges))
 
+    def ancestors(self, name: str) -> list[str]:
+        """Every job `name` depends on, directly or not, nearest first."""
+        seen: dict[str, None] = {}
+        todo = deque(self.parents[name])
+        while todo:
+            parent = todo.popleft()
+            if parent not in seen:
+                seen[parent] = None
+                todo.extend(self.parents[parent])
+        return list(seen)
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:

@@ -24,6 +24,7 @@ import msgspec
 
 from ccd import rules
 from ccd.errors import ExecutorError, HostBusy
+from ccd.executors import Executor
 from ccd.executors.protocol import Launch, Observation, launch_for
 from ccd.hosts import Hosts
 from ccd.model import Event, JobState, JobStatus, Run, RunState, apply, job_event
@@ -115,36 +116,49 @@ class Scheduler:
     # -- starting -------------------------------------------------------------------------
 
     async def _recover(self) -> None:
-        """Find out which unfinished jobs a previous process already started; never restart."""
+        """Find out which unfinished jobs a previous process already started; never restart.
+        Executors are asked about all jobs at once: a remote host answers for all of them
+        in one round trip."""
+        asks = []
         for name, status in self.run.jobs.items():
             job = self.run.spec.jobs[name]
             if status.state.final or job.is_join:
                 continue
             try:
-                executor = self._hosts.executor(job.kind, job.host)
+                asks.append(self._attach(name, self._hosts.executor(job.kind, job.host)))
             except ExecutorError as e:
                 self._fail(status, str(e))
-                continue
-            launch = self._launch_of(name)
+        await asyncio.gather(*asks)
+
+    async def _attach(self, name: str, executor: Executor) -> None:
+        status, job, launch = self.run.jobs[name], self.run.spec.jobs[name], self._launch_of(name)
+        try:
             obs = await executor.attach(launch)
-            if obs.started:
-                self._running[name] = launch
-                if job.timeout:
-                    self._timed.add(name)
-                self._hosts.occupy(job.host)
-                attempt = status.attempt or 1
-                if job.retries:  # the host knows how many ended before (a crash may hide it)
+        except ExecutorError:
+            # Its host cannot be asked now (unreachable); its executor tells when it can.
+            # A job recorded as running is followed meanwhile; any other starts as usual:
+            # its wrapper refuses to run a job twice.
+            obs = Observation(self.run.id, name, started=status.state is JobState.RUNNING,
+                              pid=status.pid, tstart=status.tstart)
+        if obs.started:
+            self._running[name] = launch
+            if job.timeout:
+                self._timed.add(name)
+            self._hosts.occupy(job.host)
+            attempt = status.attempt or 1
+            if job.retries:  # the host knows how many ended before (a crash may hide it)
+                with contextlib.suppress(ExecutorError):
                     attempt = await executor.attempts(launch) + 1
-                if status.state is not JobState.RUNNING or status.attempt != attempt:
-                    self._set(status, JobState.RUNNING, tstart=obs.tstart, pid=obs.pid,
-                              attempt=attempt)
-                self._observe(status, obs)
-            elif status.state is JobState.RUNNING:
-                # Recorded as started, but its wrapper never claimed it (the process died
-                # in between): start it. Should that wrapper still claim it first, the new
-                # one stands down and the executor follows the old one.
-                self._set(status, JobState.READY, message="starting again: it never began",
-                          attempt=max(0, status.attempt - 1))
+            if status.state is not JobState.RUNNING or status.attempt != attempt:
+                self._set(status, JobState.RUNNING, tstart=obs.tstart, pid=obs.pid,
+                          attempt=attempt)
+            self._observe(status, obs)
+        elif status.state is JobState.RUNNING:
+            # Recorded as started, but its wrapper never claimed it (the process died
+            # in between): start it. Should that wrapper still claim it first, the new
+            # one stands down and the executor follows the old one.
+            self._set(status, JobState.READY, message="starting again: it never began",
+                      attempt=max(0, status.attempt - 1))
 
     async def _launch(self) -> None:
         """Start every job that may start and that the limits allow; joins complete at once."""
@@ -222,7 +236,11 @@ class Scheduler:
     def _launch_of(self, name: str) -> Launch:
         launch = self._launches.get(name)
         if launch is None:
-            launch = self._launches[name] = launch_for(self.run, name)
+            inputs: tuple[str, ...] = ()
+            if self.run.spec.jobs[name].kind != "local":  # its files go to another host
+                jobs = self.run.spec.jobs
+                inputs = tuple(p for a in self._graph.ancestors(name) for p in jobs[a].outputs)
+            launch = self._launches[name] = launch_for(self.run, name, inputs)
         return launch
 
     def _decide(self, changed: Iterable[str]) -> None:
@@ -299,12 +317,12 @@ class Scheduler:
             status, job = self.run.jobs[name], self.run.spec.jobs[name]
             launch = self._launch_of(name)
             executor = self._hosts.executor(job.kind, job.host)
-            before = await executor.attempts(launch)  # durable on the host: exactly once
-            of = f"attempt {before + 1} of {job.retries + 1}"
-            if self._cancel_reason is not None or before >= job.retries:
-                self._fail(status, f"{reason} ({of})", **ended)
-                continue
             try:
+                before = await executor.attempts(launch)  # durable on the host: exactly once
+                of = f"attempt {before + 1} of {job.retries + 1}"
+                if self._cancel_reason is not None or before >= job.retries:
+                    self._fail(status, f"{reason} ({of})", **ended)
+                    continue
                 await executor.archive(launch)
             except ExecutorError as e:
                 self._fail(status, f"{reason}; {e}", **ended)

@@ -10,11 +10,12 @@ The format is cloudmesh-cc's (the paper, sections 5.1-5.5):
     colors: {status: {done: '#CCFFCC'}}
 
 plus optional extensions: per node `env`, `cwd`, `timeout`, `retries` and `outputs` (glob
-patterns of the files the job makes, relative to the run's working copy); a top-level `hosts:`
-inventory with `max_jobs`; a top-level `files:` list of paths or globs beside the workflow
-file (data, modules) that belong to it and are copied with it. Fields cloudmesh-cc writes
-into saved workflows are accepted and ignored; any other unknown field is a warning, not an
-error, so files written for cloudmesh-cc load unchanged.
+patterns of the files the job makes, relative to the run's working copy); a top-level
+`hosts:` inventory (how to reach each host over SSH: hostname, port, user, identity,
+known_hosts, workdir, max_sessions; and max_jobs); a top-level `files:` list of paths or
+globs beside the workflow file (data, modules) that belong to it and are copied with it.
+Fields cloudmesh-cc writes into saved workflows are accepted and ignored; any other unknown
+field is a warning, not an error, so files written for cloudmesh-cc load unchanged.
 """
 
 from __future__ import annotations
@@ -295,6 +296,9 @@ def _check_on_disk(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None
         if ".." in Path(job.script).parts and not Path(job.script).is_absolute():
             c.error(at, f"script {job.script!r} leaves the workflow's directory, which ccd "
                         "copies for each run: move it there, or give its absolute path")
+        elif Path(job.script).is_absolute() and job.kind != "local":
+            c.warn(at, f"script {job.script} is not copied to host {job.host!r}: it runs from "
+                       "that path there")
         elif not script.is_file():
             c.error(at, f"script file not found: {script}")
         elif Path(job.script).is_absolute():
@@ -418,19 +422,47 @@ def _cycles(c: _Checker, jobs: dict[str, JobSpec], edges: list[tuple[str, str]])
         c.error(c.edge_positions[ring[last]], "dependency cycle: " + " -> ".join([*path, path[0]]))
 
 
+_HOST_STRINGS = ("hostname", "user", "identity", "known_hosts", "workdir")
+_HOST_FIELDS = ("max_jobs", "port", "max_sessions", *_HOST_STRINGS)
+
+
 def _hosts(c: _Checker, node: Node | None) -> dict[str, HostSpec]:
     hosts = c.mapping(node, "hosts")
     out: dict[str, HostSpec] = {}
     for key, value in c.unique_pairs(hosts, "host") if hosts else ():
         body = c.mapping(value, f"host {key.text!r}")
-        max_jobs = None
+        fields: dict[str, object] = {}
         for k, v in c.unique_pairs(body, f"field of host {key.text!r}") if body else ():
-            if k.text == "max_jobs":
-                max_jobs = c.number(v, "max_jobs", Scalar.as_int, 1)
+            field = k.text
+            if field == "max_jobs":
+                fields[field] = c.number(v, "max_jobs", Scalar.as_int, 1)
+            elif field == "port":
+                fields[field] = c.number(v, "port", Scalar.as_int, 1, 65535)
+            elif field == "max_sessions":
+                fields[field] = c.number(v, "max_sessions", Scalar.as_int, 2, 10_000)
+            elif field in _HOST_STRINGS:
+                fields[field] = _host_string(c, v, field)
             else:
-                c.warn(k, f"unknown field {k.text!r} of host {key.text!r} is ignored")
-        out[key.text] = HostSpec(key.text, int(max_jobs) if max_jobs else None)
+                c.warn(k, f"unknown field {field!r} of host {key.text!r} is ignored"
+                          f"{c.did_you_mean(field, _HOST_FIELDS)}")
+        out[key.text] = HostSpec(key.text, **fields)  # type: ignore[arg-type]
     return out
+
+
+def _host_string(c: _Checker, node: Node, field: str) -> str | None:
+    """A string field of a host: no control characters (they would end a remote command's
+    line); the local files (identity, known_hosts) absolute or in the home (`~/`), since a
+    relative path would depend on where ccd was started."""
+    text = c.string(node, field)
+    if text is None:
+        return None
+    if not text or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        c.error(node, f"{field} must be a non-empty string without control characters")
+        return None
+    if field in ("identity", "known_hosts") and not text.startswith(("/", "~/")):
+        c.error(node, f"{field} must be an absolute path or start with ~/, not {text!r}")
+        return None
+    return text
 
 
 def _colors(c: _Checker, node: Node | None) -> dict[str, str]:

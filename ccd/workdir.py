@@ -43,20 +43,20 @@ def files_of(spec: WorkflowSpec) -> dict[str, Path]:
         out[PurePosixPath(job.script).as_posix()] = base / job.script
     for pattern in spec.files:
         for path in sorted(base.glob(pattern)):
-            out.update(_files_at(path, base))
+            out.update(files_at(path, base))
     return out
 
 
-def _files_at(path: Path, root: Path) -> dict[str, Path]:
+def files_at(path: Path, root: Path) -> dict[str, Path]:
     """A file, or every file below a directory, by its path relative to `root`."""
     found = sorted(path.rglob("*")) if path.is_dir() else [path]
     return {p.relative_to(root).as_posix(): p for p in found
-            if p.is_file() and _inside(p, root)}
+            if p.is_file() and inside(p, root)}
 
 
 def tree(root: Path) -> dict[str, Path]:
     """Every file below `root` (an upload's directory, an earlier working copy)."""
-    return _files_at(root, root)
+    return files_at(root, root)
 
 
 def make(work: Path, files: dict[str, Path]) -> None:
@@ -87,7 +87,7 @@ def results(spec: WorkflowSpec, work: Path, job: str | None = None) -> list[Resu
         found: dict[str, Path] = {}
         for pattern in spec_job.outputs:
             for path in sorted(work.glob(pattern)):
-                found.update(_files_at(path, work))
+                found.update(files_at(path, work))
         for rel, path in found.items():
             out.append(Result(name, rel, path.stat().st_size))
             if len(out) >= MAX_RESULTS:
@@ -103,7 +103,7 @@ def result_file(spec: WorkflowSpec, work: Path, rel: str) -> Path:
     path = work / rel
     declared = any(fnmatch.fnmatchcase(rel, pattern) or _under(rel, pattern)
                    for job in spec.jobs.values() for pattern in job.outputs)
-    if not declared or not _inside(path, work) or not path.is_file():
+    if not declared or not inside(path, work) or not path.is_file():
         raise NotFound(f"no result {rel!r}: not an existing output of this run's jobs")
     return path
 
@@ -119,7 +119,7 @@ def _under(rel: str, pattern: str) -> bool:
                for parent in PurePosixPath(rel).parents if parent.as_posix() != ".")
 
 
-def _inside(path: Path, root: Path) -> bool:
+def inside(path: Path, root: Path) -> bool:
     """Does `path`, symlinks resolved, stay below `root`?"""
     try:
         return os.path.realpath(path).startswith(os.path.realpath(root) + os.sep)

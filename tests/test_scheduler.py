@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ccd.errors import ExecutorError, HostBusy, UnsupportedKind
-from ccd.executors import Deliver, Executor
+from ccd.executors import Changed, Deliver, Executor
 from ccd.executors.memory import MemoryExecutor
 from ccd.executors.protocol import Launch, Observation
 from ccd.hosts import Hosts
@@ -123,9 +123,9 @@ def test_one_executor_serves_every_run_on_a_host() -> None:
     made: list[tuple[str, str]] = []
     shared, factory = MemoryExecutor.factory()
 
-    def make(kind: str, host: str, deliver: Deliver) -> Executor:
+    def make(kind: str, host: str, deliver: Deliver, changed: Changed) -> Executor:
         made.append((kind, host))
-        return factory(kind, host, deliver)
+        return factory(kind, host, deliver, changed)
 
     runs = [make_run([JobSpec("a", exec="x")], [], run_id=f"r{i}") for i in range(3)]
     h = Harness(*runs, max_jobs=10, make=make)
@@ -263,10 +263,10 @@ def test_retries_run_out_and_the_job_fails_with_its_last_reason() -> None:
 def test_a_host_without_an_executor_fails_its_jobs_and_the_run_ends() -> None:
     shared, factory = MemoryExecutor.factory()
 
-    def make(kind: str, host: str, deliver: Deliver) -> Executor:
+    def make(kind: str, host: str, deliver: Deliver, changed: Changed) -> Executor:
         if kind == "ssh":
             raise UnsupportedKind("kind 'ssh' cannot run in this version of ccd")
-        return factory(kind, host, deliver)
+        return factory(kind, host, deliver, changed)
 
     run = make_run([JobSpec("here", exec="x"), JobSpec("there", exec="x", kind="ssh"),
                     JobSpec("after", exec="x")], [("there", "after")])
@@ -309,7 +309,7 @@ def test_whatever_goes_wrong_the_run_ends_failed_with_the_reason(
         error: Exception, job_message: str, run_message: str) -> None:
     made: list[MemoryExecutor] = []
 
-    def make(kind: str, host: str, deliver: Deliver) -> Executor:
+    def make(kind: str, host: str, deliver: Deliver, changed: Changed) -> Executor:
         if not made:
             made.append(_Failing(deliver))
             made[0].error = error
@@ -362,7 +362,7 @@ def test_a_host_with_no_room_holds_the_job_which_starts_later_and_never_fails(
         how: str) -> None:
     made: list[MemoryExecutor] = []
 
-    def make(kind: str, host: str, deliver: Deliver) -> Executor:
+    def make(kind: str, host: str, deliver: Deliver, changed: Changed) -> Executor:
         if not made:
             made.append(_Full(deliver))
             if how == "start refused":

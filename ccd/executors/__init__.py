@@ -9,6 +9,7 @@ not one per job or per run.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from ccd.errors import UnsupportedKind
@@ -16,6 +17,25 @@ from ccd.executors.protocol import Launch, Observation
 from ccd.model import RUNNABLE_KINDS
 
 Deliver = Callable[[Observation], None]
+Changed = Callable[[], None]  # an executor's links changed (connected, lost, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkState:
+    """How an executor reaches its host now: `GET /api/v1/hosts`, `ccctl hosts`, the page."""
+
+    kind: str
+    host: str  # as the workflows name it
+    address: str  # where it connects: user@hostname:port
+    connected: bool
+    since: float  # when it last connected or was lost
+    error: str  # why it is not connected
+    rtt: float | None  # seconds a command takes, smoothed
+    channels: int  # in use now
+    channel_limit: int
+    jobs: int  # watched now
+    connections: int  # opened by this process
+    commands: int  # run by this process
 
 
 class Executor(Protocol):
@@ -48,18 +68,26 @@ class Executor(Protocol):
     def counters(self) -> dict[str, int]:
         """What it is doing, for the daemon's health report."""
 
+    def links(self) -> list[LinkState]:
+        """Its connections to its host (none for this machine)."""
+
     async def aclose(self) -> None:
         """Stop watching; running jobs keep running (they are detached)."""
 
 
-MakeExecutor = Callable[[str, str, Deliver], "Executor"]  # (kind, host, deliver)
+MakeExecutor = Callable[[str, str, Deliver, Changed], "Executor"]  # (kind, host, ...)
 
 
-def executor_for(kind: str, host: str, deliver: Deliver) -> Executor:
-    """The executor for jobs of `kind` on `host`; `deliver` receives what it observes."""
+def executor_for(kind: str, host: str, deliver: Deliver, changed: Changed) -> Executor:
+    """The executor for jobs of `kind` on `host`; `deliver` receives what it observes,
+    `changed` is called when its links change."""
     if kind == "local":
         from ccd.executors.local import LocalExecutor
 
         return LocalExecutor(deliver)
+    if kind == "ssh":
+        from ccd.executors.ssh import SshExecutor
+
+        return SshExecutor(host, deliver, changed)
     raise UnsupportedKind(f"kind {kind!r} cannot run in this version of ccd "
                           f"(it runs: {', '.join(RUNNABLE_KINDS)})")

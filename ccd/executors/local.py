@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccd.errors import ExecutorError, HostBusy
-from ccd.executors import Deliver
+from ccd.executors import Deliver, LinkState
 from ccd.executors.protocol import (
     CLAIMED_ELSEWHERE,
     NO_ROOM,
@@ -34,6 +34,7 @@ from ccd.executors.protocol import (
     Launch,
     Observation,
     parse_status,
+    read_log,
 )
 from ccd.progress import LogFollower
 
@@ -147,16 +148,13 @@ class LocalExecutor:
 
     async def read_log(self, launch: Launch, offset: int, limit: int) -> tuple[bytes, int]:
         """Bytes of the job's log, and its size."""
-        try:
-            with open(job_dir(launch) / "log", "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                f.seek(offset)
-                return f.read(limit), size
-        except FileNotFoundError:
-            return b"", 0
+        return read_log(job_dir(launch) / "log", offset, limit)
 
     def counters(self) -> dict[str, int]:
         return {"jobs": len(self._watched), "polls": self._polls}
+
+    def links(self) -> list[LinkState]:
+        return []
 
     async def aclose(self) -> None:
         """Stop watching; the jobs go on."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 
-from ccd.executors import Deliver, Executor, MakeExecutor
+from ccd.executors import Changed, Deliver, Executor, LinkState, MakeExecutor
 from ccd.executors.protocol import Launch, Observation
 
 Key = tuple[str, str]  # (run id, job name)
@@ -40,7 +40,7 @@ class MemoryExecutor:
         it once made."""
         made: list[MemoryExecutor] = []
 
-        def make(kind: str, host: str, deliver: Deliver) -> Executor:
+        def make(kind: str, host: str, deliver: Deliver, changed: Changed) -> Executor:
             if not made:
                 made.append(cls(deliver, already_started))
             return made[0]
@@ -77,6 +77,9 @@ class MemoryExecutor:
 
     def counters(self) -> dict[str, int]:
         return {"jobs": len(self.running)}
+
+    def links(self) -> list[LinkState]:
+        return []
 
     async def aclose(self) -> None:
         self.closed = True

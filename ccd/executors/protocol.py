@@ -10,13 +10,14 @@ one-line append, read only as complete lines, gives readers the same guarantee.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ccd.model import JobSpec, Run
+from ccd.model import HostSpec, JobSpec, Run
 
 WRAPPER = str(resources.files("ccd.executors").joinpath("job.sh"))
 CLAIMED_ELSEWHERE = 75  # job.sh's exit code when another wrapper already started the job
@@ -32,7 +33,9 @@ class Launch:
     job: JobSpec
     run_dir: Path  # the run's directory on this machine
     work: Path  # the run's working copy on this machine: scripts and relative paths
-    venv: str = ""  # a virtualenv to activate first, absolute
+    venv: str = ""  # a virtualenv to activate first, absolute (local jobs)
+    host: HostSpec | None = None  # the job's host in the workflow's `hosts:`, if there
+    inputs: tuple[str, ...] = ()  # remote jobs: its ancestors' `outputs:` (globs in `work`)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -41,16 +44,24 @@ class Launch:
     @property
     def cwd(self) -> str:
         """Where the job runs: its `cwd:` in the working copy, or the copy itself."""
-        return str(self.work / self.job.cwd) if self.job.cwd else str(self.work)
+        return self.cwd_in(str(self.work))
 
-    def command(self) -> str:
-        """The shell command line job.sh runs with eval: a script runs by its shebang
-        (default sh) even without its exec bit; `exec` is a command line of its own."""
+    def cwd_in(self, work: str) -> str:
+        """Where the job runs when the working copy is at `work` (on another host)."""
+        cwd = self.job.cwd
+        return work if not cwd else cwd if cwd.startswith("/") else f"{work}/{cwd}"
+
+    def command(self, work: str | None = None) -> str:
+        """The shell command line job.sh runs with eval, with the working copy at `work`
+        (default: this machine's): a script runs by its shebang (default sh) even without
+        its exec bit; `exec` is a command line of its own."""
         job = self.job
         if job.script is None:
             return job.exec or "true"
-        script = self.work / job.script
-        command = " ".join([*_interpreter(script, job), shlex.quote(str(script))])
+        script = self.work / job.script  # its first line is read here, wherever it runs
+        path = str(script) if work is None or Path(job.script).is_absolute() \
+            else f"{work}/{job.script}"
+        command = " ".join([*_interpreter(script, job), shlex.quote(path)])
         if script.suffix == ".ipynb" and command.startswith("papermill "):
             command += f' "$CCD_JOB_DIR"/{shlex.quote(script.stem + "-output.ipynb")}'
         return command
@@ -95,11 +106,25 @@ def parse_status(text: str) -> Status:
     return Status(pid, exit_code)
 
 
-def launch_for(run: Run, name: str) -> Launch:
+def launch_for(run: Run, name: str, inputs: tuple[str, ...] = ()) -> Launch:
     """How an executor sees job `name` of `run` (no I/O)."""
     job = run.spec.jobs[name]
-    venv = str(run.spec.base_dir / Path(job.venv).expanduser()) if job.venv else ""
-    return Launch(run.id, job, run.run_dir, run.work, venv)
+    venv = ""
+    if job.venv and job.kind == "local":
+        venv = str(run.spec.base_dir / Path(job.venv).expanduser())
+    return Launch(run.id, job, run.run_dir, run.work, venv, run.spec.hosts.get(job.host),
+                  inputs)
+
+
+def read_log(path: Path, offset: int, limit: int) -> tuple[bytes, int]:
+    """Up to `limit` bytes of a log on this machine from `offset`, and its size."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(offset)
+            return f.read(limit), size
+    except FileNotFoundError:
+        return b"", 0
 
 
 def _interpreter(script: Path, job: JobSpec) -> list[str]:

@@ -1,0 +1,67 @@
+# ccd's remote helpers (POSIX sh, builtins only but `wc` and `ps`): sent ahead of every poll
+# and cancel command by ccd/executors/ssh.py, which then calls one of them.
+#
+# ccd_poll TOKEN...   one line per token, in order: "STATE PID EXIT", then a line ".",
+#                     then `wc -c` of the logs that exist, then "=". A token is a job
+#                     directory, relative to the current one, with ":PID" of the wrapper
+#                     ccd started if it has not seen the job's status file yet. STATE is
+#                     n (no status file; d if that wrapper is gone too), s (starting),
+#                     r (running), e (ended, EXIT known) or l (lost: gone without EXIT).
+# ccd_kill SIG DIR    signal the process group of the job in DIR.
+
+ccd_status() {
+    p=- e=-
+    while IFS= read -r l; do
+        case $l in
+            pid=*) p=${l#pid=} ;;
+            exit=*) e=${l#exit=} ;;
+        esac
+    done < "$1/status"
+}
+
+ccd_poll() {
+    for t do
+        d=${t%%:*} w=${t#"$d"}
+        w=${w#:} s=n p=- e=-
+        if [ -e "$d/status" ]; then
+            s=s
+            ccd_status "$d" 2>/dev/null
+            if [ "$e" != - ]; then
+                s=e
+            elif [ "$p" != - ]; then
+                if kill -0 "$p" 2>/dev/null; then
+                    s=r
+                else  # gone: an exit line written before it went is complete now
+                    ccd_status "$d" 2>/dev/null
+                    if [ "$e" != - ]; then s=e; else s=l; fi
+                fi
+            fi
+        elif [ -n "$w" ] && ! kill -0 "$w" 2>/dev/null; then
+            s=d
+        fi
+        printf '%s %s %s\n' "$s" "$p" "$e"
+    done
+    echo .
+    for t do
+        shift
+        d=${t%%:*}
+        if [ -f "$d/log" ]; then set -- "$@" "$d/log"; fi
+    done
+    if [ $# -gt 0 ]; then LC_ALL=C wc -c -- "$@" 2>/dev/null; fi
+    echo =
+}
+
+ccd_kill() {
+    [ -e "$2/status" ] || return 0
+    ccd_status "$2" 2>/dev/null
+    [ "$p" != - ] && [ "$e" = - ] || return 0
+    # The wrapper shares the process group of the session sshd made for its start.
+    # shellcheck disable=SC2046
+    set -- "$1" $(ps -o pgid= -p "$p" 2>/dev/null)
+    if [ -n "$2" ] && [ "$2" -gt 1 ]; then
+        kill -s "$1" -- "-$2" 2>/dev/null
+    else
+        kill -s "$1" "$p" 2>/dev/null
+    fi
+    return 0
+}
