@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/workflow-example/workflow-example.yaml
-# System programs the test suite uses, as "command:debian-package".
-SYSTEM_NEEDS := dot:graphviz systemd-analyze:systemd chromium:chromium
+# System programs the test suite uses, as "command:debian-package" (a full path for a
+# command outside a user's PATH, such as /usr/sbin/sshd).
+SYSTEM_NEEDS := dot:graphviz systemd-analyze:systemd chromium:chromium /usr/sbin/sshd:openssh-server
 
 .PHONY: run test bench lint system venv clean
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sshd import Relay, SshHosts, ssh_hosts, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -205,3 +206,21 @@ def fill(where: Path) -> Path:
         except OSError:
             pass
     return filler
+
+
+@pytest.fixture
+def sshd_hosts() -> Iterator[SshHosts]:
+    """Three real sshd on 127.0.0.1, .2 and .3 (aliases ccd-a, ccd-b, ccd-c) and a client's
+    key, known_hosts and ssh_config for them (tests/sshd.py). Needs root, as CI has."""
+    if (reason := unavailable()) is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with ssh_hosts() as hosts:
+        yield hosts
+
+
+@pytest.fixture
+def relay(sshd_hosts: SshHosts) -> Relay:
+    """A relay in front of ccd-b that can cut the link (freeze/thaw); alias ccd-b-relay."""
+    return sshd_hosts.relay(sshd_hosts.servers[1])
