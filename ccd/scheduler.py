@@ -237,9 +237,11 @@ class Scheduler:
         launch = self._launches.get(name)
         if launch is None:
             inputs: tuple[str, ...] = ()
-            if self.run.spec.jobs[name].kind != "local":  # its files go to another host
-                jobs = self.run.spec.jobs
-                inputs = tuple(p for a in self._graph.ancestors(name) for p in jobs[a].outputs)
+            spec = self.run.spec
+            if spec.jobs[name].kind != "local":  # its files go to another host: the
+                # workflow's `files:` and what the jobs before it produce
+                inputs = spec.files + tuple(p for a in self._graph.ancestors(name)
+                                            for p in spec.jobs[a].outputs)
             launch = self._launches[name] = launch_for(self.run, name, inputs)
         return launch
 

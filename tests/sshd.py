@@ -187,6 +187,19 @@ class SshHosts:
             relay.close()
         for server in self.servers:
             server.stop()
+        self.kill_jobs()
+
+    def kill_jobs(self) -> None:
+        """End every job ccd left running on the servers (detached, they outlive sshd): the
+        process group of each wrapper that a status file below `directory` names (the group
+        sshd made for the session that started it)."""
+        uid = pwd.getpwnam(USER).pw_uid
+        for status in self.directory.rglob("status"):
+            with contextlib.suppress(OSError, ValueError):
+                for line in status.read_text().splitlines():
+                    pid = int(line[4:]) if line.startswith("pid=") else 0
+                    if pid and Path(f"/proc/{pid}").stat().st_uid == uid:  # not reused
+                        os.killpg(os.getpgid(pid), signal.SIGKILL)
 
     def relay(self, server: Sshd) -> Relay:
         """A relay in front of `server`, in known_hosts and ssh_config as `relay.alias`;

@@ -35,7 +35,7 @@ class Launch:
     work: Path  # the run's working copy on this machine: scripts and relative paths
     venv: str = ""  # a virtualenv to activate first, absolute (local jobs)
     host: HostSpec | None = None  # the job's host in the workflow's `hosts:`, if there
-    inputs: tuple[str, ...] = ()  # remote jobs: its ancestors' `outputs:` (globs in `work`)
+    inputs: tuple[str, ...] = ()  # remote: `files:`, ancestors' `outputs:` (globs in work)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -134,7 +134,8 @@ class Link:
                                    check=False, timeout=COMMAND_TIMEOUT)
             out = str(probe.stdout or "")
             if not out.startswith("ccd-ok "):
-                said = str(probe.stderr or "").strip()[:300] or f"exit status {probe.exit_status}"
+                said = (str(probe.stderr or "").strip() or out.strip())[:300] \
+                    or f"exit status {probe.exit_status}"
                 self._permanent = True
                 raise ExecutorError(f"{self._named()}: cannot run a POSIX shell there "
                                     f"(`sh -s`): {said}")
@@ -198,6 +199,8 @@ class Link:
         if isinstance(e, asyncssh.PermissionDenied):
             self._permanent = True
             return f"{where}: authentication failed ({e.reason})"
+        if isinstance(e, asyncssh.ChannelOpenError):  # it let us in, then no session
+            return f"{where}: the server refused a session right after login: {e.reason}"
         if isinstance(e, asyncssh.DisconnectError):
             return f"{where}: {e.reason}"
         if isinstance(e, TimeoutError):
