@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import ROOT, Ccctl, Daemon, running_daemon, wait_for, write
-from sshd import USER, SshHosts, Sshd, free_port, public_key, ssh_hosts
+from sshd import USER, Relay, Sshd, SshHosts, free_port, ssh_hosts
 
 WRAPPER = (ROOT / "ccd" / "executors" / "job.sh").read_bytes()
 
@@ -276,3 +273,143 @@ def test_two_runs_on_one_host_share_one_connection(
     with ssh_daemon.http() as http:
         executors = http.get("/api/v1/health").json()["hosts"]["executors"]
     assert executors["ssh:ccd-a"]["connections"] == 1
+
+
+def remote_status(server: Sshd, run_id: str, job: str) -> str:
+    path = server.workdir / "runs" / run_id / "jobs" / job / "status"
+    return path.read_text() if path.exists() else ""
+
+
+def test_kill_9_of_the_daemon_reattaches_and_adopts_what_ended_meanwhile(
+        tmp_path: Path, sshd_hosts: SshHosts, ssh_env: dict[str, str], state_dir: Path) -> None:
+    b = sshd_hosts.servers[1]
+    first, second = sshd_hosts.directory / "release-1", sshd_hosts.directory / "release-2"
+    count = b.workdir / "count"
+    def gated(name: str, release: Path, then: str) -> str:
+        return (f"    {name}: {{kind: ssh, host: ccd-b, exec: 'echo {name} >> {count}; "
+                f'echo "# progress=10"; while [ ! -f {release} ]; do sleep 0.05; done; '
+                f"{then}'}}\n")
+    wf = write(tmp_path / "wf.yaml", inventory(sshd_hosts) + "workflow:\n  nodes:\n"
+               + gated("fails", first, "exit 3") + gated("ends", first, "echo ended")
+               + gated("runs", second, "echo ran"))
+
+    with running_daemon(ssh_env, state_dir) as d:
+        run_id = submit(d, wf)
+        wait_for(lambda: all(j.get("progress") == 10 for n, j in run_of(d, run_id).items() if n),
+                 what="the three jobs running there")
+        d.kill()
+        first.touch()  # two end while ccd is away
+        wait_for(lambda: "exit=3" in remote_status(b, run_id, "fails")
+                 and "exit=0" in remote_status(b, run_id, "ends"), what="two ends there")
+        restarted = time.time()
+        d.start()
+        wait_for(lambda: job_state(d, run_id, "ends") == "done", what="the ended job adopted")
+        assert job_state(d, run_id, "runs") == "running"
+        second.touch()
+        jobs = ended(d, run_id)
+    assert jobs["fails"]["state"] == "failed" and jobs["fails"]["exit_code"] == 3
+    assert jobs["ends"]["state"] == "done" and jobs["runs"]["state"] == "done"
+    for name in ("fails", "ends"):  # times from the status files there, not the restart
+        tstart, tend = jobs[name]["tstart"], jobs[name]["tend"]
+        assert isinstance(tstart, float) and isinstance(tend, float)
+        assert tstart <= tend <= restarted
+    assert sorted(count.read_text().split()) == ["ends", "fails", "runs"]  # each ran once
+    logs = state_dir / "runs" / run_id / "jobs"
+    assert (logs / "ends" / "log").read_text() == "# progress=10\nended\n"
+    assert (logs / "runs" / "log").read_text() == "# progress=10\nran\n"
+
+
+def test_a_network_cut_leaves_the_job_running_there_and_loses_nothing(
+        tmp_path: Path, sshd_hosts: SshHosts, relay: Relay, ssh_env: dict[str, str],
+        state_dir: Path) -> None:
+    b = relay.server
+    release, count = sshd_hosts.directory / "release", b.workdir / "count"
+    wf = write(tmp_path / "wf.yaml", inventory(sshd_hosts) + f"""\
+  {relay.alias}: {{workdir: {b.workdir}}}
+workflow:
+  nodes:
+    cut:
+      kind: ssh
+      host: {relay.alias}
+      exec: 'echo x >> {count}; echo before; echo "# progress=10"
+        while [ ! -f {release} ]; do sleep 0.05; done; echo after'
+""")
+    with running_daemon(ssh_env, state_dir) as d:
+        run_id = submit(d, wf)
+        wait_for(lambda: run_of(d, run_id)["cut"]["progress"] == 10, what="the job running")
+        relay.freeze()
+        wait_for(lambda: host_of(d, relay.alias)["state"] == "unreachable",
+                 what="the host shown unreachable")
+        release.touch()  # the job ends there while the link is down
+        wait_for(lambda: "exit=0" in remote_status(b, run_id, "cut"), what="its end there")
+        assert job_state(d, run_id, "cut") == "running"  # lost is not failed
+        assert "connection lost" in str(host_of(d, relay.alias)["error"])
+        relay.thaw()
+        jobs = ended(d, run_id)
+        assert host_of(d, relay.alias)["state"] == "connected"
+    assert jobs["cut"]["state"] == "done"
+    assert (state_dir / "runs" / run_id / "jobs" / "cut" / "log").read_text() == "before\n" \
+        "# progress=10\nafter\n"
+    assert count.read_text() == "x\n"  # ran once
+    assert relay.connections >= 2  # it reconnected
+
+
+def host_of(d: Daemon, name: str) -> dict[str, object]:
+    with d.http() as http:
+        hosts = http.get("/api/v1/hosts").json()
+    return next(h for h in hosts if h["host"] == name)
+
+
+def test_a_server_with_fewer_sessions_than_assumed_slows_starts_and_fails_none(
+        tmp_path: Path, env: dict[str, str], ccctl: Ccctl) -> None:
+    fan = 12
+    nodes = "\n".join(f"    j{i}: {{kind: ssh, host: ccd-a, exec: 'sleep 0.5; echo j{i}'}}"
+                      for i in range(fan))
+    with ssh_hosts(max_sessions=3) as hosts:  # the inventory assumes OpenSSH's 10
+        a = hosts.servers[0]
+        wf = write(tmp_path / "wf.yaml", f"""\
+hosts:
+  ccd-a: {{{explicit(hosts, a)}, max_jobs: {fan}}}
+workflow:
+  nodes:
+{nodes}
+""")
+        proc = ccctl("run", wf, "--json", "--max-jobs", str(fan), timeout=120)
+        refused = a.log_text().count("no more sessions")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = jobs_of(proc)
+    assert all(jobs[f"j{i}"]["state"] == "done" for i in range(fan))
+    assert refused > 0  # the server did refuse channels
+
+
+def test_hostile_strings_reach_the_job_as_written_and_run_nothing(
+        tmp_path: Path, sshd_hosts: SshHosts, ssh_ccctl: Ccctl) -> None:
+    a = sshd_hosts.servers[0]
+    pwned = sshd_hosts.directory / "pwned"
+    hostile = (f"it's \"q\" $(touch {pwned}-1) `touch {pwned}-2`; touch {pwned}-3 "
+               f"& touch {pwned}-4 | * ~ \\ $HOME")
+    workdir = f"{a.workdir}/w {hostile}"
+    script = "my script $(x); `y`.sh"
+    write(tmp_path / script, 'printf "%s\\n" "$V" "$PWD" "$0"\n')
+    cwd = "sub " + hostile.replace("/", "_").replace("*", "")
+    write(tmp_path / cwd / "here.txt", "")
+    wf = write(tmp_path / "wf.yaml", f"""\
+hosts:
+  ccd-a: {{workdir: {json.dumps(workdir)}}}
+files: [{json.dumps(cwd + "/*.txt")}]
+workflow:
+  nodes:
+    hostile:
+      kind: ssh
+      host: ccd-a
+      script: {json.dumps(script)}
+      cwd: {json.dumps(cwd)}
+      env: {{V: {json.dumps(hostile)}}}
+""")
+    proc = ssh_ccctl("run", wf, "--json", timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = jobs_of(proc)
+    remote_work = f"{workdir}/runs/{jobs['']['run']}/work"
+    assert log_of(jobs, "hostile").splitlines() == [
+        hostile, f"{remote_work}/{cwd}", f"{remote_work}/{script}"]
+    assert not list(sshd_hosts.directory.glob("pwned*"))
