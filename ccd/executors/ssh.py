@@ -42,15 +42,14 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path, PurePosixPath
-from typing import Any, cast
-
-import asyncssh
+from typing import Any
 
 from ccd import workdir
 from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Deliver, LinkState
 from ccd.executors.protocol import Launch, Observation, read_log
-from ccd.executors.sshlink import Link, Target
+from ccd.executors.sshlink import SshLink as Link
+from ccd.executors.sshlink import Target
 from ccd.progress import LogFollower
 
 log = logging.getLogger("ccd.ssh")
@@ -166,11 +165,10 @@ class SshExecutor:
         link = self._link(launch)
         root = await self._root(link, launch)
         try:
-            async with asyncio.timeout(10):
-                names = await (await link.sftp()).listdir(f"{root}/runs/{launch.run_id}/jobs")
-        except asyncssh.SFTPNoSuchFile:
+            names = await link.listdir(f"{root}/runs/{launch.run_id}/jobs")
+        except FileNotFoundError:
             return 0
-        except (asyncssh.Error, OSError, TimeoutError) as e:
+        except OSError as e:
             raise ExecutorError(f"cannot count the attempts of {launch.job.name!r} on "
                                 f"host {self.host!r}: {e}") from e
         prefix = f"{launch.job.name}@"
@@ -185,9 +183,8 @@ class SshExecutor:
         name = launch.job.name
         self._jobs.pop(launch.key, None)
         try:
-            async with asyncio.timeout(10):
-                await (await link.sftp()).rename(f"{jobs}/{name}", f"{jobs}/{name}@{n}")
-        except (asyncssh.Error, OSError, TimeoutError) as e:
+            await link.rename(f"{jobs}/{name}", f"{jobs}/{name}@{n}")
+        except OSError as e:
             raise ExecutorError(f"cannot set attempt {n} of {name!r} aside on host "
                                 f"{self.host!r}: {e}") from e
         mirror = _mirror(launch)
@@ -308,16 +305,9 @@ class SshExecutor:
                                 f"there: {err.strip()[:300] or f'exit status {status}'}")
         root = lines[0]
         if lines[1] == "need":
-            sftp = await link.sftp()
-            part = f"{root}/.{WRAPPER_NAME}.{os.getpid()}"
             try:
-                async with sftp.open(part, "wb") as f:
-                    await f.write(_WRAPPER)
-                try:
-                    await sftp.posix_rename(part, f"{root}/{WRAPPER_NAME}")
-                except asyncssh.SFTPOpUnsupported:  # not OpenSSH's server: plain rename
-                    await sftp.rename(part, f"{root}/{WRAPPER_NAME}")
-            except (asyncssh.Error, OSError) as e:
+                await link.write(f"{root}/{WRAPPER_NAME}", _WRAPPER)
+            except OSError as e:
                 raise ExecutorError(f"host {self.host!r}: cannot copy ccd's job wrapper to "
                                     f"{root}: {e}") from e
         return root
@@ -335,22 +325,10 @@ class SshExecutor:
                     if synced.get(rel) != stamp}
             if not todo:
                 return
-            sftp = await link.sftp()
             work = f"{root}/runs/{launch.run_id}/work"
             try:
-                for parent in sorted({str(PurePosixPath(rel).parent) for rel in todo}):
-                    await sftp.makedirs(f"{work}/{parent}" if parent != "." else work,
-                                        exist_ok=True)
-                at_once = asyncio.Semaphore(16)  # each holds a file open there
-
-                async def put(path: Path, rel: str) -> None:
-                    async with at_once:
-                        await sftp.put(str(path), f"{work}/{rel}", preserve=True)
-
-                await asyncio.gather(*(put(path, rel) for rel, (path, _) in todo.items()))
-            except (asyncssh.Error, OSError) as e:
-                if not link.connected:
-                    raise link.failure() from e
+                await link.put({f"{work}/{rel}": path for rel, (path, _) in todo.items()})
+            except OSError as e:
                 raise ExecutorError(f"cannot copy the files of {launch.job.name!r} to host "
                                     f"{self.host!r}: {e}") from e
             synced.update((rel, stamp) for rel, (_, stamp) in todo.items())
@@ -437,23 +415,21 @@ class SshExecutor:
     async def _pull(self, job: _Job, size: int, everything: bool = False) -> None:
         """Copy the log's new bytes here and report progress if it went up."""
         before = job.follower.progress
+        path = f"{job.root}/{job.dir}/log"
         try:
-            sftp = await job.link.sftp()
-            async with sftp.open(f"{job.root}/{job.dir}/log", "rb") as f:
-                while job.follower.offset < size:
-                    want = size - job.follower.offset if everything else _LOG_CHUNK
-                    data = cast(bytes, await f.read(min(want, 4 * _LOG_CHUNK),
-                                                    job.follower.offset))
-                    if not data:
-                        break
-                    if len(data) > 65536:
-                        await asyncio.to_thread(_append, job.mirror / "log", data)
-                    else:
-                        _append(job.mirror / "log", data)  # microseconds: not worth a thread
-                    job.follower.feed(data)
-                    if not everything:
-                        break
-        except (asyncssh.Error, OSError) as e:
+            while job.follower.offset < size:
+                want = size - job.follower.offset if everything else _LOG_CHUNK
+                data = await job.link.read(path, job.follower.offset, min(want, 4 * _LOG_CHUNK))
+                if not data:
+                    break
+                if len(data) > 65536:
+                    await asyncio.to_thread(_append, job.mirror / "log", data)
+                else:
+                    _append(job.mirror / "log", data)  # microseconds: not worth a thread
+                job.follower.feed(data)
+                if not everything:
+                    break
+        except OSError as e:
             if everything:
                 raise
             log.debug("cannot read the log of %s on %s: %s", job.launch.job.name, self.host, e)
@@ -472,7 +448,7 @@ class SshExecutor:
                 job.tstart = await self._stat_time(job, job.dir)
             if tend is None:
                 tend = await self._stat_time(job, f"{job.dir}/status")
-        except (asyncssh.Error, OSError, ExecutorError) as e:
+        except (OSError, ExecutorError) as e:
             log.info("job %s on %s ended; collecting it again: %s", job.launch.job.name,
                      self.host, e)
             job.phase = "running" if job.answer is None else "unknown"
@@ -495,9 +471,8 @@ class SshExecutor:
         patterns = job.launch.job.outputs
         if not patterns:
             return
-        sftp = await job.link.sftp()
         work = job.work
-        found = await sftp.glob([f"{work}/{p}" for p in patterns], error_handler=lambda e: None)
+        found = await job.link.glob([f"{work}/{p}" for p in patterns])
         local = job.launch.work
         for remote in found:
             rel = PurePosixPath(str(remote)).relative_to(work)
@@ -507,15 +482,14 @@ class SshExecutor:
             if not (target.parent == local or workdir.inside(target.parent, local)):
                 continue  # a symlink here would take it out of the working copy
             await asyncio.to_thread(_make_room_for, target)
-            await sftp.get(str(remote), str(target), preserve=True, recurse=True)
+            await job.link.get(remote, target)
 
     async def _stat_time(self, job: _Job, rel: str) -> float | None:
         """When a file there last changed (whole seconds over SFTP)."""
         try:
-            attrs = await (await job.link.sftp()).stat(f"{job.root}/{rel}")
-        except (asyncssh.Error, OSError, ExecutorError):
+            return await job.link.mtime(f"{job.root}/{rel}")
+        except (OSError, ExecutorError):
             return None
-        return float(attrs.mtime) if attrs.mtime is not None else None
 
     # -- cancelling -----------------------------------------------------------------------
 

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import posixpath
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 import asyncssh
@@ -76,14 +79,14 @@ class Target:
 
 
 class _Client(asyncssh.SSHClient):
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: SshLink) -> None:
         self._link = link
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._link._lost(self, exc)
 
 
-class Link:
+class SshLink:
     """The connection to one target, its channels and its health."""
 
     def __init__(self, target: Target, changed: Callable[[], None] = lambda: None) -> None:
@@ -279,12 +282,83 @@ class Link:
         self.commands += 1
         return done.exit_status or 0, str(done.stdout or ""), str(done.stderr or "")
 
-    async def sftp(self) -> asyncssh.SFTPClient:
-        """The link's SFTP client (one session, requests pipelined on it)."""
+    # -- files, by SFTP (one session, requests pipelined on it) ----------------------------
+
+    async def listdir(self, path: str) -> list[str]:
+        async with self._files() as sftp:
+            return [str(name) for name in await sftp.listdir(path)]
+
+    async def rename(self, old: str, new: str) -> None:
+        async with self._files() as sftp:
+            await sftp.rename(old, new)
+
+    async def write(self, path: str, data: bytes) -> None:
+        """Write a whole file atomically (a reader sees all of it or none)."""
+        part = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.{os.getpid()}"
+        async with self._files() as sftp:
+            async with sftp.open(part, "wb") as f:
+                await f.write(data)
+            try:
+                await sftp.posix_rename(part, path)
+            except asyncssh.SFTPOpUnsupported:  # not OpenSSH's server: plain rename
+                await sftp.rename(part, path)
+
+    async def put(self, files: dict[str, Path]) -> None:
+        """Copy local files there (remote path: local path), times kept, 16 at a time."""
+        async with self._files(timeout=None) as sftp:
+            for parent in sorted({posixpath.dirname(remote) for remote in files}):
+                await sftp.makedirs(parent, exist_ok=True)
+            at_once = asyncio.Semaphore(16)  # each holds a file open there
+
+            async def put(remote: str, path: Path) -> None:
+                async with at_once:
+                    await sftp.put(str(path), remote, preserve=True)
+
+            await asyncio.gather(*(put(remote, path) for remote, path in files.items()))
+
+    async def read(self, path: str, offset: int, size: int) -> bytes:
+        async with self._files() as sftp, sftp.open(path, "rb") as f:
+            return cast(bytes, await f.read(size, offset))
+
+    async def glob(self, patterns: list[str]) -> list[str]:
+        async with self._files() as sftp:
+            found = await sftp.glob(patterns, error_handler=lambda e: None)
+            return [str(p) for p in found]
+
+    async def get(self, remote: str, local: Path) -> None:
+        """Copy a file or directory from there, times kept."""
+        async with self._files(timeout=None) as sftp:
+            await sftp.get(remote, str(local), preserve=True, recurse=True)
+
+    async def mtime(self, path: str) -> float | None:
+        """When a file there last changed (whole seconds), or None."""
+        async with self._files() as sftp:
+            attrs = await sftp.stat(path)
+        return float(attrs.mtime) if attrs.mtime is not None else None
+
+    @contextlib.asynccontextmanager
+    async def _files(self, timeout: float | None = COMMAND_TIMEOUT
+                     ) -> AsyncIterator[asyncssh.SFTPClient]:
+        """The SFTP client, its errors as OSError (FileNotFoundError when missing), and the
+        link's failure (see `connect`) when the connection goes meanwhile."""
         await self.connect()
-        if self._sftp is None:
+        conn, sftp = self._conn, self._sftp
+        if conn is None or sftp is None:
             raise self.failure()
-        return self._sftp
+        try:
+            async with asyncio.timeout(timeout):
+                yield sftp
+        except TimeoutError:
+            self.abort(f"a file operation got no answer in {timeout:g} s")
+            raise self.failure() from None
+        except (asyncssh.SFTPConnectionLost, asyncssh.SFTPNoConnection,
+                asyncssh.DisconnectError, asyncssh.ChannelOpenError) as e:
+            self._drop(conn, e)
+            raise self.failure() from None
+        except asyncssh.SFTPNoSuchFile as e:
+            raise FileNotFoundError(errno.ENOENT, e.reason) from None
+        except asyncssh.SFTPError as e:
+            raise OSError(e.reason) from None
 
     @contextlib.asynccontextmanager
     async def _channel(self) -> AsyncIterator[None]:
