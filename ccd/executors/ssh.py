@@ -47,9 +47,9 @@ from typing import Any
 from ccd import workdir
 from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Deliver, LinkState
+from ccd.executors.links import Link
 from ccd.executors.protocol import Launch, Observation, read_log
-from ccd.executors.sshlink import SshLink as Link
-from ccd.executors.sshlink import Target
+from ccd.executors.sshlink import SshLink, Target
 from ccd.progress import LogFollower
 
 log = logging.getLogger("ccd.ssh")
@@ -97,7 +97,7 @@ class SshExecutor:
         self._deliver = deliver
         self._changed = changed
         self._tick = tick
-        self._links: dict[Target, Link] = {}
+        self._links: dict[object, Link] = {}
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._pollers: dict[Link, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -225,7 +225,7 @@ class SshExecutor:
         target = Target.of(launch)
         link = self._links.get(target)
         if link is None:
-            link = self._links[target] = Link(target, self._changed)
+            link = self._links[target] = SshLink(target, self._changed)
         return link
 
     async def _start(self, job: _Job) -> None:
@@ -285,8 +285,11 @@ class SshExecutor:
         return venv if venv.startswith("/") else f"{job.work}/{venv}"
 
     async def _root(self, link: Link, launch: Launch) -> str:
-        """ccd's directory on the host, absolute; made, with the wrapper in it, once."""
+        """ccd's directory on the host, absolute; made, with the wrapper in it, once. On
+        this machine, the state directory: the jobs' files are where local jobs' are."""
         written = launch.host.workdir if launch.host and launch.host.workdir else DEFAULT_WORKDIR
+        if link.here:
+            written = str(launch.run_dir.parent.parent)
         key = (link, written)
         made = self._roots.get(key)
         if made is None or (made.done() and made.exception() is not None):
@@ -316,6 +319,8 @@ class SshExecutor:
         """The job's files are there: its script, the workflow's `files:` and its
         ancestors' outputs, each copied when new or changed since the last copy."""
         root = await self._root(link, launch)
+        if link.here:
+            return  # its files are where they are
         key = (link, launch.run_id)
         lock = self._syncing.setdefault(key, asyncio.Lock())
         async with lock:
@@ -422,7 +427,9 @@ class SshExecutor:
                 data = await job.link.read(path, job.follower.offset, min(want, 4 * _LOG_CHUNK))
                 if not data:
                     break
-                if len(data) > 65536:
+                if job.link.here:
+                    pass  # the log is its own copy
+                elif len(data) > 65536:
                     await asyncio.to_thread(_append, job.mirror / "log", data)
                 else:
                     _append(job.mirror / "log", data)  # microseconds: not worth a thread
@@ -469,7 +476,7 @@ class SshExecutor:
     async def _fetch_outputs(self, job: _Job) -> None:
         """Copy the files matching the job's `outputs:` into the run's working copy."""
         patterns = job.launch.job.outputs
-        if not patterns:
+        if not patterns or job.link.here:
             return
         work = job.work
         found = await job.link.glob([f"{work}/{p}" for p in patterns])

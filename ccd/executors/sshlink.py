@@ -89,6 +89,8 @@ class _Client(asyncssh.SSHClient):
 class SshLink:
     """The connection to one target, its channels and its health."""
 
+    here = False  # its paths are on another machine
+
     def __init__(self, target: Target, changed: Callable[[], None] = lambda: None) -> None:
         self.target = target
         self._changed = changed
