@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 STYLES = {state.value: ("bold " if state in (JobState.RUNNING, JobState.FAILED) else "")
           + (look.bar if state is not JobState.READY else "default")
           for state, look in LOOKS.items()}
-_ORDER = {JobState.RUNNING: 0, JobState.FAILED: 1, JobState.READY: 2, JobState.CANCELLED: 3,
-          JobState.SKIPPED: 4, JobState.DONE: 5}
+_ORDER = {JobState.RUNNING: 0, JobState.FAILED: 1, JobState.QUEUED: 2, JobState.READY: 3,
+          JobState.CANCELLED: 4, JobState.SKIPPED: 5, JobState.DONE: 6}
 
 
 def elapsed(status: JobStatus, now: float) -> str:

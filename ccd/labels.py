@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ccd.model import JobSpec, JobState, JobStatus
+from ccd.model import JobSpec, JobStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +228,7 @@ def _duration(name: str, status: JobStatus, times: RunTimes, now: float) -> floa
         return None
     if status.tend is not None:
         return status.tend - status.tstart
-    if status.state is JobState.RUNNING:
+    if status.state.started:
         return now - status.tstart
     return None  # final without an end time: its duration is unknown, not growing
 

@@ -19,6 +19,7 @@ class JobState(enum.StrEnum):
     """Where a job is in its life. The first four are the paper's."""
 
     READY = "ready"  # waiting for its dependencies or a free slot
+    QUEUED = "queued"  # submitted to a batch system, waiting in its queue
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
@@ -27,7 +28,12 @@ class JobState(enum.StrEnum):
 
     @property
     def final(self) -> bool:
-        return self is not JobState.READY and self is not JobState.RUNNING
+        return self not in (JobState.READY, JobState.QUEUED, JobState.RUNNING)
+
+    @property
+    def started(self) -> bool:
+        """Handed to an executor and not ended: queued or running."""
+        return self is JobState.QUEUED or self is JobState.RUNNING
 
 
 class RunState(enum.StrEnum):
@@ -127,6 +133,7 @@ class JobStatus:
     modified: float | None = None
     message: str = ""  # why a job failed, was skipped or cancelled
     attempt: int = 0  # 1 from its first start; more after `retries`
+    batch_id: str | None = None  # its job id in a batch system (Slurm, LSF)
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,6 +155,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     pid: int | None = None
     attempt: int = 0
     message: str = ""
+    batch_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -183,10 +191,11 @@ def apply(run: Run, e: Event) -> None:
     s.state = JobState(e.state)
     s.progress, s.tstart, s.tend, s.exit_code = e.progress, e.tstart, e.tend, e.exit_code
     s.pid, s.attempt, s.message, s.modified = e.pid, e.attempt, e.message, e.time
+    s.batch_id = e.batch_id
 
 
 def job_event(run_id: str, s: JobStatus) -> Event:
     """The event that says a job is now as `s` says."""
     return Event(run_id=run_id, job=s.name, state=s.state, progress=s.progress,
                  time=s.modified or 0.0, tstart=s.tstart, tend=s.tend, exit_code=s.exit_code,
-                 pid=s.pid, attempt=s.attempt, message=s.message)
+                 pid=s.pid, attempt=s.attempt, message=s.message, batch_id=s.batch_id)

@@ -21,6 +21,7 @@ class Look:
 
 LOOKS: dict[JobState, Look] = {
     JobState.READY: Look("white", "#98a2ae", "#38414d", "#98a2ae"),
+    JobState.QUEUED: Look("#F2E6FF", "#a98bd6", "#4a2a7a", "#8a63c9"),
     JobState.RUNNING: Look("#CCE5FF", "#6aa4e4", "#0b4788", "#2f78d4"),
     JobState.DONE: Look("#CCFFCC", "#5fb35f", "#1b5a1e", "#36a150"),
     JobState.FAILED: Look("#FFCCCC", "#de6b6b", "#8c1c1c", "#d43d3d"),

@@ -138,8 +138,10 @@ class Scheduler:
             # Its host cannot be asked now (unreachable); its executor tells when it can.
             # A job recorded as running is followed meanwhile; any other starts as usual:
             # its wrapper refuses to run a job twice.
-            obs = Observation(self.run.id, name, started=status.state is JobState.RUNNING,
-                              pid=status.pid, tstart=status.tstart)
+            obs = Observation(self.run.id, name, started=status.state.started,
+                              pid=status.pid, tstart=status.tstart, batch_id=status.batch_id,
+                              queued=status.message if status.state is JobState.QUEUED
+                              else None)
         if obs.started:
             self._running[name] = launch
             if job.timeout:
@@ -149,11 +151,12 @@ class Scheduler:
             if job.retries:  # the host knows how many ended before (a crash may hide it)
                 with contextlib.suppress(ExecutorError):
                     attempt = await executor.attempts(launch) + 1
-            if status.state is not JobState.RUNNING or status.attempt != attempt:
-                self._set(status, JobState.RUNNING, tstart=obs.tstart, pid=obs.pid,
-                          attempt=attempt)
+            state = JobState.RUNNING if obs.queued is None else JobState.QUEUED
+            if status.state is not state or status.attempt != attempt:
+                self._set(status, state, tstart=obs.tstart, pid=obs.pid, attempt=attempt,
+                          batch_id=obs.batch_id or status.batch_id)
             self._observe(status, obs)
-        elif status.state is JobState.RUNNING:
+        elif status.state.started:
             # Recorded as started, but its wrapper never claimed it (the process died
             # in between): start it. Should that wrapper still claim it first, the new
             # one stands down and the executor follows the old one.
@@ -213,8 +216,9 @@ class Scheduler:
             self._running[name] = launch
             if job.timeout:
                 self._timed.add(name)
-            self._set(status, JobState.RUNNING, progress=0, tstart=now, tend=None, pid=pid,
-                      exit_code=None, attempt=status.attempt + 1, message="")
+            self._set(status, JobState.QUEUED if executor.queues else JobState.RUNNING,
+                      progress=0, tstart=now, tend=None, pid=pid, exit_code=None,
+                      attempt=status.attempt + 1, message="", batch_id=None)
             await self._prepare_children(name)
         self._ready = {**blocked, **self._ready}
 
@@ -286,8 +290,16 @@ class Scheduler:
         if not obs.ended:
             progress = max(status.progress, obs.progress or 0)
             pid = obs.pid if obs.pid is not None else status.pid
-            if progress != status.progress or pid != status.pid:
-                self._set(status, status.state, progress=progress, pid=pid)
+            batch_id = obs.batch_id or status.batch_id
+            if obs.queued is not None:  # waiting in the batch queue, for this reason
+                if (status.state, status.message, batch_id) != (
+                        JobState.QUEUED, obs.queued, status.batch_id):
+                    self._set(status, JobState.QUEUED, message=obs.queued, batch_id=batch_id)
+            elif status.state is JobState.QUEUED:  # it left the queue: it runs from now
+                self._set(status, JobState.RUNNING, progress=progress, pid=pid, message="",
+                          tstart=obs.tstart or self._clock(), batch_id=batch_id)
+            elif progress != status.progress or pid != status.pid or batch_id != status.batch_id:
+                self._set(status, status.state, progress=progress, pid=pid, batch_id=batch_id)
             return
         name = status.name
         job = self.run.spec.jobs[name]
@@ -359,8 +371,10 @@ class Scheduler:
 
     def _due(self, name: str) -> float | None:
         """When a running job's `timeout` runs out."""
-        tstart, limit = self.run.jobs[name].tstart, self.run.spec.jobs[name].timeout
-        return tstart + limit if tstart is not None and limit else None
+        status, limit = self.run.jobs[name], self.run.spec.jobs[name].timeout
+        if status.state is JobState.QUEUED:  # its time starts when it runs
+            return None
+        return status.tstart + limit if status.tstart is not None and limit else None
 
     async def _enforce_deadlines(self) -> None:
         now = self._clock()

@@ -72,14 +72,16 @@ class Job(Struct):
     tend: Seconds | None
     modified: Seconds | None
     attempt: Annotated[int, msgspec.Meta(ge=0, description="1 from its first start")]
-    message: str
+    message: str  # why it failed, was skipped or cancelled; while queued, the queue's reason
     outputs: list[str]  # its `outputs:` globs
+    batch_id: str | None = None  # its job id in a batch system (Slurm, LSF)
 
     @classmethod
     def of(cls, s: JobStatus, run: model.Run) -> Job:
         job = run.spec.jobs[s.name]
         return cls(s.name, s.state, s.progress, s.host, job.kind, job.label, s.pid, s.exit_code,
-                   s.tstart, s.tend, s.modified, s.attempt, s.message, list(job.outputs))
+                   s.tstart, s.tend, s.modified, s.attempt, s.message, list(job.outputs),
+                   s.batch_id)
 
 
 class Run(Struct):

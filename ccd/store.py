@@ -36,9 +36,9 @@ from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
 log = logging.getLogger("ccd.store")
 COMMIT_EVERY = 0.02  # seconds
 _JOB_COLUMNS = ("run_id, name, position, state, progress, host, pid, exit_code, tstart, tend,"
-                " modified, message, attempt")
+                " modified, message, attempt, batch_id")
 _EVENT_COLUMNS = ("run_id, job, state, progress, time, exit_code, pid, message, tstart, tend,"
-                  " attempt")
+                  " attempt, batch_id")
 
 # Version 1: ccd 0.1.0, which set no user_version. Later versions are MIGRATIONS below.
 _SCHEMA_1 = """
@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS workflows (
 
 
 
+def _to_3(db: sqlite3.Connection) -> None:
+    """A job's id in its batch system (Slurm, LSF), kept so a restart finds it there."""
+    for table in ("jobs", "events"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN batch_id TEXT")
+
+
 def _to_2(db: sqlite3.Connection) -> None:
     """Attempts; events carry every field; a run's working copy (NULL: runs/<id>/work; runs
     made before it ran in their workflow's own directory, and still do)."""
@@ -86,7 +92,7 @@ def _to_1(db: sqlite3.Connection) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3]
 VERSION = len(MIGRATIONS)
 
 
@@ -210,9 +216,9 @@ class Store:
                  run.created, run.t0, run.t1, run.message,
                  None if run.workdir is None else str(run.workdir)))
             self._mine.executemany(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(run.id, s.name, i, s.state.value, s.progress, s.host, s.pid, s.exit_code,
-                  s.tstart, s.tend, s.modified, s.message, s.attempt)
+                  s.tstart, s.tend, s.modified, s.message, s.attempt, s.batch_id)
                  for i, s in enumerate(run.jobs.values())])
 
     def record(self, event: Event) -> None:
@@ -315,9 +321,9 @@ class Store:
         with _transaction(db):
             for e in batch:
                 cur = db.execute(
-                    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (e.run_id, e.job, e.state, e.progress, e.time, e.exit_code, e.pid,
-                     e.message, e.tstart, e.tend, e.attempt))
+                     e.message, e.tstart, e.tend, e.attempt, e.batch_id))
                 out.append((cur.lastrowid or 0, e))
                 # As model.apply: every field of the new state, assigned.
                 if e.job is None:
@@ -326,9 +332,10 @@ class Store:
                 else:
                     db.execute(
                         "UPDATE jobs SET state=?, progress=?, tstart=?, tend=?, exit_code=?,"
-                        " pid=?, attempt=?, message=?, modified=? WHERE run_id=? AND name=?",
+                        " pid=?, attempt=?, message=?, modified=?, batch_id=?"
+                        " WHERE run_id=? AND name=?",
                         (e.state, e.progress, e.tstart, e.tend, e.exit_code, e.pid, e.attempt,
-                         e.message, e.time, e.run_id, e.job))
+                         e.message, e.time, e.batch_id, e.run_id, e.job))
         return [(i, msgspec.structs.replace(e, id=i)) for i, e in out]
 
     # -- reading --------------------------------------------------------------------------
@@ -419,7 +426,8 @@ class Store:
             raise NotFound(f"no run {run_id!r} in {self.path}")
         rows = self._mine.execute(
             "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message,"
-            " attempt FROM jobs WHERE run_id=? ORDER BY position", (run_id,)).fetchall()
+            " attempt, batch_id FROM jobs WHERE run_id=? ORDER BY position",
+            (run_id,)).fetchall()
         jobs = {row[0]: JobStatus(row[0], JobState(row[1]), *row[2:]) for row in rows}
         return Run(run_id, spec, jobs, run_dir, r[1], RunState(r[0]), r[2], r[3], r[4],
                    Path(r[5]) if r[5] else None)
@@ -448,7 +456,7 @@ class Store:
                 yield row[0], Event(id=row[0], run_id=row[1], job=row[2], state=JobState(row[3]),
                                     progress=row[4], time=row[5], exit_code=row[6], pid=row[7],
                                     message=row[8], tstart=row[9], tend=row[10],
-                                    attempt=row[11])
+                                    attempt=row[11], batch_id=row[12])
         finally:
             if own_connection:
                 db.close()

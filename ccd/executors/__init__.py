@@ -41,6 +41,8 @@ class LinkState:
 class Executor(Protocol):
     """Starts, watches and cancels jobs on one host; owns where their files live."""
 
+    queues: bool  # a started job waits in a batch system's queue before it runs
+
     async def prepare(self, launch: Launch) -> None:
         """Get ready for a job that will probably start soon (its directory, its files), so
         that work is off the critical path; the job's own start repeats it if needed."""

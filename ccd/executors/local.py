@@ -70,6 +70,8 @@ def job_dir(launch: Launch) -> Path:
 class LocalExecutor:
     """Executor for `kind: local`."""
 
+    queues = False
+
     def __init__(self, deliver: Deliver, tick: float = 0.05) -> None:
         self._deliver = deliver
         self._tick = tick

@@ -21,6 +21,8 @@ class MemoryExecutor:
     """Jobs 'run' from `start` until `finish`; `already_started` jobs are found by `attach`
     as a previous process would have left them."""
 
+    queues = False
+
     def __init__(self, deliver: Deliver, already_started: Collection[Key] = ()) -> None:
         self.deliver = deliver
         self.already_started = already_started

@@ -36,6 +36,7 @@ class Launch:
     venv: str = ""  # a virtualenv to activate first, absolute (local jobs)
     host: HostSpec | None = None  # the job's host in the workflow's `hosts:`, if there
     inputs: tuple[str, ...] = ()  # remote: `files:`, ancestors' `outputs:` (globs in work)
+    batch_id: str | None = None  # as recorded: its id in a batch system, for `attach`
 
     @property
     def key(self) -> tuple[str, str]:
@@ -82,6 +83,8 @@ class Observation:
     progress: int | None = None
     message: str = ""  # why it failed when it did not exit by itself (lost, signal)
     nostart: str = ""  # why it did not start after all (no room): start it again later
+    queued: str | None = None  # waiting in a batch system's queue, and its reason
+    batch_id: str | None = None  # its id in that batch system
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,7 @@ def launch_for(run: Run, name: str, inputs: tuple[str, ...] = ()) -> Launch:
     if job.venv and job.kind == "local":
         venv = str(run.spec.base_dir / Path(job.venv).expanduser())
     return Launch(run.id, job, run.run_dir, run.work, venv, run.spec.hosts.get(job.host),
-                  inputs)
+                  inputs, run.jobs[name].batch_id)
 
 
 def read_log(path: Path, offset: int, limit: int) -> tuple[bytes, int]:

@@ -91,6 +91,8 @@ class _Job:
 class SshExecutor:
     """Executor for `kind: ssh` on one host (per name in the workflows)."""
 
+    queues = False
+
     def __init__(self, host: str, deliver: Deliver, changed: Callable[[], None] = lambda: None,
                  tick: float = 0.1) -> None:
         self.host = host
