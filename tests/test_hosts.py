@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Ccctl, Daemon, running_daemon, wait_for
+from conftest import DEAD, Ccctl, Daemon, running_daemon, ssh_workflow, wait_for
 from sshd import SshHosts, free_port
 
 from ccd import api
@@ -25,24 +25,6 @@ from ccd.executors.memory import MemoryExecutor
 from ccd.hosts import Hosts
 from ccd.hostsfeed import HostsFeed
 from ccd.service import Service
-
-DEAD = "127.0.0.9"  # nothing listens there: connections are refused
-
-
-def ssh_workflow(hosts: SshHosts, dead_port: int, seconds: float = 60) -> str:
-    """Job `j` runs `sleep` on ccd-b (host `b`); job `k` is for host `gone`, where the
-    connection is refused."""
-    b = hosts.servers[1]
-    reach = f"user: {hosts.user}, identity: {hosts.key}, known_hosts: {hosts.known_hosts}"
-    return f"""\
-hosts:
-  b: {{hostname: {b.address}, port: {b.port}, {reach}}}
-  gone: {{hostname: {DEAD}, port: {dead_port}, {reach}}}
-workflow:
-  nodes:
-    j: {{kind: ssh, host: b, exec: "sleep {seconds}"}}
-    k: {{kind: ssh, host: gone, exec: "true"}}
-"""
 
 
 def by_host(found: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
