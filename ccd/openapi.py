@@ -79,8 +79,8 @@ _SSE = {
                    "event asks a client that fell behind to reconnect. The global stream also "
                    "says `workflow` (no id) when a workflow is stored or deleted, `problems` "
                    "when what keeps runs from going on changes, and `hosts` (no id, data "
-                   "`{\"hosts\": [Host, ...]}`) when a remote host's link changes, at most "
-                   "every 0.2 s, and every 2 s while links exist.",
+                   "`{\"hosts\": [Host, ...]}`) when a remote host's link changes (at most one "
+                   "every 0.2 s), and every 2 s while links exist.",
     "content": {"text/event-stream": {"schema": {  # one event (OpenAPI 3.2's itemSchema)
         "type": "object", "required": ["data"],
         "properties": {

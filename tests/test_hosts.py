@@ -97,6 +97,19 @@ def test_the_api_lists_a_connected_host_and_an_unreachable_one_with_why(
     assert httpx.get(f"{two_hosts.url}/api/v1/hosts").status_code == 401
 
 
+def test_the_openapi_document_declares_the_host_shape_and_its_three_states() -> None:
+    from ccd.openapi import document
+
+    doc = document()
+    host = doc["components"]["schemas"]["Host"]
+    assert sorted(host["properties"]["state"]["enum"]) == [
+        "connected", "connecting", "unreachable"]
+    listed = doc["paths"]["/api/v1/hosts"]["get"]["responses"]
+    assert listed["200"]["content"]["application/json"]["schema"]["items"] == {
+        "$ref": "#/components/schemas/Host"}
+    assert "401" in listed
+
+
 # -- the notice -----------------------------------------------------------------------------
 
 
@@ -144,19 +157,21 @@ class Timers:
 
     def __init__(self) -> None:
         self.now = 0.0
-        self.pending: list[tuple[float, Callable[[], None]]] = []  # (when, what)
+        self.pending: list[tuple[asyncio.TimerHandle, Callable[[], None]]] = []
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
-        self.pending.append((self.now + delay, fn))
-        return asyncio.get_running_loop().call_at(float("inf"), lambda: None)
+        handle = asyncio.TimerHandle(self.now + delay, fn, (), asyncio.get_running_loop())
+        self.pending.append((handle, fn))
+        return handle
 
     def advance(self, seconds: float) -> None:
-        """Let `seconds` pass: the timers due meanwhile fire."""
+        """Let `seconds` pass: the timers due meanwhile fire, unless cancelled."""
         self.now += seconds
-        due = [p for p in self.pending if p[0] <= self.now]
-        self.pending = [p for p in self.pending if p[0] > self.now]
-        for _, fn in due:
-            fn()
+        due = [p for p in self.pending if p[0].when() <= self.now]
+        self.pending = [p for p in self.pending if p[0].when() > self.now]
+        for handle, fn in due:
+            if not handle.cancelled():
+                fn()
 
 
 def link(host: str, connected: bool, error: str = "") -> LinkState:
