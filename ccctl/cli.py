@@ -348,6 +348,50 @@ def list_runs(json_out: JsonOut = False) -> None:
 
 
 @app.command()
+def hosts(json_out: JsonOut = False) -> None:
+    """How the daemon reaches the remote hosts its runs use: state, why not, round trip."""
+    with _daemon() as client:
+        found = client.json("GET", "/api/v1/hosts")
+    if json_out:
+        _print_json(found)
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    if not found:
+        Console().print("no remote hosts in use: every job so far ran on this machine")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("host", "kind", "address", "state", "since", "rtt ms", "channels", "jobs",
+                   "connections", "commands", "error"):
+        table.add_column(column, justify="right" if column in _NUMBERS else "left")
+    now = time.time()
+    for h in found:
+        rtt = f"{h['rtt'] * 1000:.1f}" if h["rtt"] is not None else ""
+        # Text(...) throughout: a host name or an error is shown as written, never as markup.
+        table.add_row(Text(h["host"]), Text(h["kind"]), Text(h["address"]),
+                      Text(h["state"], style=_HOST_STYLES.get(h["state"], "")),
+                      _ago(now - h["since"]), rtt, f"{h['channels']}/{h['channel_limit']}",
+                      str(h["jobs"]), str(h["connections"]), str(h["commands"]),
+                      Text(h["error"], style="red"))
+    Console().print(table)
+
+
+_NUMBERS = ("rtt ms", "channels", "jobs", "connections", "commands")
+_HOST_STYLES = {"connected": "green", "connecting": "yellow", "unreachable": "bold red"}
+
+
+def _ago(seconds: float) -> str:
+    """A time in the past, relative and short: 42 s ago, 5 min ago, 3 h ago, 2 d ago."""
+    s = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s // size} {unit} ago"
+    return f"{s} s ago"
+
+
+@app.command()
 def status(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the run to its end")]

@@ -103,6 +103,9 @@ class Api:
     async def meta(self, request: Request) -> Response:
         return Response(self._meta, media_type="application/json")
 
+    async def hosts(self, request: Request) -> Response:
+        return reply(self.service.remote_hosts())
+
     # -- workflows ------------------------------------------------------------------------
 
     async def list_workflows(self, request: Request) -> Response:
@@ -397,6 +400,7 @@ def build(service: Service, token: str, url: str | None = None,
         r("/openapi.json", api.openapi, ["GET"]),
         r("/api/v1/health", api.health, ["GET"]),
         r("/api/v1/meta", api.meta, ["GET"]),
+        r("/api/v1/hosts", api.hosts, ["GET"]),
         r("/api/v1/login-links", api.login_link, ["POST"]),
         r("/api/v1/token/rotate", api.rotate_token, ["POST"]),
         r("/api/v1/workflows", api.list_workflows, ["GET"]),

@@ -55,6 +55,11 @@ class Bus:
     def subscribers(self) -> int:
         return len(self._subscribers)
 
+    @property
+    def notice_subscribers(self) -> int:
+        """Subscribers of the global stream: those a notice reaches."""
+        return sum(1 for sub in self._subscribers if sub.run_id is None)
+
     def notice(self, kind: str, data: dict[str, object]) -> None:
         """A change outside the journal (a workflow stored or deleted) for every client of
         the global stream. It has no id: reconnecting clients reload rather than replay."""

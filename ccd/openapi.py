@@ -77,12 +77,15 @@ _SSE = {
     "description": "Server-sent events: `job` and `run` events, each an Event whose `id` is the "
                    "journal id; reconnect with Last-Event-ID to get what was missed. A `resync` "
                    "event asks a client that fell behind to reconnect. The global stream also "
-                   "says `workflow` (no id) when a workflow is stored or deleted.",
+                   "says `workflow` (no id) when a workflow is stored or deleted, `problems` "
+                   "when what keeps runs from going on changes, and `hosts` (no id, data "
+                   "`{\"hosts\": [Host, ...]}`) when a remote host's link changes (at most one "
+                   "every 0.2 s), and every 2 s while links exist.",
     "content": {"text/event-stream": {"schema": {  # one event (OpenAPI 3.2's itemSchema)
         "type": "object", "required": ["data"],
         "properties": {
             "event": {"type": "string",
-                      "enum": ["job", "run", "resync", "workflow", "problems"]},
+                      "enum": ["job", "run", "resync", "workflow", "problems", "hosts"]},
             "id": {"type": "string", "pattern": "^[0-9]+$"},
             "data": {"type": "string", "contentMediaType": "application/json",
                      "contentSchema": _ref(Event)}}}}},
@@ -155,6 +158,11 @@ def paths() -> dict[str, dict[str, Any]]:
         "/api/v1/meta": {"get": _op(
             "States, their colours, kinds and the name rule, as the page uses them", "meta",
             {"200": _json(_ref(shapes.Meta), "What never changes while the daemon runs")})},
+        "/api/v1/hosts": {"get": _op(
+            "How the daemon reaches each remote host its runs use: address, state "
+            "(connected, connecting, unreachable), why not, round trip, channels, jobs; "
+            "empty when every job runs on this machine", "listHosts",
+            {"200": _json(_array(shapes.Host), "Hosts, one per link")})},
         "/api/v1/login-links": {"post": _op(
             "A one-time browser login link", "loginLink",
             {"201": _json(_ref(shapes.LoginLink), "Open http://HOST:PORT + path once")})},

@@ -32,6 +32,7 @@ from ccd.bus import Bus
 from ccd.errors import CcdError, Conflict, NotFound, RunError, StateFull, UploadError
 from ccd.executors.protocol import launch_for
 from ccd.hosts import Hosts
+from ccd.hostsfeed import HostsFeed
 from ccd.model import SAFE_NAME, Event, JobState, JobStatus, Run, WorkflowSpec
 from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
@@ -58,6 +59,8 @@ class Service:
         self.state_dir = state_dir
         self.hosts = Hosts(max_jobs)
         self.bus = Bus()
+        self.feed = HostsFeed(self.hosts, self.bus)
+        self.hosts.on_change = self.feed.changed
         self.started = time.time()
         self._journal_poll = journal_poll
         self._prune_after = prune_after
@@ -77,6 +80,7 @@ class Service:
         self._remove_half_stored()
         await self._group.__aenter__()
         self._tasks.add(self._group.create_task(self._follow_journal()))
+        self._tasks.add(self._group.create_task(self.feed.refresh_forever()))
         if self._prune_after is not None:
             self._tasks.add(self._group.create_task(self._prune_forever(self._prune_after)))
         self.recover()
@@ -89,6 +93,8 @@ class Service:
         try:
             await self._group.__aexit__(kind, exc, tb)
         finally:
+            self.hosts.on_change = None
+            self.feed.close()
             await self.hosts.aclose()
             self.store.close()
 
@@ -406,6 +412,13 @@ class Service:
             return runs.prune(store, self.state_dir, before)
         finally:
             store.close()
+
+    # -- hosts ----------------------------------------------------------------------------
+
+    def remote_hosts(self) -> list[shapes.Host]:
+        """How this daemon reaches each remote host its runs use now (none for this
+        machine); the `hosts` notice carries the same list when it changes."""
+        return self.feed.hosts()
 
     # -- trouble --------------------------------------------------------------------------
 

@@ -8,12 +8,13 @@ spec's name pattern, `model`, `palette`) and reach the page through `Meta`.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Struct
 
 from ccd import model
+from ccd.executors import LinkState
 from ccd.model import KINDS, RUNNABLE_KINDS, SAFE_NAME, Event, JobState, JobStatus, RunState
 from ccd.palette import LOOKS
 
@@ -167,6 +168,38 @@ class Health(Struct):
     problems: list[str]  # what keeps runs from going on now (a full disk), in words
 
 
+HostState = Literal["connected", "connecting", "unreachable"]
+
+
+class Host(Struct):
+    """How the daemon reaches one remote host now (`executors.LinkState`), with its state in
+    one word: `connected`; `unreachable` when the last attempt failed or the connection was
+    lost (`error` says why; it is tried again with backoff); `connecting` before the first
+    attempt has ended."""
+
+    kind: str
+    host: str  # as the workflows name it
+    address: str  # where it connects: user@hostname:port
+    state: HostState
+    connected: bool
+    since: Seconds  # when it last connected or was lost
+    error: str  # why it is not connected ("" when it is)
+    rtt: Annotated[float | None, msgspec.Meta(description="seconds a command takes, smoothed")]
+    channels: int  # in use now
+    channel_limit: int
+    jobs: int  # watched now
+    connections: int  # opened by this daemon
+    commands: int  # run by this daemon
+
+    @classmethod
+    def of(cls, link: LinkState) -> Host:
+        state: HostState = ("connected" if link.connected
+                             else "unreachable" if link.error else "connecting")
+        return cls(link.kind, link.host, link.address, state, link.connected, link.since,
+                   link.error, link.rtt, link.channels, link.channel_limit, link.jobs,
+                   link.connections, link.commands)
+
+
 class StateLook(Struct):
     """A state and how it looks (ccd/palette.py)."""
 
@@ -198,4 +231,4 @@ def meta() -> Meta:
 
 # Every shape the OpenAPI document declares; it names each after its class.
 SCHEMAS: tuple[type, ...] = (Error, InvalidWorkflow, Workflow, Run, Job, Event, Result,
-                             StartRun, JobFields, LoginLink, Health, Meta)
+                             StartRun, JobFields, LoginLink, Health, Host, Meta)

@@ -220,6 +220,25 @@ def sshd_hosts() -> Iterator[SshHosts]:
         yield hosts
 
 
+DEAD = "127.0.0.9"  # an address where nothing listens: connections are refused
+
+
+def ssh_workflow(hosts: SshHosts, dead_port: int, gone: str = "gone", seconds: float = 60) -> str:
+    """A workflow whose job `j` runs `sleep` on ccd-b (host `b`) and whose job `k` is for
+    host `gone`, where the connection is refused."""
+    b = hosts.servers[1]
+    reach = f"user: {hosts.user}, identity: {hosts.key}, known_hosts: {hosts.known_hosts}"
+    return f"""\
+hosts:
+  b: {{hostname: {b.address}, port: {b.port}, {reach}}}
+  '{gone}': {{hostname: {DEAD}, port: {dead_port}, {reach}}}
+workflow:
+  nodes:
+    j: {{kind: ssh, host: b, exec: "sleep {seconds}"}}
+    k: {{kind: ssh, host: '{gone}', exec: "true"}}
+"""
+
+
 @pytest.fixture
 def relay(sshd_hosts: SshHosts) -> Relay:
     """A relay in front of ccd-b that can cut the link (freeze/thaw); alias ccd-b-relay."""

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 import pytest
-from conftest import ROOT, Daemon, Mount, fill, wait_for
+from conftest import ROOT, Daemon, Mount, fill, ssh_workflow, wait_for
 from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_playwright
+from sshd import SshHosts, free_port
 
 from ccd import shapes
 from ccd.model import Event, JobSpec, JobState, JobStatus, Run, RunState, WorkflowSpec, apply
@@ -512,6 +513,43 @@ workflow:
     expect(web.page.locator("pre.log")).to_have_text(output + "\n", timeout=PUSH_MS)
     assert web.page.locator("main script, main img, main b").count() == 0
     assert web.page.evaluate("window.pwned") is None
+    web.assert_not_reloaded_and_clean()
+
+
+def test_the_hosts_view_shows_each_link_by_push_and_why_an_unreachable_one_is_down(
+        web: Web, daemon: Daemon, sshd_hosts: SshHosts) -> None:
+    hostile = "<img src=x onerror=window.pwned=1>"  # a host's name, shown as written
+    web.login()
+    web.open("#/hosts")
+    expect(web.page.locator(".host-list .empty")).to_contain_text("No remote hosts in use")
+    upload(daemon, ssh_workflow(sshd_hosts, free_port("127.0.0.9"), gone=hostile), "remote")
+    run_id = start(daemon, "remote")
+    up = web.page.locator('table.hosts tr[data-host="b"]')
+    down = web.page.locator("table.hosts tr.host.link-unreachable")
+    why = web.page.locator("table.hosts tr.link-why td.link-error")
+    expect(up).to_have_attribute("data-link", "connected", timeout=PUSH_MS)
+    expect(up.locator("td.jobs")).to_have_text("1", timeout=PUSH_MS)
+    expect(up.locator(".link-state")).to_have_text("connected")
+    b = sshd_hosts.servers[1]
+    expect(up).to_contain_text(f"{sshd_hosts.user}@{b.address}:{b.port}")
+    expect(down.locator("th")).to_have_text(hostile, timeout=PUSH_MS)
+    expect(down.locator(".link-state")).to_have_text("unreachable")
+    expect(why).to_contain_text("Connection refused")
+    expect(why).to_contain_text(hostile)
+    assert web.rgb(down.locator(".link-state").evaluate("e => getComputedStyle(e).color")) \
+        == web.rgb("#b42318")  # the page's --danger
+    expect(web.page.locator('nav.main a[data-view="hosts"]')).to_have_attribute(
+        "aria-current", "page")
+    assert web.page.locator("main img").count() == 0
+    assert web.page.evaluate("window.pwned") is None
+    # The counters stay fresh by push (the periodic notice), with no request.
+    asked = sum("/api/v1/hosts" in url for url in web.requests)
+    commands = up.locator("td.commands")
+    expect(commands).not_to_have_text(commands.inner_text(), timeout=PUSH_MS)
+    assert sum("/api/v1/hosts" in url for url in web.requests) == asked
+    screenshot(web.page, "hosts")
+    with daemon.http() as http:
+        http.post(f"/api/v1/runs/{run_id}/cancel")
     web.assert_not_reloaded_and_clean()
 
 

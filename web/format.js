@@ -14,6 +14,15 @@ export function elapsed(start, end, now = Date.now() / 1000) {
   return start ? clock((end ?? now) - start) : "";
 }
 
+/** A time in the past, relative and short, as `ccctl hosts` says it: 42 s ago, 5 min ago. */
+export function ago(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  for (const [unit, size] of [["d", 86400], ["h", 3600], ["min", 60]]) {
+    if (s >= size) return `${Math.floor(s / size)} ${unit} ago`;
+  }
+  return `${s} s ago`;
+}
+
 const two = (n) => String(n).padStart(2, "0");
 
 /** An epoch time: the time of day when it is today, else the date and the time. */

@@ -18,6 +18,14 @@ export class Live {
     this.stateListeners = new Set();
     this.resyncListeners = new Set();
     this.problemListeners = new Set();
+    this.hostListeners = new Set();
+  }
+
+  /** Call `fn(hosts)` with every `hosts` notice (the whole list); returns the function
+   *  that stops it. */
+  onHosts(fn) {
+    this.hostListeners.add(fn);
+    return () => this.hostListeners.delete(fn);
   }
 
   /** Call `fn(problems)` when the daemon says what keeps runs from going on changed. */
@@ -73,6 +81,10 @@ export class Live {
     source.addEventListener("problems", (e) => {
       const { problems } = JSON.parse(e.data);
       for (const fn of this.problemListeners) fn(problems);
+    });
+    source.addEventListener("hosts", (e) => {
+      const { hosts } = JSON.parse(e.data);
+      for (const fn of this.hostListeners) fn(hosts);
     });
     source.addEventListener("resync", () => {
       this.close();

@@ -3,9 +3,11 @@
 //   #/workflows/NAME       one workflow: its runs and YAML
 //   #/runs                 every run
 //   #/runs/RUN?tab=graph&job=NAME   one run, its table or graph, one job's detail
+//   #/hosts                how ccd reaches its remote hosts
 
 import { get, LOGGED_OUT, request } from "./api.js";
 import { fill, h } from "./dom.js";
+import { HostsView } from "./hosts.js";
 import { Live } from "./live.js";
 import { showError, showProblems } from "./messages.js";
 import { setPalette, useStates } from "./states.js";
@@ -31,6 +33,7 @@ function parse(hash) {
              tab: params.get("tab") === "graph" ? "graph" : "table", job: params.get("job") };
   }
   if (parts[0] === "runs") return { view: "runs", key: "" };
+  if (parts[0] === "hosts") return { view: "hosts", key: "" };
   if (parts[0] === "workflows" && parts[1]) {
     return { view: "workflow", key: parts[1], workflow: parts[1] };
   }
@@ -47,7 +50,7 @@ function show() {
   view?.unmount?.();
   setPalette({}); // a run view sets its workflow's own colours again
   where = next;
-  const views = { run: RunView, runs: RunsView, workflow: WorkflowView,
+  const views = { hosts: HostsView, run: RunView, runs: RunsView, workflow: WorkflowView,
                   workflows: WorkflowsView };
   view = new views[next.view](next, live);
   fill(main, view.el);

@@ -23,8 +23,11 @@ class MemoryExecutor:
 
     queues = False
 
-    def __init__(self, deliver: Deliver, already_started: Collection[Key] = ()) -> None:
+    def __init__(self, deliver: Deliver, already_started: Collection[Key] = (),
+                 changed: Changed = lambda: None) -> None:
         self.deliver = deliver
+        self.changed = changed
+        self.link_states: dict[tuple[str, str], LinkState] = {}  # (kind, host) -> link
         self.already_started = already_started
         self.started: list[Key] = []
         self.running: dict[Key, str] = {}  # job -> its host
@@ -44,7 +47,7 @@ class MemoryExecutor:
 
         def make(kind: str, host: str, deliver: Deliver, changed: Changed) -> Executor:
             if not made:
-                made.append(cls(deliver, already_started))
+                made.append(cls(deliver, already_started, changed))
             return made[0]
 
         return made, make
@@ -81,7 +84,7 @@ class MemoryExecutor:
         return {"jobs": len(self.running)}
 
     def links(self) -> list[LinkState]:
-        return []
+        return list(self.link_states.values())
 
     async def aclose(self) -> None:
         self.closed = True
@@ -95,6 +98,11 @@ class MemoryExecutor:
     def progress(self, run_id: str, name: str, percent: int) -> None:
         """The job reports progress."""
         self.deliver(Observation(run_id, name, started=True, progress=percent))
+
+    def link(self, state: LinkState) -> None:
+        """Its link to `state.host` is now as `state` says (and Hosts is told)."""
+        self.link_states[state.kind, state.host] = state
+        self.changed()
 
     def finish(self, run_id: str, name: str, exit_code: int = 0) -> None:
         """The job ends with `exit_code`."""
