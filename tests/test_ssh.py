@@ -331,7 +331,7 @@ workflow:
     cut:
       kind: ssh
       host: {relay.alias}
-      exec: 'echo x >> {count}; echo before; echo "# progress=10"
+      exec: 'echo x >> {count}; echo before; echo "# progress=10";
         while [ ! -f {release} ]; do sleep 0.05; done; echo after'
 """)
     with running_daemon(ssh_env, state_dir) as d:
