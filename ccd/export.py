@@ -71,6 +71,10 @@ def _extensions(job: JobSpec) -> list[str]:
     if job.outputs:
         out.append("      outputs:")
         out.extend(f"        - {json.dumps(pattern)}" for pattern in job.outputs)
+    out.extend(f"      {field}: {json.dumps(value)}" for field, value in job.batch)
+    if job.batch_options:
+        out.append(f"      {'bsub' if job.kind == 'lsf' else 'sbatch'}:")
+        out.extend(f"        - {json.dumps(option)}" for option in job.batch_options)
     return out
 
 

@@ -50,10 +50,15 @@ class RunState(enum.StrEnum):
 
 
 KINDS = ("local", "ssh", "slurm", "lsf", "wsl")
+BATCH_KINDS = ("slurm", "lsf")
+# A batch job's directives, as node fields (what sbatch and bsub options they become is the
+# batch executor's business).
+BATCH_FIELDS = ("partition", "time", "nodes", "ntasks", "cpus", "mem", "gpus", "gres",
+                "account", "qos")
 # Names of workflows and jobs: safe as file names, everywhere (the spec, the API, the page).
 # The escaped dash keeps it valid in JSON Schema and in an HTML `pattern` (the v flag).
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,127}")
-RUNNABLE_KINDS = ("local", "ssh")  # the kinds with an executor
+RUNNABLE_KINDS = ("local", "ssh", "slurm")  # the kinds with an executor
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +82,8 @@ class JobSpec:
     timeout: float | None = None  # seconds
     retries: int = 0  # attempts after a failure (a timeout counts as one)
     outputs: tuple[str, ...] = ()  # globs in the run's working copy: the job's results
+    batch: tuple[tuple[str, str], ...] = ()  # batch directives (BATCH_FIELDS) as written
+    batch_options: tuple[str, ...] = ()  # more options for sbatch / bsub, verbatim
 
     @property
     def is_join(self) -> bool:

@@ -28,7 +28,16 @@ from pathlib import Path
 
 from ccd import dag, labels
 from ccd.errors import Problem, SpecError
-from ccd.model import KINDS, RUNNABLE_KINDS, SAFE_NAME, HostSpec, JobSpec, WorkflowSpec
+from ccd.model import (
+    BATCH_FIELDS,
+    BATCH_KINDS,
+    KINDS,
+    RUNNABLE_KINDS,
+    SAFE_NAME,
+    HostSpec,
+    JobSpec,
+    WorkflowSpec,
+)
 from ccd.yamltree import (
     MAX_BYTES,
     QUOTED,
@@ -47,8 +56,9 @@ _CLOUDMESH_FIELDS = frozenset((
     "format", "label_format", "number", "directory", "filename", "instance", "parent",
     "pid", "created", "modified", "tstart", "tend", "workflow_name", "experiment",
 ))
+_BATCH_OPTIONS = ("sbatch", "bsub")  # extra options, per batch system
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
-                          "outputs", *_STRING_FIELDS))
+                          "outputs", *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS))
 _TOP_LEVEL = ("workflow", "colors", "hosts", "files")
 MAX_SUGGESTIONS = 20  # "did you mean" hints per file
 MAX_MESSAGE = 500  # characters of one problem's message
@@ -238,6 +248,7 @@ def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
 def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], str | None]:
     """A node's fields but its name, and the `name:` it gives itself (None if none)."""
     fields: dict[str, object] = {}
+    batch: list[tuple[str, str]] = []
     given = None
     for k, v in c.unique_pairs(body, f"field of node {name!r}"):
         field = k.text
@@ -265,15 +276,54 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
             fields["env"] = _env(c, v)
         elif field == "outputs":
             fields["outputs"] = _relative_paths(c, v, "outputs", "the run's working copy")
+        elif field in BATCH_FIELDS:
+            value = _directive(c, v, field)
+            if value is not None:
+                batch.append((field, value))
+        elif field in _BATCH_OPTIONS:
+            fields["batch_options"] = _options(c, v, field)
         elif field not in _CLOUDMESH_FIELDS:
             c.warn(k, f"unknown field {field!r} of node {name!r} is ignored"
                       f"{c.did_you_mean(field, _NODE_FIELDS)}")
     if fields.get("host") is None:
         fields.pop("host", None)
+    if batch:
+        fields["batch"] = tuple(batch)
     return fields, given
 
 
+def _directive(c: _Checker, node: Node, field: str) -> str | None:
+    """A batch directive's value: text or a number (`cpus: 8`), one line, not empty."""
+    text = node.text if isinstance(node, Scalar) and node.core_type in ("integer", "float") \
+        else c.string(node, field)
+    if text is not None and (not text.strip() or any(ord(ch) < 32 for ch in text)):
+        c.error(node, f"{field} must be one line of text, not empty")
+        return None
+    return text
+
+
+def _options(c: _Checker, node: Node, field: str) -> tuple[str, ...]:
+    """Extra command-line options for the batch system, one list item per argument."""
+    if not isinstance(node, Sequence):
+        c.error(node, f"{field} must be a list of options like `- --exclusive`, "
+                      f"not {_described(node)}")
+        return ()
+    out = []
+    for item in node.items:
+        text = c.string(item, f"{field}: an option")
+        if text is not None and any(ord(ch) < 32 for ch in text):
+            c.error(item, f"{field}: an option must be one line")
+        elif text:
+            out.append(text)
+    return tuple(out)
+
+
 def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
+    if (job.batch or job.batch_options) and job.kind not in BATCH_KINDS:
+        field = job.batch[0][0] if job.batch else \
+            "sbatch" if body.get("sbatch") is not None else "bsub"
+        c.warn(body.get(field) or body, f"{field} is for batch jobs (kind: "
+               f"{' or '.join(BATCH_KINDS)}); node {job.name!r} is kind {job.kind!r}: ignored")
     if job.script is not None and job.exec is not None:
         c.warn(body.get("exec") or body, f"node {job.name!r} has both script and exec; "
                "exec is ignored (as cloudmesh-cc does)")
