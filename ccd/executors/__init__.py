@@ -91,5 +91,9 @@ def executor_for(kind: str, host: str, deliver: Deliver, changed: Changed) -> Ex
         from ccd.executors.ssh import SshExecutor
 
         return SshExecutor(host, deliver, changed)
+    if kind == "slurm":
+        from ccd.executors.batch import BatchExecutor
+
+        return BatchExecutor(host, deliver, changed)
     raise UnsupportedKind(f"kind {kind!r} cannot run in this version of ccd "
                           f"(it runs: {', '.join(RUNNABLE_KINDS)})")

@@ -8,6 +8,9 @@
 #                     n (no status file; d if that wrapper is gone too), s (starting),
 #                     r (running), e (ended, EXIT known) or l (lost: gone without EXIT).
 # ccd_kill SIG DIR    signal the process group of the job in DIR.
+#
+# With CCD_NOPID set (batch jobs: the wrapper runs on another node, its pid means nothing
+# here), a status file with a pid and no exit is r, never l: the queue tells the rest.
 
 ccd_status() {
     p=- e=-
@@ -29,7 +32,7 @@ ccd_poll() {
             if [ "$e" != - ]; then
                 s=e
             elif [ "$p" != - ]; then
-                if kill -0 "$p" 2>/dev/null; then
+                if [ -n "$CCD_NOPID" ] || kill -0 "$p" 2>/dev/null; then
                     s=r
                 else  # gone: an exit line written before it went is complete now
                     ccd_status "$d" 2>/dev/null

@@ -77,6 +77,10 @@ class _Job:
     signal: str = ""  # a cancel to send when the link is back
     answer: asyncio.Future[Observation] | None = None  # for `attach`, until it can tell
     follower: LogFollower = field(default_factory=LogFollower)
+    batch_id: str | None = None  # batch jobs: its id in the queue
+    queued: str | None = None  # batch jobs: the queue's reason last reported
+    misses: int = 0  # batch jobs: polls in a row that did not find it in the queue
+    note: str = ""  # why it failed, if it does, beyond its exit code
 
     @property
     def dir(self) -> str:
@@ -203,13 +207,13 @@ class SshExecutor:
                 "connections": sum(link.connections for link in self._links.values())}
 
     def links(self) -> list[LinkState]:
-        out = []
-        for link in self._links.values():
-            jobs = sum(1 for j in self._jobs.values() if j.link is link)
-            out.append(LinkState("ssh", self.host, str(link.target), link.connected,
-                                 link.since, link.error, link.rtt, link.in_use, link.limit,
-                                 jobs, link.connections, link.commands))
-        return out
+        return [self._link_state(link) for link in self._links.values()]
+
+    def _link_state(self, link: Link) -> LinkState:
+        jobs = sum(1 for j in self._jobs.values() if j.link is link)
+        return LinkState("ssh", self.host, str(link.target), link.connected, link.since,
+                         link.error, link.rtt, link.in_use, link.limit, jobs,
+                         link.connections, link.commands)
 
     async def aclose(self) -> None:
         """Stop watching and close the connections; the jobs go on there."""
@@ -249,20 +253,28 @@ class SshExecutor:
             self._forget(job)
             self._report(job, ended=True, exit_code=None, tend=time.time(), message=str(e))
             return
-        if status != 0 or not out.strip().isdigit():
-            self._forget(job)
-            said = err.strip()[:500] or f"exit status {status}"
-            if "No space left" in said or "Disk quota" in said:
-                self._report(job, nostart=f"no room on host {self.host!r}: {said}")
-            else:
-                self._report(job, ended=True, exit_code=None, tend=time.time(),
-                             message=f"cannot start on host {self.host!r}: {said}")
+        if not self._began(job, status, out, err):
             return
-        job.pid, job.phase = int(out.strip()), "running"
-        self._report(job, pid=job.pid)
         if job.signal:
             self._spawn(self._send_signal(job))
         self._poll_on(job.link)
+
+    def _began(self, job: _Job, status: int, out: str, err: str) -> bool:
+        """Act on what the start command said: the wrapper's pid, or why not."""
+        if status != 0 or not out.strip().isdigit():
+            self._not_begun(job, err.strip()[:500] or f"exit status {status}")
+            return False
+        job.pid, job.phase = int(out.strip()), "running"
+        self._report(job, pid=job.pid)
+        return True
+
+    def _not_begun(self, job: _Job, said: str) -> None:
+        self._forget(job)
+        if "No space left" in said or "Disk quota" in said:
+            self._report(job, nostart=f"no room on host {self.host!r}: {said}")
+        else:
+            self._report(job, ended=True, exit_code=None, tend=time.time(),
+                         message=f"cannot start on host {self.host!r}: {said}")
 
     def _start_script(self, job: _Job) -> str:
         launch, q = job.launch, shlex.quote
@@ -354,7 +366,7 @@ class SshExecutor:
             first = True
             while any(j.link is link and j.phase != "ending" for j in self._jobs.values()):
                 if not first:
-                    await asyncio.sleep(self._tick)
+                    await asyncio.sleep(self._interval(link))
                 first = False
                 jobs = [j for j in self._jobs.values()
                         if j.link is link and j.phase in ("running", "unknown")]
@@ -364,7 +376,7 @@ class SshExecutor:
                     for job in jobs:
                         if not job.root:
                             job.root = await self._root(link, job.launch)
-                    _, out, _ = await link.run(_poll_script(jobs))
+                    _, out, _ = await link.run(self._poll_script(jobs))
                 except ExecutorError as e:
                     self._unanswered(jobs, e)
                     continue
@@ -373,6 +385,13 @@ class SshExecutor:
                 await self._resend_signals(link)
         finally:
             self._pollers.pop(link, None)
+
+    def _interval(self, link: Link) -> float:
+        """Seconds between two polls of `link`."""
+        return self._tick
+
+    def _poll_script(self, jobs: list[_Job]) -> str:
+        return _poll_script(jobs)
 
     def _unanswered(self, jobs: list[_Job], e: ExecutorError) -> None:
         """The host cannot be asked: `attach` stops waiting; everything else waits."""
@@ -467,9 +486,10 @@ class SshExecutor:
             self._poll_on(job.link)
             return
         self._forget(job)
-        message = "" if not lost else (f"lost: the job's wrapper on host {self.host!r} ended "
-                                       "without recording an exit status (killed, or the "
-                                       "host restarted)")
+        message = job.note if exit_code else ""
+        if lost:
+            message = (f"lost: the job's wrapper on host {self.host!r} ended without "
+                       "recording an exit status (killed, or the host restarted)")
         obs = Observation(job.launch.run_id, job.launch.job.name, True, job.pid, True,
                           exit_code, job.tstart, tend or time.time(),
                           job.follower.progress or None, message)
@@ -507,12 +527,15 @@ class SshExecutor:
         if not signal or not job.root:
             return
         try:
-            await job.link.run(f"{_HELPERS}\ncd {shlex.quote(job.root)} && "
-                               f"ccd_kill {signal} {shlex.quote(job.dir)}\n")
+            await job.link.run(self._signal_script(job, signal))
         except ExecutorError:
             return  # sent again when the link is back
         if job.signal == signal:
             job.signal = ""
+
+    def _signal_script(self, job: _Job, signal: str) -> str:
+        q = shlex.quote
+        return f"{_HELPERS}\ncd {q(job.root)} && ccd_kill {signal} {q(job.dir)}\n"
 
     async def _resend_signals(self, link: Link) -> None:
         for job in list(self._jobs.values()):
