@@ -32,14 +32,14 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import daemon
 import spy
 from harness import BenchError
-from measure import Sample, fs_probe, kill_strays, timed
+from measure import Sample, Series, fs_probe, kill_strays, num, timed
 from workloads import Workload, big_yaml, standard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,47 +70,6 @@ json.dump({"import_s": t1 - t0, "load_s": t2 - t1, "jobs": len(spec.jobs),
 
 
 @dataclass
-class Series:
-    """Repeated samples of one command."""
-
-    samples: list[Sample] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def wall(self) -> float:
-        """Median wall time in seconds (NaN when there is no good sample)."""
-        good = [s.wall for s in self.samples if s.rc == 0]
-        return statistics.median(good) if good else float("nan")
-
-    @property
-    def spread(self) -> tuple[float, float]:
-        """(min, max) wall time of the good samples."""
-        good = [s.wall for s in self.samples if s.rc == 0]
-        return (min(good), max(good)) if good else (float("nan"), float("nan"))
-
-    @property
-    def rss(self) -> float:
-        """Largest peak RSS over the samples, MB."""
-        return max((s.maxrss_mb for s in self.samples), default=float("nan"))
-
-    def add(self, sample: Sample, what: str) -> None:
-        """Keep a sample; a non-zero exit is recorded as a failure (its time is not used)."""
-        self.samples.append(sample)
-        if sample.rc != 0:
-            self.failures.append(f"{what}: exit {sample.rc}")
-
-    def to_json(self) -> dict[str, object]:
-        """Summary and raw samples."""
-        return {"median_wall_s": _num(self.wall), "min_max_wall_s": [_num(x) for x in self.spread],
-                "peak_rss_mb": _num(self.rss), "failures": self.failures,
-                "samples": [asdict(s) for s in self.samples]}
-
-
-def _num(x: float) -> float | None:
-    return None if x != x else round(x, 6)  # NaN -> null in JSON
-
-
-@dataclass
 class Big:
     """The large-workflow load test."""
 
@@ -126,8 +85,8 @@ class Big:
     def to_json(self) -> dict[str, object]:
         """Summary and raw samples."""
         return {"nodes": self.nodes, "file_mb": round(self.file_mb, 3), "jobs": self.jobs,
-                "edges": self.edges, "load_spec_s": _num(self.load_s),
-                "import_s": _num(self.import_s), "load_process": self.load.to_json(),
+                "edges": self.edges, "load_spec_s": num(self.load_s),
+                "import_s": num(self.import_s), "load_process": self.load.to_json(),
                 "ccctl_validate": self.validate.to_json()}
 
 
@@ -210,7 +169,7 @@ def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int], big
     targets: list[dict[str, object]] = []
 
     def target(what: str, value: float, ok: bool, want: str) -> str:
-        targets.append({"what": what, "value": _num(value), "target": want, "ok": ok})
+        targets.append({"what": what, "value": num(value), "target": want, "ok": ok})
         return f"{want}: {'ok' if ok else 'MISS <<<'}"
 
     head = (f"{'workload':9} {'jobs':>4}  {'ccd s':>6} {'(min-max)':>13}  {'base s':>6} "
@@ -231,8 +190,8 @@ def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int], big
             per_ccd = (ccd.wall - ccd_one.wall) / jobs
             per_base = (base.wall - base_one.wall) / jobs
             ratio = per_ccd / per_base if per_base > 0 else float("nan")
-            entry.update(ccd_ms_per_job=_num(per_ccd * 1e3),
-                         baseline_ms_per_job=_num(per_base * 1e3), ratio=_num(ratio))
+            entry.update(ccd_ms_per_job=num(per_ccd * 1e3),
+                         baseline_ms_per_job=num(per_base * 1e3), ratio=num(ratio))
             row += (f"{per_ccd * 1e3:10.2f} {per_base * 1e3:11.2f} {ratio:6.2f}  "
                     f"{ccd.rss:6.1f} {base.rss:7.1f}  ")
             if name in RATIO_WORKLOADS:
