@@ -1,7 +1,7 @@
 """ccd benchmark: `ccctl run` against a minimal asyncio baseline, measured in the same run,
-then the daemon.
+then the daemon, then SSH jobs.
 
-usage: .venv/bin/python bench/run.py [--only engine|daemon] [--reps N] [--nodes N]
+usage: .venv/bin/python bench/run.py [--only engine|daemon|ssh] [--reps N] [--nodes N]
                                      [--timeout S] [--json PATH] [--keep] [--profile]
 
 Engine. Workloads (generated under .bench/, never /tmp: both sides run in the same tree):
@@ -15,7 +15,13 @@ Daemon (bench/daemon.py): `ccctl status` latency, progress line -> SSE event lat
 50 SSE clients while 1,000 short jobs run (events lost, API p99, peak RSS); --profile
 records the daemon with py-spy during that last run.
 
-Prints a table with the targets, writes .bench/results.json (with --only, the other part's
+SSH (bench/ssh.py, issue 11; real sshd on 127.0.0.1 from tests/sshd.py, so root; skipped,
+saying why, without): per-job overhead of 200 short `kind: ssh` jobs through ccd's one
+connection against one `ssh` process per job (cloudmesh-cc's way), both 8 remote commands
+at once, --reps A B A B, medians; remote commands per poll tick with 200 and with 1 job
+running; logins per run on one daemon; progress line -> SSE latency of a remote job.
+
+Prints a table with the targets, writes .bench/results.json (with --only, the other parts'
 results already in that file are kept), exits 0 even when a target is missed (a
 measurement, not a test).
 """
@@ -38,6 +44,7 @@ from typing import Any
 
 import daemon
 import spy
+import ssh
 from harness import BenchError
 from measure import Sample, Series, fs_probe, kill_strays, num, timed
 from workloads import Workload, big_yaml, standard
@@ -47,7 +54,9 @@ BENCH_DIR = ROOT / ".bench"
 BIN = Path(sys.executable).parent
 CCCTL = str(BIN / "ccctl") if (BIN / "ccctl").exists() else shutil.which("ccctl") or "ccctl"
 BASELINE = str(Path(__file__).resolve().parent / "baseline.py")
-PARTS = ("engine", "daemon")
+PARTS = ("engine", "daemon", "ssh")
+SECTIONS = {"engine": ("workloads", "big", "fs_probe"), "daemon": ("daemon",),
+            "ssh": ("ssh",)}  # each part's keys in results.json
 PROFILE = BENCH_DIR / "daemon-profile.txt"  # py-spy's raw format: one stack and count a line
 
 # Targets.
@@ -246,10 +255,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> int:
-    """Run both parts (or the one asked for), print the table, write the JSON; 0 unless the
+    """Run every part (or the one asked for), print the table, write the JSON; 0 unless the
     bench itself broke."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=PARTS, help="run one part (default: both)")
+    parser.add_argument("--only", choices=PARTS, help="run one part (default: all)")
     parser.add_argument("--reps", type=int, default=5, help="repetitions per command (5)")
     parser.add_argument("--nodes", type=int, default=10_000, help="size of the load test")
     parser.add_argument("--timeout", type=float, default=120.0, help="per command, seconds")
@@ -285,6 +294,10 @@ def main() -> int:
             t0 = time.perf_counter()
             served = daemon.run_all(tmp, args.timeout, PROFILE if args.profile else None)
             seconds["daemon"] = time.perf_counter() - t0
+        if "ssh" in parts:
+            t0 = time.perf_counter()
+            remote = ssh.run_all(tmp, args.reps, args.timeout)
+            seconds["ssh"] = time.perf_counter() - t0
     finally:
         strays = kill_strays(str(tmp))
         if strays:
@@ -304,6 +317,10 @@ def main() -> int:
         section, doc["daemon"], found = daemon.report(served)
         lines += ["", *section] if lines else section
         targets += found
+    if "ssh" in parts:
+        section, doc["ssh"], found = ssh.report(remote)
+        lines += ["", *section] if lines else section
+        targets += found
     missed = [t for t in targets if not t["ok"]]
     lines += ["", f"targets: {len(targets) - len(missed)}/{len(targets)} met"]
     lines += [f"  MISSED: {t['what']} = {t['value']} (want {t['target']})" for t in missed]
@@ -319,7 +336,7 @@ def main() -> int:
     }
     print()
     print("\n".join(lines))
-    reps = f"{args.reps} reps, medians; " if "engine" in parts else ""
+    reps = f"{args.reps} reps, medians; " if {"engine", "ssh"} & set(parts) else ""
     print(f"\n({reps}bench took {doc['meta']['bench_seconds']} s; results in {args.json})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
@@ -327,7 +344,7 @@ def main() -> int:
 
 
 def _kept(path: Path, parts: list[str]) -> dict[str, Any]:
-    """With one part run, the other part's results from an existing JSON file."""
+    """With one part run, the other parts' results from an existing JSON file."""
     if set(parts) == set(PARTS):
         return {}
     try:
@@ -336,7 +353,7 @@ def _kept(path: Path, parts: list[str]) -> dict[str, Any]:
         return {}
     if not isinstance(old, dict):
         return {}
-    drop = {"daemon"} if "daemon" in parts else {"workloads", "big", "fs_probe"}
+    drop = {key for part in parts for key in SECTIONS[part]}
     out = {k: v for k, v in old.items() if k not in drop}
     out["targets"] = [t for t in old.get("targets", [])
                       if isinstance(t, dict) and t.get("part", "engine") not in parts]
