@@ -172,6 +172,7 @@ class Ticks:
 
     @property
     def per_tick(self) -> float:
+        """Remote commands per poll tick."""
         return self.commands / self.polls if self.polls else float("nan")
 
     @property
@@ -286,9 +287,12 @@ def _count(http: httpx.Client, server: Sshd, jobs: int) -> Ticks:
 
 def _event_latency(http: httpx.Client, d: Daemon, shared: Path, hosts: SshHosts,
                    timeout: float) -> EventBench:
+    """A remote job's progress lines, each with its time in a side file, against the receipt
+    of their events on /api/v1/events."""
     out = EventBench(STEPS, PAUSE)
     times = shared / "progress-times.txt"
-    cmd = (f'i=1; while [ "$i" -le {STEPS} ]; do echo "$i $(date +%s.%N)" >> {times}; '
+    cmd = (f'i=1; while [ "$i" -le {STEPS} ]; do echo "$i $(date +%s.%N)" >> '
+           f'{shlex.quote(str(times))}; '
            f'echo "# progress=$i"; sleep {PAUSE}; i=$((i + 1)); done')
     name = upload(http, _remote(Workload("progress", {"p": cmd}), hosts, max_jobs=JOBS))
     listener = Listener(d.socket, "/api/v1/events")
