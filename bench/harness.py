@@ -78,9 +78,10 @@ def ms(seconds: float) -> float | None:
 
 
 class Daemon:
-    """A `ccd` on a private Unix socket and a free loopback port, its state under `root`."""
+    """A `ccd` on a private Unix socket and a free loopback port, its state under `root`;
+    `env` adds to (or replaces in) its environment, e.g. HOME, where ssh reads ~/.ssh."""
 
-    def __init__(self, root: Path, *extra: str) -> None:
+    def __init__(self, root: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.root = root
         self.state = root / "state"
         self.extra = extra
@@ -88,7 +89,7 @@ class Daemon:
         self.socket = self.runtime / "ccd" / "ccd.sock"
         outside = {k: v for k, v in os.environ.items() if not k.startswith("CCD_")}
         self.env = {**outside, "CCD_STATE_DIR": str(self.state), "XDG_RUNTIME_DIR":
-                    str(self.runtime), "XDG_CONFIG_HOME": str(root / "config")}
+                    str(self.runtime), "XDG_CONFIG_HOME": str(root / "config"), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Daemon:

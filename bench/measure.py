@@ -1,4 +1,5 @@
-"""Time one command end to end and read that child's own peak RSS (os.wait4)."""
+"""Time one command end to end and read that child's own peak RSS (os.wait4); repeated
+samples of one command (Series)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import contextlib
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -20,6 +22,48 @@ class Sample:
     wall: float  # seconds, from just before the spawn to the reaping of the child
     maxrss_mb: float  # the child's peak RSS (its largest waited-for descendant included)
     rc: int  # exit code; negative: killed by that signal
+
+
+@dataclass
+class Series:
+    """Repeated samples of one command."""
+
+    samples: list[Sample] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        """Median wall time in seconds (NaN when there is no good sample)."""
+        good = [s.wall for s in self.samples if s.rc == 0]
+        return statistics.median(good) if good else float("nan")
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        """(min, max) wall time of the good samples."""
+        good = [s.wall for s in self.samples if s.rc == 0]
+        return (min(good), max(good)) if good else (float("nan"), float("nan"))
+
+    @property
+    def rss(self) -> float:
+        """Largest peak RSS over the samples, MB."""
+        return max((s.maxrss_mb for s in self.samples), default=float("nan"))
+
+    def add(self, sample: Sample, what: str) -> None:
+        """Keep a sample; a non-zero exit is recorded as a failure (its time is not used)."""
+        self.samples.append(sample)
+        if sample.rc != 0:
+            self.failures.append(f"{what}: exit {sample.rc}")
+
+    def to_json(self) -> dict[str, object]:
+        """Summary and raw samples."""
+        return {"median_wall_s": num(self.wall), "min_max_wall_s": [num(x) for x in self.spread],
+                "peak_rss_mb": num(self.rss), "failures": self.failures,
+                "samples": [asdict(s) for s in self.samples]}
+
+
+def num(x: float) -> float | None:
+    """Rounded for JSON; NaN (no good sample) as None, null in JSON."""
+    return None if x != x else round(x, 6)
 
 
 def timed(cmd: list[str], *, cwd: Path | None = None, stdout: Path | None = None,

@@ -1,7 +1,7 @@
 """ccd benchmark: `ccctl run` against a minimal asyncio baseline, measured in the same run,
-then the daemon.
+then the daemon, then SSH jobs.
 
-usage: .venv/bin/python bench/run.py [--only engine|daemon] [--reps N] [--nodes N]
+usage: .venv/bin/python bench/run.py [--only engine|daemon|ssh] [--reps N] [--nodes N]
                                      [--timeout S] [--json PATH] [--keep] [--profile]
 
 Engine. Workloads (generated under .bench/, never /tmp: both sides run in the same tree):
@@ -15,7 +15,13 @@ Daemon (bench/daemon.py): `ccctl status` latency, progress line -> SSE event lat
 50 SSE clients while 1,000 short jobs run (events lost, API p99, peak RSS); --profile
 records the daemon with py-spy during that last run.
 
-Prints a table with the targets, writes .bench/results.json (with --only, the other part's
+SSH (bench/ssh.py, issue 11; real sshd on 127.0.0.1 from tests/sshd.py, so root; skipped,
+saying why, without): per-job overhead of 200 short `kind: ssh` jobs through ccd's one
+connection against one `ssh` process per job (cloudmesh-cc's way), both 8 remote commands
+at once, --reps A B A B, medians; remote commands per poll tick with 200 and with 1 job
+running; logins per run on one daemon; progress line -> SSE latency of a remote job.
+
+Prints a table with the targets, writes .bench/results.json (with --only, the other parts'
 results already in that file are kept), exits 0 even when a target is missed (a
 measurement, not a test).
 """
@@ -32,14 +38,15 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import daemon
 import spy
+import ssh
 from harness import BenchError
-from measure import Sample, fs_probe, kill_strays, timed
+from measure import Sample, Series, fs_probe, kill_strays, num, timed
 from workloads import Workload, big_yaml, standard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +54,9 @@ BENCH_DIR = ROOT / ".bench"
 BIN = Path(sys.executable).parent
 CCCTL = str(BIN / "ccctl") if (BIN / "ccctl").exists() else shutil.which("ccctl") or "ccctl"
 BASELINE = str(Path(__file__).resolve().parent / "baseline.py")
-PARTS = ("engine", "daemon")
+PARTS = ("engine", "daemon", "ssh")
+SECTIONS = {"engine": ("workloads", "big", "fs_probe"), "daemon": ("daemon",),
+            "ssh": ("ssh",)}  # each part's keys in results.json
 PROFILE = BENCH_DIR / "daemon-profile.txt"  # py-spy's raw format: one stack and count a line
 
 # Targets.
@@ -70,47 +79,6 @@ json.dump({"import_s": t1 - t0, "load_s": t2 - t1, "jobs": len(spec.jobs),
 
 
 @dataclass
-class Series:
-    """Repeated samples of one command."""
-
-    samples: list[Sample] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-
-    @property
-    def wall(self) -> float:
-        """Median wall time in seconds (NaN when there is no good sample)."""
-        good = [s.wall for s in self.samples if s.rc == 0]
-        return statistics.median(good) if good else float("nan")
-
-    @property
-    def spread(self) -> tuple[float, float]:
-        """(min, max) wall time of the good samples."""
-        good = [s.wall for s in self.samples if s.rc == 0]
-        return (min(good), max(good)) if good else (float("nan"), float("nan"))
-
-    @property
-    def rss(self) -> float:
-        """Largest peak RSS over the samples, MB."""
-        return max((s.maxrss_mb for s in self.samples), default=float("nan"))
-
-    def add(self, sample: Sample, what: str) -> None:
-        """Keep a sample; a non-zero exit is recorded as a failure (its time is not used)."""
-        self.samples.append(sample)
-        if sample.rc != 0:
-            self.failures.append(f"{what}: exit {sample.rc}")
-
-    def to_json(self) -> dict[str, object]:
-        """Summary and raw samples."""
-        return {"median_wall_s": _num(self.wall), "min_max_wall_s": [_num(x) for x in self.spread],
-                "peak_rss_mb": _num(self.rss), "failures": self.failures,
-                "samples": [asdict(s) for s in self.samples]}
-
-
-def _num(x: float) -> float | None:
-    return None if x != x else round(x, 6)  # NaN -> null in JSON
-
-
-@dataclass
 class Big:
     """The large-workflow load test."""
 
@@ -126,8 +94,8 @@ class Big:
     def to_json(self) -> dict[str, object]:
         """Summary and raw samples."""
         return {"nodes": self.nodes, "file_mb": round(self.file_mb, 3), "jobs": self.jobs,
-                "edges": self.edges, "load_spec_s": _num(self.load_s),
-                "import_s": _num(self.import_s), "load_process": self.load.to_json(),
+                "edges": self.edges, "load_spec_s": num(self.load_s),
+                "import_s": num(self.import_s), "load_process": self.load.to_json(),
                 "ccctl_validate": self.validate.to_json()}
 
 
@@ -210,7 +178,7 @@ def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int], big
     targets: list[dict[str, object]] = []
 
     def target(what: str, value: float, ok: bool, want: str) -> str:
-        targets.append({"what": what, "value": _num(value), "target": want, "ok": ok})
+        targets.append({"what": what, "value": num(value), "target": want, "ok": ok})
         return f"{want}: {'ok' if ok else 'MISS <<<'}"
 
     head = (f"{'workload':9} {'jobs':>4}  {'ccd s':>6} {'(min-max)':>13}  {'base s':>6} "
@@ -231,8 +199,8 @@ def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int], big
             per_ccd = (ccd.wall - ccd_one.wall) / jobs
             per_base = (base.wall - base_one.wall) / jobs
             ratio = per_ccd / per_base if per_base > 0 else float("nan")
-            entry.update(ccd_ms_per_job=_num(per_ccd * 1e3),
-                         baseline_ms_per_job=_num(per_base * 1e3), ratio=_num(ratio))
+            entry.update(ccd_ms_per_job=num(per_ccd * 1e3),
+                         baseline_ms_per_job=num(per_base * 1e3), ratio=num(ratio))
             row += (f"{per_ccd * 1e3:10.2f} {per_base * 1e3:11.2f} {ratio:6.2f}  "
                     f"{ccd.rss:6.1f} {base.rss:7.1f}  ")
             if name in RATIO_WORKLOADS:
@@ -287,10 +255,10 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main() -> int:
-    """Run both parts (or the one asked for), print the table, write the JSON; 0 unless the
+    """Run every part (or the one asked for), print the table, write the JSON; 0 unless the
     bench itself broke."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=PARTS, help="run one part (default: both)")
+    parser.add_argument("--only", choices=PARTS, help="run one part (default: all)")
     parser.add_argument("--reps", type=int, default=5, help="repetitions per command (5)")
     parser.add_argument("--nodes", type=int, default=10_000, help="size of the load test")
     parser.add_argument("--timeout", type=float, default=120.0, help="per command, seconds")
@@ -326,6 +294,10 @@ def main() -> int:
             t0 = time.perf_counter()
             served = daemon.run_all(tmp, args.timeout, PROFILE if args.profile else None)
             seconds["daemon"] = time.perf_counter() - t0
+        if "ssh" in parts:
+            t0 = time.perf_counter()
+            remote = ssh.run_all(tmp, args.reps, args.timeout)
+            seconds["ssh"] = time.perf_counter() - t0
     finally:
         strays = kill_strays(str(tmp))
         if strays:
@@ -345,6 +317,10 @@ def main() -> int:
         section, doc["daemon"], found = daemon.report(served)
         lines += ["", *section] if lines else section
         targets += found
+    if "ssh" in parts:
+        section, doc["ssh"], found = ssh.report(remote)
+        lines += ["", *section] if lines else section
+        targets += found
     missed = [t for t in targets if not t["ok"]]
     lines += ["", f"targets: {len(targets) - len(missed)}/{len(targets)} met"]
     lines += [f"  MISSED: {t['what']} = {t['value']} (want {t['target']})" for t in missed]
@@ -360,7 +336,7 @@ def main() -> int:
     }
     print()
     print("\n".join(lines))
-    reps = f"{args.reps} reps, medians; " if "engine" in parts else ""
+    reps = f"{args.reps} reps, medians; " if {"engine", "ssh"} & set(parts) else ""
     print(f"\n({reps}bench took {doc['meta']['bench_seconds']} s; results in {args.json})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
@@ -368,7 +344,7 @@ def main() -> int:
 
 
 def _kept(path: Path, parts: list[str]) -> dict[str, Any]:
-    """With one part run, the other part's results from an existing JSON file."""
+    """With one part run, the other parts' results from an existing JSON file."""
     if set(parts) == set(PARTS):
         return {}
     try:
@@ -377,7 +353,7 @@ def _kept(path: Path, parts: list[str]) -> dict[str, Any]:
         return {}
     if not isinstance(old, dict):
         return {}
-    drop = {"daemon"} if "daemon" in parts else {"workloads", "big", "fs_probe"}
+    drop = {key for part in parts for key in SECTIONS[part]}
     out = {k: v for k, v in old.items() if k not in drop}
     out["targets"] = [t for t in old.get("targets", [])
                       if isinstance(t, dict) and t.get("part", "engine") not in parts]

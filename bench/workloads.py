@@ -14,11 +14,14 @@ JOB_CMD = 'echo "# progress=100" > log'
 @dataclass
 class Workload:
     """A DAG: job name -> shell command (None for a join node), edges, and how they are
-    written as dependencies in the YAML (chains "a,b,c")."""
+    written as dependencies in the YAML (chains "a,b,c"); for remote jobs, the YAML's
+    `hosts:` inventory and the fields every job gets (`kind: ssh`, `host: ...`)."""
 
     name: str
     jobs: dict[str, str | None] = field(default_factory=dict)
     chains: list[list[str]] = field(default_factory=list)
+    inventory: str = ""  # YAML text ahead of `workflow:`
+    where: dict[str, str] = field(default_factory=dict)  # node field -> value, jobs only
 
     @property
     def edges(self) -> list[tuple[str, str]]:
@@ -32,12 +35,15 @@ class Workload:
 
     def yaml(self) -> str:
         """The workflow in ccd's (cloudmesh-cc's) YAML format."""
-        out = [f"# bench workload {self.name}: {self.n_exec} jobs", "workflow:", "  nodes:"]
+        out = [f"# bench workload {self.name}: {self.n_exec} jobs"]
+        out += [self.inventory.rstrip("\n")] if self.inventory else []
+        out += ["workflow:", "  nodes:"]
         for name, cmd in self.jobs.items():
             out.append(f"    {name}:")
             out.append(f"      name: {name}")
             if cmd is not None:
                 out.append(f"      exec: {_quote(cmd)}")
+                out += [f"      {k}: {_quote(v)}" for k, v in self.where.items()]
         out.append("  dependencies:" if self.chains else "  dependencies: []")
         out.extend(f"    - {_quote(','.join(c))}" for c in self.chains)
         return "\n".join(out) + "\n"
