@@ -99,9 +99,10 @@ def test_nodes_are_filled_with_their_state_colour(state: JobState) -> None:
     assert attr(node, "style") == "filled"
 
 
-def test_cloudmesh_colours_are_kept() -> None:
+def test_cloudmesh_colours_are_kept_and_queued_has_its_own() -> None:
     assert STATE_COLORS == {
         "ready": "white",
+        "queued": "#F2E6FF",
         "done": "#CCFFCC",
         "failed": "#FFCCCC",
         "running": "#CCE5FF",
