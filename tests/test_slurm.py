@@ -1,0 +1,186 @@
+"""`kind: slurm` against a real single-node Slurm (tests/slurm.py), login node this machine:
+jobs with dependencies and progress mixed with local ones, directives, a script's own
+#SBATCH lines, queued with Slurm's reason, a failing batch job, a submission error, cancel
+(queued and running), kill -9 of the daemon while jobs are queued and running, and one
+squeue per poll for 50 queued jobs of two runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Ccctl, Daemon, running_daemon, wait_for, write
+from slurm import Cluster, Shim
+
+
+@pytest.fixture
+def slurm_env(env: dict[str, str], slurm_cluster: Cluster, tmp_path: Path) -> dict[str, str]:
+    """ccd's environment with the cluster's SLURM_CONF and a shim counting client calls."""
+    shim = slurm_cluster.shim(tmp_path / "shim")
+    env.update(slurm_cluster.env)
+    env.update(shim.env)
+    env["CCD_TEST_SHIM"] = str(shim.log)
+    return env
+
+
+def shim_of(env: dict[str, str]) -> Shim:
+    log = Path(env["CCD_TEST_SHIM"])
+    return Shim(log.parent, log)
+
+
+def jobs_of(proc: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:
+    data = json.loads(proc.stdout)
+    return {job["name"]: job for job in data["jobs"]} | {"": data}
+
+
+def log_of(jobs: dict[str, dict[str, object]], name: str) -> str:
+    return (Path(str(jobs[""]["run_dir"])) / "jobs" / name / "log").read_text()
+
+
+def test_slurm_jobs_with_dependencies_progress_and_directives_mixed_with_local_ones(
+        tmp_path: Path, slurm_env: dict[str, str], slurm_cluster: Cluster) -> None:
+    write(tmp_path / "own.sh", """\
+        #!/bin/sh
+        #SBATCH --cpus-per-task=2
+        echo "own cpus $SLURM_CPUS_PER_TASK in $SLURM_JOB_PARTITION"
+        """)
+    wf = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            first:
+              kind: slurm
+              exec: 'echo "# progress=50"; echo "job $SLURM_JOB_ID" > first.txt; echo "# progress=100"'
+              partition: debug
+              time: "5"
+              outputs: [first.txt]
+            here: {exec: 'cat first.txt'}
+            own: {kind: slurm, script: own.sh}
+            fails: {kind: slurm, exec: 'exit 3'}
+            never: {kind: slurm, exec: 'echo never', partition: nope}
+          dependencies: ['first,here,own']
+        """)
+    proc = Ccctl(slurm_env)("run", wf, "--json", timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    jobs = jobs_of(proc)
+    assert [jobs[n]["state"] for n in ("first", "here", "own", "fails", "never")] == [
+        "done", "done", "done", "failed", "failed"]
+    batch_id = jobs["first"]["batch_id"]
+    assert isinstance(batch_id, str) and batch_id.isdigit()
+    assert log_of(jobs, "here") == f"job {batch_id}\n"  # ran in Slurm, output read here
+    assert slurm_cluster.job(int(batch_id))["JobState"] == "COMPLETED"
+    assert jobs["first"]["progress"] == 100
+    assert log_of(jobs, "own") == "own cpus 2 in debug\n"  # its #SBATCH line applied
+    assert jobs["fails"]["exit_code"] == 3
+    assert "invalid partition specified: nope" in str(jobs["never"]["message"])
+    assert jobs["never"]["batch_id"] is None
+
+
+# -- through the daemon ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def slurm_daemon(slurm_env: dict[str, str], state_dir: Path) -> Iterator[Daemon]:
+    with running_daemon(slurm_env, state_dir) as d:
+        yield d
+
+
+def submit(d: Daemon, wf: Path) -> str:
+    proc = Ccctl(d.env)("submit", wf)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout.strip()
+
+
+def run_of(d: Daemon, run_id: str) -> dict[str, dict[str, object]]:
+    with d.http() as http:
+        run = http.get(f"/api/v1/runs/{run_id}").json()
+    return {job["name"]: job for job in run["jobs"]} | {"": run}
+
+
+def ended(d: Daemon, run_id: str) -> dict[str, dict[str, object]]:
+    wait_for(lambda: run_of(d, run_id)[""]["state"] != "running", timeout=60,
+             what=f"run {run_id} to end")
+    return run_of(d, run_id)
+
+
+def test_a_held_job_is_queued_with_slurms_reason_and_cancel_takes_it_out_of_the_queue(
+        tmp_path: Path, slurm_cluster: Cluster, slurm_daemon: Daemon) -> None:
+    release = tmp_path / "release"
+    wf = write(tmp_path / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            held: {{kind: slurm, exec: 'echo never', sbatch: [--hold]}}
+            runs: {{kind: slurm, exec: 'echo started; while [ ! -f {release} ]; do sleep 0.1; done'}}
+        """)
+    run_id = submit(slurm_daemon, wf)
+    wait_for(lambda: run_of(slurm_daemon, run_id)["held"]["message"] == "JobHeldUser",
+             what="the held job queued with its reason")
+    wait_for(lambda: run_of(slurm_daemon, run_id)["runs"]["state"] == "running",
+             what="the other job running")
+    held = run_of(slurm_daemon, run_id)["held"]
+    assert held["state"] == "queued"
+    assert Ccctl(slurm_daemon.env)("cancel", run_id).returncode == 0
+    jobs = ended(slurm_daemon, run_id)
+    assert jobs["held"]["state"] == jobs["runs"]["state"] == "cancelled"
+    for name in ("held", "runs"):
+        assert slurm_cluster.job(int(str(jobs[name]["batch_id"])))["JobState"] == "CANCELLED"
+
+
+def test_kill_9_of_the_daemon_reattaches_to_queued_and_running_slurm_jobs_by_id(
+        tmp_path: Path, slurm_cluster: Cluster, slurm_env: dict[str, str],
+        state_dir: Path) -> None:
+    release, count = tmp_path / "release", tmp_path / "count"
+    wf = write(tmp_path / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            held: {{kind: slurm, exec: 'echo held >> {count}', sbatch: [--hold]}}
+            runs: {{kind: slurm, exec: 'echo runs >> {count}; while [ ! -f {release} ]; do sleep 0.1; done; exit 4'}}
+        """)
+    with running_daemon(slurm_env, state_dir) as d:
+        run_id = submit(d, wf)
+        wait_for(lambda: run_of(d, run_id)["held"]["message"] == "JobHeldUser"
+                 and run_of(d, run_id)["runs"]["state"] == "running", what="queued and running")
+        before = run_of(d, run_id)
+        d.kill()
+        release.touch()  # it ends while ccd is away
+        slurm_cluster.wait_state(int(str(before["runs"]["batch_id"])), "FAILED")
+        d.start()
+        wait_for(lambda: run_of(d, run_id)["runs"]["state"] == "failed", what="its end adopted")
+        after = run_of(d, run_id)
+        assert after["held"]["state"] == "queued"
+        assert after["held"]["batch_id"] == before["held"]["batch_id"]
+        slurm_cluster.run("scontrol", "release", str(before["held"]["batch_id"]))
+        jobs = ended(d, run_id)
+    assert jobs["held"]["state"] == "done"
+    assert jobs["runs"]["exit_code"] == 4
+    assert sorted(count.read_text().split()) == ["held", "runs"]  # each ran once
+    assert shim_of(slurm_env).counts()["sbatch"] == 2  # nothing submitted again
+
+
+def test_fifty_queued_jobs_of_two_runs_cost_one_squeue_per_poll(
+        tmp_path: Path, slurm_daemon: Daemon) -> None:
+    nodes = "\n".join(f"    j{i}: {{kind: slurm, exec: 'true', sbatch: [--hold]}}"
+                      for i in range(25))
+    wf = write(tmp_path / "wf.yaml", f"workflow:\n  nodes:\n{nodes}\n")
+    runs = [submit(slurm_daemon, wf), submit(slurm_daemon, wf)]
+    wait_for(lambda: all(j["message"] == "JobHeldUser" for r in runs
+                         for n, j in run_of(slurm_daemon, r).items() if n),
+             what="50 jobs queued")
+    shim = shim_of(slurm_daemon.env)
+
+    def polls() -> int:
+        with slurm_daemon.http() as http:
+            health = http.get("/api/v1/health").json()
+        return int(health["hosts"]["executors"]["slurm:localhost"]["polls"])
+
+    first, squeues = polls(), shim.counts()["squeue"]
+    wait_for(lambda: polls() >= first + 3, what="three more polls")
+    more_polls, more_squeues = polls() - first, shim.counts()["squeue"] - squeues
+    assert more_squeues in (more_polls, more_polls + 1)  # one per poll (one may be under way)
+    assert shim.counts()["sbatch"] == 50
+    assert shim.counts()["scontrol"] == 0
+    for run_id in runs:
+        assert Ccctl(slurm_daemon.env)("cancel", run_id).returncode == 0
+        assert ended(slurm_daemon, run_id)[""]["state"] == "cancelled"
