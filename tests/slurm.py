@@ -224,7 +224,7 @@ PartitionName={DOWN_PARTITION} Nodes={self.node} MaxTime=INFINITE State=DOWN
             real = shutil.which(command)
             assert real is not None, f"{command} is not on PATH"
             (directory / command).write_text(
-                f'#!/bin/sh\nprintf "%s\\n" "{command} $*" >> "{log}"\nexec {real} "$@"\n')
+                f'#!/bin/sh\nprintf "%s\\n" "{command} $*" >> "{log}"\nexec "{real}" "$@"\n')
             (directory / command).chmod(0o755)
         return Shim(directory, log)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import wait_for
-from slurm import DOWN_PARTITION, Cluster, running_cluster
+from conftest import require, wait_for
+from slurm import DOWN_PARTITION, Cluster, running_cluster, unavailable
 
 FIELDS = "%i|%j|%T|%r"  # id|name|state|reason
 
@@ -167,6 +167,7 @@ def test_the_shim_counts_each_command_and_runs_the_real_one(
 
 
 def test_stopping_ends_the_daemons_and_the_jobs_and_removes_the_files() -> None:
+    require(unavailable())
     with running_cluster() as cluster:
         pid_file = cluster.directory / "job.pid"
         job = cluster.submit("-o", "/dev/null", "--wrap", f"echo $$ > {pid_file}; exec sleep 300")
