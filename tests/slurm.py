@@ -44,7 +44,8 @@ Verified here (slurm-wlm 22.05.8), for the executor to rely on:
   not yet). In 22.05 it IGNORES `-n`, `-j` and `-t`: it always lists every job the
   controller holds, finished ones included; filter on our side.
 - `scontrol -o show job ID` is one line of Key=Value: `JobState=COMPLETED`,
-  `Reason=None`, `ExitCode=3:0` (status:signal; a cancelled job has `ExitCode=0:15`).
+  `Reason=None`, `ExitCode=3:0` (status:signal). A cancelled job has `ExitCode=0:15` or, sometimes,
+  `143:0` (its shell exited after SIGTERM killed the shell's child): tell it by JobState.
 - States seen: PENDING, RUNNING, COMPLETED, FAILED (reason NonZeroExitCode), CANCELLED,
   TIMEOUT. Pending reasons a test can produce: `sbatch --hold` gives JobHeldUser (release
   with `scontrol release ID`); `-p down` gives PartitionDown; more CPUs than the node has

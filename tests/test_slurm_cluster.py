@@ -114,7 +114,9 @@ def test_scancel_ends_a_running_job_cancelled(slurm_cluster: Cluster) -> None:
     slurm_cluster.wait_state(job, "RUNNING")
     slurm_cluster.run("scancel", str(job))
     assert slurm_cluster.wait_state(job, "CANCELLED", "COMPLETED", "FAILED") == "CANCELLED"
-    assert slurm_cluster.job(job)["ExitCode"] == "0:15"
+    # SIGTERM reaches the batch shell and its sleep together: the shell dies of it or
+    # exits 143 after its child did. Only JobState tells a cancelled job.
+    assert slurm_cluster.job(job)["ExitCode"] in {"0:15", "143:0"}
 
 
 def test_a_failed_job_shows_its_exit_code(slurm_cluster: Cluster) -> None:
