@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 EXAMPLE := examples/workflow-example/workflow-example.yaml
 # System programs the test suite uses, as "command:debian-package" (a full path for a
 # command outside a user's PATH, such as /usr/sbin/sshd).
-SYSTEM_NEEDS := dot:graphviz systemd-analyze:systemd chromium:chromium /usr/sbin/sshd:openssh-server
+SYSTEM_NEEDS := dot:graphviz systemd-analyze:systemd chromium:chromium /usr/sbin/sshd:openssh-server \
+	/usr/sbin/munged:munge /usr/sbin/slurmctld:slurmctld /usr/sbin/slurmd:slurmd sbatch:slurm-client
 
 .PHONY: run test bench lint system venv clean
 

@@ -17,7 +17,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sshd import Relay, SshHosts, ssh_hosts, unavailable
+import slurm
+import sshd
+from slurm import Cluster
+from sshd import Relay, SshHosts, ssh_hosts
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -208,14 +211,20 @@ def fill(where: Path) -> Path:
     return filler
 
 
+def require(reason: str | None) -> None:
+    """Skip the test when a real component it needs cannot run here (`reason`); under
+    CI=true fail instead, so CI cannot pass by skipping."""
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
 @pytest.fixture
 def sshd_hosts() -> Iterator[SshHosts]:
     """Three real sshd on 127.0.0.1, .2 and .3 (aliases ccd-a, ccd-b, ccd-c) and a client's
     key, known_hosts and ssh_config for them (tests/sshd.py). Needs root, as CI has."""
-    if (reason := unavailable()) is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require(sshd.unavailable())
     with ssh_hosts() as hosts:
         yield hosts
 
@@ -243,3 +252,21 @@ workflow:
 def relay(sshd_hosts: SshHosts) -> Relay:
     """A relay in front of ccd-b that can cut the link (freeze/thaw); alias ccd-b-relay."""
     return sshd_hosts.relay(sshd_hosts.servers[1])
+
+
+@pytest.fixture(scope="session")
+def slurm_session() -> Iterator[Cluster]:
+    """One Slurm cluster for the whole session (use `slurm_cluster`)."""
+    require(slurm.unavailable())
+    with slurm.running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def slurm_cluster(slurm_session: Cluster) -> Iterator[Cluster]:
+    """A real single-node Slurm cluster (tests/slurm.py): clients reach it with
+    `slurm_cluster.env` (SLURM_CONF). Shared by the session, started once (about 1 s);
+    every job is cancelled after each test, but finished jobs stay listed, so a test tells
+    its jobs by id or by a name of its own. Needs root, as CI has."""
+    yield slurm_session
+    slurm_session.cancel_all()
