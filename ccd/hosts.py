@@ -29,6 +29,7 @@ from typing import Protocol
 
 from ccd.executors import Executor, LinkState, MakeExecutor, executor_for
 from ccd.executors.protocol import Observation
+from ccd.model import BATCH_KINDS, JobSpec
 
 
 def default_max_jobs() -> int:
@@ -55,8 +56,8 @@ class Hosts:
         self._make = make_executor
         self._executors: dict[tuple[str, str], Executor] = {}
         self._members: dict[str, Member] = {}
-        self._running: Counter[str] = Counter()  # host -> jobs running there, all runs
-        self.running = 0  # jobs running, all hosts
+        self._running: Counter[tuple[str, str]] = Counter()  # (kind, host) -> jobs started
+        self.running = 0  # jobs running, all hosts, but those in a batch queue
         self._blocked: set[str] = set()  # runs waiting for a slot
         self._held: dict[str, tuple[str, float]] = {}  # host -> (why, until when)
         self._paused: str | None = None  # why no job may start anywhere
@@ -105,13 +106,16 @@ class Hosts:
 
     # -- limits ---------------------------------------------------------------------------
 
-    def acquire(self, run_id: str, host: str, host_limit: int | None) -> bool:
-        """Take a slot for a job on `host` if the limits and holds allow; else remember to
-        wake the run when one frees."""
-        if self.full or host in self._held or (host_limit and self._running[host] >= host_limit):
+    def acquire(self, run_id: str, job: JobSpec, host_limit: int | None) -> bool:
+        """Take a slot for `job` on its host if the limits and holds allow; else remember to
+        wake the run when one frees. A batch job waits in its cluster's queue, not here:
+        only its host's own `max_jobs` limits it, not this process's."""
+        key = (job.kind, job.host)
+        if (self.full if job.kind not in BATCH_KINDS else self._paused is not None) \
+                or job.host in self._held or (host_limit and self._running[key] >= host_limit):
             self.wait_for_slot(run_id)
             return False
-        self.occupy(host)
+        self.occupy(job)
         return True
 
     def hold(self, host: str, why: str, seconds: float) -> None:
@@ -145,15 +149,15 @@ class Hosts:
         """No job can start anywhere until one ends (or a pause ends)."""
         return self.running >= self.max_jobs or self._paused is not None
 
-    def occupy(self, host: str) -> None:
+    def occupy(self, job: JobSpec) -> None:
         """Count a job that is already running (re-attached after a restart), limits or not."""
-        self._running[host] += 1
-        self.running += 1
+        self._running[job.kind, job.host] += 1
+        self.running += job.kind not in BATCH_KINDS
 
-    def release(self, host: str) -> None:
+    def release(self, job: JobSpec) -> None:
         """A job ended or its run detached: its slot is free."""
-        self._running[host] -= 1
-        self.running -= 1
+        self._running[job.kind, job.host] -= 1
+        self.running -= job.kind not in BATCH_KINDS
         self._wake_blocked()
 
     def _wake_blocked(self) -> None:
@@ -169,7 +173,7 @@ class Hosts:
         return {
             "max_jobs": self.max_jobs, "running": self.running, "problems": self.problems(),
             "runs": len(self._members), "runs_waiting_for_a_slot": len(self._blocked),
-            "executors": {f"{kind}:{host}": {**e.counters(), "running": self._running[host]}
+            "executors": {f"{kind}:{host}": {**e.counters(), "running": self._running[kind, host]}
                           for (kind, host), e in self._executors.items()},
         }
 

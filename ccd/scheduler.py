@@ -27,7 +27,7 @@ from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Executor
 from ccd.executors.protocol import Launch, Observation, launch_for
 from ccd.hosts import Hosts
-from ccd.model import Event, JobState, JobStatus, Run, RunState, apply, job_event
+from ccd.model import BATCH_KINDS, Event, JobState, JobStatus, Run, RunState, apply, job_event
 
 log = logging.getLogger("ccd.scheduler")
 HOLD_AFTER_NO_ROOM = 5.0  # seconds before a host that had no room is tried again
@@ -44,6 +44,8 @@ class Scheduler:
         self._grace = grace
         self._clock = clock
         self._graph = rules.Graph.of(run.spec)
+        # A job for a batch queue may start while this machine is full: keep looking.
+        self._queues = any(j.kind in BATCH_KINDS for j in run.spec.jobs.values())
         self._ready: dict[str, None] = {}  # may start now, in the order found
         self._running: dict[str, Launch] = {}
         self._launches: dict[str, Launch] = {}  # a job's never changes
@@ -100,7 +102,7 @@ class Scheduler:
         finally:
             self._hosts.leave(run.id)
             for launch in self._running.values():  # only when detaching: else none is left
-                self._hosts.release(launch.job.host)
+                self._hosts.release(launch.job)
         failed = [n for n, s in run.jobs.items() if s.state is not JobState.DONE]
         if self._failure is not None:
             state, message = RunState.FAILED, self._failure
@@ -146,7 +148,7 @@ class Scheduler:
             self._running[name] = launch
             if job.timeout:
                 self._timed.add(name)
-            self._hosts.occupy(job.host)
+            self._hosts.occupy(job)
             attempt = status.attempt or 1
             if job.retries:  # the host knows how many ended before (a crash may hide it)
                 with contextlib.suppress(ExecutorError):
@@ -166,9 +168,9 @@ class Scheduler:
     async def _launch(self) -> None:
         """Start every job that may start and that the limits allow; joins complete at once."""
         blocked: dict[str, None] = {}
-        full_hosts: set[str] = set()  # found full in this pass: not asked again
+        full_hosts: set[tuple[str, str]] = set()  # (kind, host) found full: not asked again
         while self._ready:
-            if self._cancel_reason is None and self._hosts.full:
+            if self._cancel_reason is None and self._hosts.full and not self._queues:
                 # Nothing can start until a job ends (Hosts wakes us then): leave the rest
                 # unread, or a long queue costs O(queue) on every wake-up.
                 self._hosts.wait_for_slot(self.run.id)
@@ -187,7 +189,7 @@ class Scheduler:
                 self._set(status, JobState.DONE, progress=100, tstart=now, tend=now)
                 self._decide([name])
                 continue
-            if job.host in full_hosts:
+            if (job.kind, job.host) in full_hosts:
                 blocked[name] = None
                 continue
             try:
@@ -196,21 +198,21 @@ class Scheduler:
                 self._fail(status, str(e), tstart=now, tend=now)
                 continue
             host = self.run.spec.hosts.get(job.host)
-            if not self._hosts.acquire(self.run.id, job.host, host.max_jobs if host else None):
+            if not self._hosts.acquire(self.run.id, job, host.max_jobs if host else None):
                 blocked[name] = None
-                full_hosts.add(job.host)
+                full_hosts.add((job.kind, job.host))
                 continue
             launch = self._launch_of(name)
             try:
                 pid = await executor.start(launch)
             except HostBusy as e:  # not the job's failure: it waits until the host can
-                self._hosts.release(job.host)
+                self._hosts.release(job)
                 self._not_started(status, str(e), e.retry_after)
                 blocked[name] = None
-                full_hosts.add(job.host)
+                full_hosts.add((job.kind, job.host))
                 continue
             except ExecutorError as e:
-                self._hosts.release(job.host)
+                self._hosts.release(job)
                 self._fail(status, str(e), tstart=now, tend=self._clock())
                 continue
             self._running[name] = launch
@@ -282,7 +284,7 @@ class Scheduler:
             del self._running[status.name]
             self._timed.discard(status.name)
             self._stopping.pop(status.name, None)
-            self._hosts.release(status.host)
+            self._hosts.release(self.run.spec.jobs[status.name])
             self._not_started(status, obs.nostart, HOLD_AFTER_NO_ROOM, tstart=None, pid=None,
                               attempt=max(0, status.attempt - 1))
             self._ready[status.name] = None
@@ -305,7 +307,7 @@ class Scheduler:
         job = self.run.spec.jobs[name]
         del self._running[name]
         self._timed.discard(name)
-        self._hosts.release(job.host)
+        self._hosts.release(job)
         ended = dict(tend=max(obs.tend or self._clock(), status.tstart or 0),
                      exit_code=obs.exit_code, pid=obs.pid if obs.pid is not None else status.pid)
         progress = max(status.progress, obs.progress or 0)
@@ -399,7 +401,7 @@ class Scheduler:
         for name, launch in list(self._running.items()):
             with contextlib.suppress(Exception):
                 await self._hosts.executor(launch.job.kind, launch.job.host).cancel(launch)
-            self._hosts.release(launch.job.host)
+            self._hosts.release(launch.job)
             del self._running[name]
         self._timed.clear()
         now = self._clock()
