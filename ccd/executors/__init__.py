@@ -93,7 +93,8 @@ def executor_for(kind: str, host: str, deliver: Deliver, changed: Changed) -> Ex
         return SshExecutor(host, deliver, changed)
     if kind == "slurm":
         from ccd.executors.batch import BatchExecutor
+        from ccd.executors.slurm import Slurm
 
-        return BatchExecutor(host, deliver, changed)
+        return BatchExecutor(host, Slurm(), deliver, changed)
     raise UnsupportedKind(f"kind {kind!r} cannot run in this version of ccd "
                           f"(it runs: {', '.join(RUNNABLE_KINDS)})")

@@ -1,6 +1,7 @@
-"""Run jobs through a batch system (Slurm): the job protocol inside a batch job.
+"""Run jobs through a batch system: the job protocol inside a batch job.
 
-`kind: slurm` submits, on the cluster's login node, a batch script whose one command is
+A batch job (`kind: slurm`; the dialects: `slurm.py`) is submitted, on the cluster's login
+node, as a batch script whose one command is
 ccd's job wrapper (`job.sh`), so a batch job keeps the protocol of every other job: a
 status file claimed once (a requeued batch job never runs the job twice), `exit=` as the
 truth for its exit code, a log with its progress. The login node is this machine when
@@ -9,24 +10,24 @@ compute nodes must see, as on any cluster with a shared home) and otherwise an S
 reached through the SSH pool, with the files synced as for `kind: ssh` (`ssh.py`, which
 this executor extends).
 
-Watching costs the controller one `squeue` per cluster per poll, for all jobs of all
-runs (jobs are named `ccd.<run>.<job>`, so one query by name finds them all, even one
-submitted just before a crash), and `scontrol show job` only for a job that left the
-queue without its wrapper recording an end. The same command reads the status files.
-The interval adapts: 1 s while the youngest job is young, up to 30 s for long ones, and
-backs off to 60 s while the controller does not answer (shown as the host's error,
-failing no job). A job missing from the queue is not declared lost on one observation.
+Watching costs the controller one queue query (`squeue`) per cluster per poll, for all
+jobs of all runs (jobs are named `ccd.<run>.<job>`, so one query by name finds them all,
+even one submitted just before a crash), and one lookup (`scontrol show job`) only for a
+job that left the queue without its wrapper recording an end. The same command reads the
+status files. The interval adapts: 1 s while the youngest job is young, up to 30 s for
+long ones, and backs off to 60 s while the controller does not answer (shown as the
+host's error, failing no job). A job missing from the queue is not declared lost on one observation.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
-import secrets
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from ccd.executors import Deliver, LinkState
 from ccd.executors.links import HereLink, Link
@@ -35,96 +36,99 @@ from ccd.executors.ssh import _HELPERS, WRAPPER_NAME, SshExecutor, _Job, _parse_
 
 INTERVAL = (1.0, 30.0)  # seconds between queue queries: young jobs, old jobs
 DOWN_INTERVAL = 60.0  # most, while the controller does not answer
-MISSES = 3  # polls without a trace of a job before asking scontrol, then giving up
-
-# Slurm's job states (squeue %T): waiting, running, and what ended it.
-WAITING = frozenset(("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
-                     "RESV_DEL_HOLD"))
-ENDED = {
-    "COMPLETED": "", "FAILED": "", "CANCELLED": "cancelled in Slurm",
-    "TIMEOUT": "timeout: it reached its Slurm time limit",
-    "NODE_FAIL": "node failure: Slurm lost the node it ran on",
-    "OUT_OF_MEMORY": "out of memory: Slurm killed it at its memory limit",
-    "PREEMPTED": "preempted by Slurm", "BOOT_FAIL": "its node failed to boot",
-    "DEADLINE": "Slurm's deadline passed", "SPECIAL_EXIT": "Slurm special exit",
-    "REVOKED": "revoked by Slurm",
-}
-_OPTIONS = {"partition": "--partition", "time": "--time", "nodes": "--nodes",
-            "ntasks": "--ntasks", "cpus": "--cpus-per-task", "mem": "--mem",
-            "gpus": "--gpus", "gres": "--gres", "account": "--account", "qos": "--qos"}
-_SCONTROL = re.compile(r"JobId=(\d+) .*?JobState=(\S+)(?: Reason=(\S+))?")
+MISSES = 3  # polls without a trace of a job before asking about it alone, then giving up
 
 
 @dataclass(frozen=True, slots=True)
 class Queued:
     """A job as the queue shows it."""
 
-    state: str  # Slurm's, e.g. PENDING
-    reason: str  # why it waits; "None" when it does not
+    state: str  # the batch system's word, e.g. PENDING
+    reason: str  # why it waits; "" when it does not
+
+
+class Dialect(Protocol):
+    """What differs between batch systems: how to submit, query, look up and cancel, and
+    what their states mean. Commands are `sh` text run on the login node."""
+
+    @property
+    def kind(self) -> str:
+        """The node kind: slurm, lsf."""
+
+    @property
+    def waiting(self) -> frozenset[str]:
+        """The states of a job still waiting in the queue."""
+
+    @property
+    def ended(self) -> Mapping[str, str]:
+        """The states of a job that left the queue, and what to say if it failed."""
+
+    def submit(self, launch: Launch, job_dir: str, work: str, body: str) -> str:
+        """Submit `body` (a batch script) so that the job's id is printed."""
+
+    def submitted(self, status: int, out: str, err: str) -> str | None:
+        """The new job's id from what `submit` printed, or None."""
+
+    def error(self, err: str) -> str:
+        """A refused submission's message, as the user should read it."""
+
+    def query(self, names: list[str]) -> str:
+        """Print every job with one of `names` (and only those), recently ended ones too;
+        one call to the controller."""
+
+    def parse(self, out: str) -> tuple[dict[str, Queued], dict[str, str]]:
+        """What `query` or `lookup` printed: jobs by id, and ids by job name."""
+
+    def lookup(self, batch_id: str) -> str:
+        """Print what the controller still knows of a job that left the queue."""
+
+    def cancel(self, batch_id: str, force: bool) -> str: ...
+
+    def directives(self, script_head: list[str]) -> list[str]:
+        """The batch system's own lines at the top of a job's script, kept in the batch
+        script ccd submits."""
 
 
 def job_name(launch: Launch) -> str:
     return f"ccd.{launch.run_id}.{launch.job.name}"
 
 
-def sbatch_script(launch: Launch, wrapper: str, args: list[str]) -> str:
-    """The batch script: the `#SBATCH` lines of the job's own script (read from the run's
-    copy), its env, then the wrapper in the foreground."""
+def batch_script(dialect: Dialect, launch: Launch, wrapper: str, args: list[str]) -> str:
+    """The batch script: the directives of the job's own script (read from the run's copy),
+    its env, then the wrapper in the foreground."""
     lines = ["#!/bin/sh"]
     if launch.job.script:
-        lines += _directives(launch.work / launch.job.script)
+        lines += dialect.directives(_head(launch.work / launch.job.script))
     lines += [f"export {name}={shlex.quote(value)}" for name, value in launch.job.env]
     lines.append(" ".join(["exec sh", shlex.quote(wrapper), *map(shlex.quote, args)]))
     return "\n".join(lines) + "\n"
 
 
-def _directives(script: object) -> list[str]:
-    """The `#SBATCH` lines at the top of a script (before its first command)."""
+def _head(script: Path) -> list[str]:
+    """A script's lines before its first command (its shebang left out)."""
     try:
-        with open(str(script), encoding="utf-8", errors="replace") as f:
-            head = f.read(65536).splitlines()
+        with open(script, encoding="utf-8", errors="replace") as f:
+            lines = f.read(65536).splitlines()
     except OSError:
         return []
     out = []
-    for line in head[1:] if head and head[0].startswith("#!") else head:
+    for line in lines[1:] if lines and lines[0].startswith("#!") else lines:
         stripped = line.strip()
-        if stripped.startswith("#SBATCH"):
-            out.append(stripped)
-        elif stripped and not stripped.startswith("#"):
+        if stripped and not stripped.startswith("#"):
             break
-    return out
-
-
-def sbatch_options(launch: Launch, job_dir: str, work: str) -> list[str]:
-    """sbatch's options: the name ccd finds it by, where Slurm's own output goes (the job's
-    output is the wrapper's log), the node's directives, then its verbatim `sbatch:`."""
-    options = [f"--job-name={job_name(launch)}", f"--output={job_dir}/batch.out",
-               f"--chdir={work}", "--parsable"]
-    options += [f"{_OPTIONS[field]}={value}" for field, value in launch.job.batch]
-    return [*options, *launch.job.batch_options]
-
-
-def parse_queue(text: str) -> dict[str, Queued]:
-    """`squeue -h -o '%i|%T|%r'` and `scontrol -o show job` lines, by job id."""
-    out = {}
-    for line in text.splitlines():
-        parts = line.split("|")
-        if len(parts) == 3 and parts[0].strip().isdigit():
-            out[parts[0].strip()] = Queued(parts[1].strip(), parts[2].strip())
-        elif (m := _SCONTROL.match(line.strip())) is not None:
-            out[m.group(1)] = Queued(m.group(2), m.group(3) or "None")
+        out.append(stripped)
     return out
 
 
 class BatchExecutor(SshExecutor):
-    """Executor for `kind: slurm` jobs whose login node is `host`."""
+    """Executor for batch jobs (`dialect.kind`) whose login node is `host`."""
 
     queues = True
-    kind = "slurm"
 
-    def __init__(self, host: str, deliver: Deliver, changed: Callable[[], None] = lambda: None,
-                 tick: float = INTERVAL[0]) -> None:
+    def __init__(self, host: str, dialect: Dialect, deliver: Deliver,
+                 changed: Callable[[], None] = lambda: None, tick: float = INTERVAL[0]) -> None:
         super().__init__(host, deliver, changed, tick)
+        self.dialect = dialect
         self._here: HereLink | None = None
         self._down: dict[Link, tuple[str, float]] = {}  # link -> (controller error, interval)
         self.rpcs = 0  # queue queries and job lookups sent to the controller
@@ -143,20 +147,17 @@ class BatchExecutor(SshExecutor):
         launch, q = job.launch, shlex.quote
         d = f"{job.root}/{job.dir}"
         args = [d, launch.cwd_in(job.work), self._venv(job), launch.command(job.work)]
-        body = sbatch_script(launch, f"{job.root}/{WRAPPER_NAME}", args)
-        end = f"CCD_BATCH_{secrets.token_hex(8)}"  # no line of the script can be it
-        options = " ".join(q(o) for o in sbatch_options(launch, d, job.work))
+        body = batch_script(self.dialect, launch, f"{job.root}/{WRAPPER_NAME}", args)
         return (f"d={q(d)} w={q(job.work)}\n"
                 '{ [ -d "$d" ] && [ -d "$w" ]; } || mkdir -p "$d" "$w" || exit 1\n'
-                f"sbatch {options} <<'{end}'\n{body}{end}\n")
+                + self.dialect.submit(launch, d, job.work, body))
 
     def _began(self, job: _Job, status: int, out: str, err: str) -> bool:
-        """sbatch printed the job's id (`ID` or `ID;cluster`), or why it refused it."""
+        """The submission printed the job's id, or why it was refused."""
         self.rpcs += 1
-        batch_id = out.strip().split(";")[0]
-        if status != 0 or not batch_id.isdigit():
-            said = " ".join(err.split())[:500] or f"exit status {status}"
-            self._not_begun(job, said.replace("sbatch: error: ", ""))
+        batch_id = self.dialect.submitted(status, out, err)
+        if batch_id is None:
+            self._not_begun(job, self.dialect.error(err)[:500] or f"exit status {status}")
             return False
         job.batch_id, job.phase, job.queued = batch_id, "running", "submitted"
         self._report(job, queued="submitted", batch_id=batch_id)
@@ -180,39 +181,33 @@ class BatchExecutor(SshExecutor):
         for root, group in by_root.items():
             tokens = " ".join(shlex.quote(j.dir) for j in group)
             lines.append(f"if cd {shlex.quote(root)}; then ccd_poll {tokens}; else echo =; fi")
-        names = ",".join(sorted({job_name(j.launch) for j in jobs}))
         lines.append("echo '%queue'")
-        lines.append(f"squeue -h -t all -o '%i|%j|%T|%r' --name={shlex.quote(names)} 2>&1; "
-                     'echo "%rc $?"')
+        lines.append(self.dialect.query(sorted({job_name(j.launch) for j in jobs}))
+                     + ' 2>&1; echo "%rc $?"')
         for job in jobs:  # left the queue without an end: ask once (not every tick)
             if job.batch_id and job.misses == MISSES:
-                lines.append(f"scontrol -o show job {job.batch_id} 2>/dev/null")
+                lines.append(self.dialect.lookup(job.batch_id) + " 2>/dev/null")
         return "\n".join(lines) + "\n"
 
     async def _take(self, jobs: list[_Job], out: str) -> None:
         files, _, rest = out.partition("%queue\n")
-        squeue, _, lookups = rest.partition("%rc ")
+        queue, _, lookups = rest.partition("%rc ")
         code, _, lookups = lookups.partition("\n")
         link = jobs[0].link
         self.rpcs += 1 + sum(1 for j in jobs if j.batch_id and j.misses == MISSES)
         if code.strip() != "0":  # the controller does not answer: nothing is decided
-            error = " ".join(squeue.split())[:300] or "no answer"
+            error = " ".join(queue.split())[:300] or "no answer"
             was = self._down.get(link)
-            self._down[link] = (f"slurm controller: {error}",
+            self._down[link] = (f"{self.dialect.kind} controller: {error}",
                                 min(DOWN_INTERVAL, was[1] * 2 if was else 2 * INTERVAL[0]))
             if was is None:
                 self._changed()
             return
         if self._down.pop(link, None) is not None:
             self._changed()
-        by_id: dict[str, Queued] = {}
-        by_name: dict[str, str] = {}
-        for line in squeue.splitlines():
-            parts = line.split("|")
-            if len(parts) == 4 and parts[0].isdigit():
-                by_id[parts[0]] = Queued(parts[2], parts[3])
-                by_name.setdefault(parts[1], parts[0])  # the newest is listed first
-        by_id |= parse_queue(lookups)
+        by_id, by_name = self.dialect.parse(queue)
+        by_id |= self.dialect.parse(lookups)[0]
+        ended, waiting = self.dialect.ended, self.dialect.waiting
         states, sizes = _parse_poll(jobs, files)
         grown = []
         for job in jobs:
@@ -221,14 +216,14 @@ class BatchExecutor(SshExecutor):
             said = states.get(id(job), ("n", None, None))
             queued = by_id.get(job.batch_id or "")
             if said[0] == "e":
-                if queued is not None and ENDED.get(queued.state):
-                    job.note = ENDED[queued.state]
+                if queued is not None and ended.get(queued.state):
+                    job.note = ended[queued.state]
                 job.phase = "ending"
                 self._spawn(self._finish(job, said[2], lost=False, size=sizes.get(id(job), 0)))
-            elif queued is not None and queued.state in WAITING:
+            elif queued is not None and queued.state in waiting:
                 job.misses = 0
                 self._tell(job, queued=_reason(queued))
-            elif said[0] in ("r", "s") or (queued is not None and queued.state not in ENDED):
+            elif said[0] in ("r", "s") or (queued is not None and queued.state not in ended):
                 job.misses = 0
                 if job.queued is not None or job.phase == "unknown":
                     job.tstart = time.time()
@@ -236,7 +231,7 @@ class BatchExecutor(SshExecutor):
                 size = sizes.get(id(job), 0)
                 if size > job.follower.offset:
                     grown.append(self._pull(job, size))
-            else:  # ended in Slurm without an exit line, or not in the queue at all
+            else:  # ended in the queue without an exit line, or not in the queue at all
                 job.misses += 1
                 if job.misses > MISSES or (queued is not None and job.misses > 1):
                     self._gone(job, queued)
@@ -253,17 +248,18 @@ class BatchExecutor(SshExecutor):
                                       batch_id=job.batch_id))
 
     def _gone(self, job: _Job, queued: Queued | None) -> None:
-        """It left the queue and its wrapper recorded no end: why, as Slurm says."""
+        """It left the queue and its wrapper recorded no end: why, as the queue says."""
         self._forget(job)
         if queued is None and not job.seen and job.phase == "unknown":
             # Never submitted, or long gone without running: its start is the scheduler's.
             self._answer(job, Observation(job.launch.run_id, job.launch.job.name))
             return
-        why = ENDED.get(queued.state, queued.state.lower()) if queued else \
-            "lost: Slurm no longer knows it and its wrapper recorded no end"
+        kind = self.dialect.kind
+        why = self.dialect.ended.get(queued.state, queued.state.lower()) if queued else \
+            f"lost: {kind} no longer knows it and its wrapper recorded no end"
         self._answer(job, Observation(job.launch.run_id, job.launch.job.name, True, None,
                                       True, None, job.tstart, time.time(),
-                                      message=why or "ended in Slurm without its wrapper "
+                                      message=why or f"ended in {kind} without its wrapper "
                                       "recording an exit status", batch_id=job.batch_id))
 
     # -- cancelling -----------------------------------------------------------------------
@@ -272,7 +268,7 @@ class BatchExecutor(SshExecutor):
         self.rpcs += 1
         if not job.batch_id:
             return super()._signal_script(job, signal)
-        return f"scancel {'--signal=KILL --full ' if signal == 'KILL' else ''}{job.batch_id}\n"
+        return self.dialect.cancel(job.batch_id, force=signal == "KILL") + "\n"
 
     def counters(self) -> dict[str, int]:
         return {**super().counters(), "rpcs": self.rpcs}
@@ -281,11 +277,12 @@ class BatchExecutor(SshExecutor):
         """The login node's link, as down while its controller does not answer."""
         state = super()._link_state(link)
         down = self._down.get(link)
-        return dataclasses.replace(state, kind=self.kind, connected=state.connected and not down,
+        return dataclasses.replace(state, kind=self.dialect.kind,
+                                   connected=state.connected and not down,
                                    error=down[0] if down else state.error)
 
 
 def _reason(q: Queued) -> str:
-    """What the table shows for a waiting job: Slurm's reason, e.g. `queued: Resources`."""
-    reason = q.reason if q.reason and q.reason != "None" else q.state.lower()
-    return f"{reason}" if q.state == "PENDING" else f"{q.state.lower()}: {reason}"
+    """What the table shows for a waiting job: the queue's reason (`Resources`), else its
+    state in words."""
+    return q.reason or q.state.lower()

@@ -1,0 +1,85 @@
+"""Slurm's dialect for the batch executor (`batch.py`): sbatch, squeue, scontrol, scancel.
+
+As verified against Slurm 22.05 (tests/slurm.py): `sbatch --parsable` prints `ID` (or
+`ID;cluster`); `squeue -h -t all -o '%i|%j|%T|%r' --name=A,B` lists pending, running and
+recently ended jobs (MinJobAge) of those names, one `id|name|STATE|reason` a line, nothing
+for names it does not know; `scontrol -o show job ID` is one line of Key=Value. The
+`--json` forms are not used: in 22.05 `squeue --json` ignores its filters.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+from types import MappingProxyType
+
+from ccd.executors.batch import Queued
+from ccd.executors.protocol import Launch
+
+_OPTIONS = {"partition": "--partition", "time": "--time", "nodes": "--nodes",
+            "ntasks": "--ntasks", "cpus": "--cpus-per-task", "mem": "--mem",
+            "gpus": "--gpus", "gres": "--gres", "account": "--account", "qos": "--qos"}
+_SCONTROL = re.compile(r"JobId=(\d+) .*?JobName=(.*?) .*?JobState=(\S+)(?: Reason=(\S+))?")
+
+
+class Slurm:
+    kind = "slurm"
+    waiting = frozenset(("PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING",
+                         "RESV_DEL_HOLD"))
+    ended = MappingProxyType({
+        "COMPLETED": "", "FAILED": "", "CANCELLED": "cancelled in Slurm",
+        "TIMEOUT": "timeout: it reached its Slurm time limit",
+        "NODE_FAIL": "node failure: Slurm lost the node it ran on",
+        "OUT_OF_MEMORY": "out of memory: Slurm killed it at its memory limit",
+        "PREEMPTED": "preempted by Slurm", "BOOT_FAIL": "its node failed to boot",
+        "DEADLINE": "Slurm's deadline passed", "SPECIAL_EXIT": "Slurm special exit",
+        "REVOKED": "revoked by Slurm",
+    })
+
+    def submit(self, launch: Launch, job_dir: str, work: str, body: str) -> str:
+        """sbatch with the script on its standard input: the name ccd finds it by, Slurm's
+        own output beside the job's (the job's output is the wrapper's log), the node's
+        directives, then its verbatim `sbatch:` options."""
+        from ccd.executors.batch import job_name
+
+        options = [f"--job-name={job_name(launch)}", f"--output={job_dir}/batch.out",
+                   f"--chdir={work}", "--parsable"]
+        options += [f"{_OPTIONS[field]}={value}" for field, value in launch.job.batch]
+        options += launch.job.batch_options
+        end = f"CCD_BATCH_{secrets.token_hex(8)}"  # no line of the script can be it
+        return f"sbatch {' '.join(map(shlex.quote, options))} <<'{end}'\n{body}{end}\n"
+
+    def submitted(self, status: int, out: str, err: str) -> str | None:
+        batch_id = out.strip().split(";")[0]
+        return batch_id if status == 0 and batch_id.isdigit() else None
+
+    def error(self, err: str) -> str:
+        return " ".join(err.split()).replace("sbatch: error: ", "")
+
+    def query(self, names: list[str]) -> str:
+        return f"squeue -h -t all -o '%i|%j|%T|%r' --name={shlex.quote(','.join(names))}"
+
+    def parse(self, out: str) -> tuple[dict[str, Queued], dict[str, str]]:
+        by_id: dict[str, Queued] = {}
+        by_name: dict[str, str] = {}
+        for line in out.splitlines():
+            parts = line.split("|")
+            if len(parts) == 4 and parts[0].isdigit():
+                batch_id, name, state, reason = parts
+            elif (m := _SCONTROL.match(line.strip())) is not None:
+                batch_id, name, state, reason = m.group(1), m.group(2), m.group(3), m.group(4)
+            else:
+                continue
+            by_id[batch_id] = Queued(state, "" if reason in (None, "None") else reason)
+            by_name.setdefault(name, batch_id)  # the newest is listed first
+        return by_id, by_name
+
+    def lookup(self, batch_id: str) -> str:
+        return f"scontrol -o show job {shlex.quote(batch_id)}"
+
+    def cancel(self, batch_id: str, force: bool) -> str:
+        return f"scancel {'--signal=KILL --full ' if force else ''}{shlex.quote(batch_id)}"
+
+    def directives(self, script_head: list[str]) -> list[str]:
+        return [line for line in script_head if line.startswith("#SBATCH")]
