@@ -364,7 +364,7 @@ def hosts(json_out: JsonOut = False) -> None:
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("host", "kind", "address", "state", "since", "rtt ms", "channels", "jobs",
-                   "connections", "commands", "error"):
+                   "connections", "commands", "rpcs", "error"):
         table.add_column(column, justify="right" if column in _NUMBERS else "left")
     now = time.time()
     for h in found:
@@ -374,11 +374,11 @@ def hosts(json_out: JsonOut = False) -> None:
                       Text(h["state"], style=_HOST_STYLES.get(h["state"], "")),
                       _ago(now - h["since"]), rtt, f"{h['channels']}/{h['channel_limit']}",
                       str(h["jobs"]), str(h["connections"]), str(h["commands"]),
-                      Text(h["error"], style="red"))
+                      str(h["rpcs"]), Text(h["error"], style="red"))
     Console().print(table)
 
 
-_NUMBERS = ("rtt ms", "channels", "jobs", "connections", "commands")
+_NUMBERS = ("rtt ms", "channels", "jobs", "connections", "commands", "rpcs")
 _HOST_STYLES = {"connected": "green", "connecting": "yellow", "unreachable": "bold red"}
 
 

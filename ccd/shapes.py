@@ -190,6 +190,7 @@ class Host(Struct):
     jobs: int  # watched now
     connections: int  # opened by this daemon
     commands: int  # run by this daemon
+    rpcs: int  # calls to a batch system's controller: queries, lookups, submissions, cancels
 
     @classmethod
     def of(cls, link: LinkState) -> Host:
@@ -197,7 +198,7 @@ class Host(Struct):
                              else "unreachable" if link.error else "connecting")
         return cls(link.kind, link.host, link.address, state, link.connected, link.since,
                    link.error, link.rtt, link.channels, link.channel_limit, link.jobs,
-                   link.connections, link.commands)
+                   link.connections, link.commands, link.rpcs)
 
 
 class StateLook(Struct):

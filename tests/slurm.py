@@ -165,6 +165,7 @@ JobAcctGatherType=jobacct_gather/none
 MpiDefault=none
 SchedulerParameters=batch_sched_delay=0
 MinJobAge=300
+MessageTimeout=3
 ReturnToService=2
 NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} State=UNKNOWN
 PartitionName={PARTITION} Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
@@ -245,6 +246,17 @@ PartitionName={DOWN_PARTITION} Nodes={self.node} MaxTime=INFINITE State=DOWN
                 daemon.wait()
         self.daemons = []
         self._kill_job_processes()
+
+    @contextlib.contextmanager
+    def controller_stopped(self) -> Iterator[None]:
+        """slurmctld stopped (SIGSTOP) as a hung controller is: clients time out after
+        MessageTimeout (3 s here); it goes on (SIGCONT) at the end."""
+        controller = self.daemons[1]
+        controller.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            controller.send_signal(signal.SIGCONT)
 
     def log(self, daemon: str) -> str:
         """What a daemon (munged, slurmctld, slurmd) wrote so far."""

@@ -184,3 +184,33 @@ def test_fifty_queued_jobs_of_two_runs_cost_one_squeue_per_poll(
     for run_id in runs:
         assert Ccctl(slurm_daemon.env)("cancel", run_id).returncode == 0
         assert ended(slurm_daemon, run_id)[""]["state"] == "cancelled"
+
+
+def host_of(d: Daemon, kind: str) -> dict[str, object]:
+    with d.http() as http:
+        return next(h for h in http.get("/api/v1/hosts").json() if h["kind"] == kind)
+
+
+def test_a_hung_controller_shows_on_the_host_fails_no_job_and_the_run_goes_on_after(
+        tmp_path: Path, slurm_cluster: Cluster, slurm_daemon: Daemon) -> None:
+    release = tmp_path / "release"
+    wf = write(tmp_path / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            waits: {{kind: slurm, exec: 'while [ ! -f {release} ]; do sleep 0.1; done'}}
+        """)
+    run_id = submit(slurm_daemon, wf)
+    wait_for(lambda: run_of(slurm_daemon, run_id)["waits"]["state"] == "running",
+             what="the job running")
+    host = host_of(slurm_daemon, "slurm")
+    assert (host["host"], host["state"]) == ("localhost", "connected")
+    assert isinstance(host["rpcs"], int) and host["rpcs"] >= 2  # sbatch, squeue...
+    with slurm_cluster.controller_stopped():
+        wait_for(lambda: host_of(slurm_daemon, "slurm")["state"] == "unreachable",
+                 what="the controller shown down")
+        assert "slurm controller:" in str(host_of(slurm_daemon, "slurm")["error"])
+        release.touch()  # it ends while nobody can ask the controller
+        assert run_of(slurm_daemon, run_id)["waits"]["state"] == "running"
+    jobs = ended(slurm_daemon, run_id)
+    assert jobs["waits"]["state"] == "done"
+    assert host_of(slurm_daemon, "slurm")["state"] == "connected"

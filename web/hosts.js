@@ -9,8 +9,8 @@ import { ago, fullTime } from "./format.js";
 import { showError } from "./messages.js";
 
 const COLUMNS = ["Host", "Kind", "Address", "State", "Since", "RTT", "Channels", "Jobs",
-                 "Connections", "Commands"];
-const NUMERIC = new Set(["RTT", "Channels", "Jobs", "Connections", "Commands"]);
+                 "Connections", "Commands", "RPCs"];
+const NUMERIC = new Set(["RTT", "Channels", "Jobs", "Connections", "Commands", "RPCs"]);
 
 /** A host's row, and below it, when it is not connected, a row that says why. */
 function hostRows(x, now) {
@@ -29,7 +29,8 @@ function hostRows(x, now) {
       `${x.channels}/${x.channel_limit}`),
     h("td", { class: "num jobs" }, x.jobs),
     h("td", { class: "num connections" }, x.connections),
-    h("td", { class: "num commands" }, x.commands));
+    h("td", { class: "num commands" }, x.commands),
+    h("td", { class: "num rpcs", title: "calls to a batch system's controller" }, x.rpcs));
   if (!x.error) return [row];
   return [row, h("tr", { class: `link-why link-${x.state}`, "data-key": `${key}:why` },
     h("td", { class: "link-error", colspan: COLUMNS.length }, x.error))];

@@ -36,6 +36,7 @@ class LinkState:
     jobs: int  # watched now
     connections: int  # opened by this process
     commands: int  # run by this process
+    rpcs: int = 0  # calls to a batch system's controller (queries, submissions, cancels)
 
 
 class Executor(Protocol):

@@ -279,7 +279,7 @@ class BatchExecutor(SshExecutor):
         down = self._down.get(link)
         return dataclasses.replace(state, kind=self.dialect.kind,
                                    connected=state.connected and not down,
-                                   error=down[0] if down else state.error)
+                                   error=down[0] if down else state.error, rpcs=self.rpcs)
 
 
 def _reason(q: Queued) -> str:
