@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import Ccctl, Daemon, running_daemon, wait_for, write
 from slurm import Cluster, Shim
+from sshd import Sshd, SshHosts
 
 
 @pytest.fixture
@@ -214,3 +215,50 @@ def test_a_hung_controller_shows_on_the_host_fails_no_job_and_the_run_goes_on_af
     jobs = ended(slurm_daemon, run_id)
     assert jobs["waits"]["state"] == "done"
     assert host_of(slurm_daemon, "slurm")["state"] == "connected"
+
+
+@pytest.fixture
+def login_node(sshd_hosts: SshHosts, slurm_cluster: Cluster) -> Iterator[Sshd]:
+    """An sshd on 127.0.0.5 whose sessions see the cluster (SetEnv SLURM_CONF): a login node."""
+    directory = sshd_hosts.directory / "login"
+    server = Sshd(directory, "ccd-login", "127.0.0.5", sshd_hosts.directory / "authorized_keys")
+    server.config.write_text(server.config.read_text()
+                             + f"SetEnv SLURM_CONF={slurm_cluster.env['SLURM_CONF']}\n")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_slurm_jobs_submitted_on_a_login_node_reached_over_ssh(
+        tmp_path: Path, sshd_hosts: SshHosts, login_node: Sshd, env: dict[str, str]) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[{login_node.address}]:{login_node.port} {login_node.public_key}\n")
+    write(tmp_path / "data.txt", "data\n")
+    wf = write(tmp_path / "wf.yaml", f"""\
+        hosts:
+          login:
+            hostname: {login_node.address}
+            port: {login_node.port}
+            user: {sshd_hosts.user}
+            identity: {sshd_hosts.key}
+            known_hosts: {known}
+            workdir: {login_node.workdir}
+        files: [data.txt]
+        workflow:
+          nodes:
+            there:
+              kind: slurm
+              host: login
+              exec: 'echo "# progress=100"; (cat data.txt; echo "$SLURM_JOB_ID $(id -un)") > out.txt'
+              outputs: [out.txt]
+            here: {{exec: 'cat out.txt'}}
+          dependencies: ['there,here']
+        """)
+    proc = Ccctl(env)("run", wf, "--json", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = jobs_of(proc)
+    assert log_of(jobs, "here") == f"data\n{jobs['there']['batch_id']} {sshd_hosts.user}\n"
+    assert jobs["there"]["progress"] == 100
+    assert login_node.accepted() == 1
