@@ -53,7 +53,8 @@ def test_slurm_jobs_with_dependencies_progress_and_directives_mixed_with_local_o
           nodes:
             first:
               kind: slurm
-              exec: 'echo "# progress=50"; echo "job $SLURM_JOB_ID" > first.txt; echo "# progress=100"'
+              exec: 'echo "# progress=50"; echo "job $SLURM_JOB_ID" > first.txt;
+                echo "# progress=100"'
               partition: debug
               time: "5"
               outputs: [first.txt]
@@ -113,7 +114,8 @@ def test_a_held_job_is_queued_with_slurms_reason_and_cancel_takes_it_out_of_the_
         workflow:
           nodes:
             held: {{kind: slurm, exec: 'echo never', sbatch: [--hold]}}
-            runs: {{kind: slurm, exec: 'echo started; while [ ! -f {release} ]; do sleep 0.1; done'}}
+            runs: {{kind: slurm,
+                    exec: 'echo started; while [ ! -f {release} ]; do sleep 0.1; done'}}
         """)
     run_id = submit(slurm_daemon, wf)
     wait_for(lambda: run_of(slurm_daemon, run_id)["held"]["message"] == "JobHeldUser",
@@ -137,7 +139,8 @@ def test_kill_9_of_the_daemon_reattaches_to_queued_and_running_slurm_jobs_by_id(
         workflow:
           nodes:
             held: {{kind: slurm, exec: 'echo held >> {count}', sbatch: [--hold]}}
-            runs: {{kind: slurm, exec: 'echo runs >> {count}; while [ ! -f {release} ]; do sleep 0.1; done; exit 4'}}
+            runs: {{kind: slurm, exec: 'echo runs >> {count};
+                    while [ ! -f {release} ]; do sleep 0.1; done; exit 4'}}
         """)
     with running_daemon(slurm_env, state_dir) as d:
         run_id = submit(d, wf)
@@ -251,7 +254,8 @@ def test_slurm_jobs_submitted_on_a_login_node_reached_over_ssh(
             there:
               kind: slurm
               host: login
-              exec: 'echo "# progress=100"; (cat data.txt; echo "$SLURM_JOB_ID $(id -un)") > out.txt'
+              exec: 'echo "# progress=100";
+                (cat data.txt; echo "$SLURM_JOB_ID $(id -un)") > out.txt'
               outputs: [out.txt]
             here: {{exec: 'cat out.txt'}}
           dependencies: ['there,here']

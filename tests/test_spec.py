@@ -314,7 +314,8 @@ def test_a_kind_this_ccd_cannot_run_yet_is_an_error_at_its_position(tmp_path: Pa
               kind: {kind}
         """)
     assert errors_of(path) == [
-        f"{path}:5:13: kind {kind!r} cannot run in this version of ccd (it runs: local, ssh, slurm)"]
+        f"{path}:5:13: kind {kind!r} cannot run in this version of ccd "
+        "(it runs: local, ssh, slurm)"]
 
 
 def test_outputs_and_files_are_lists_of_relative_paths_and_globs(tmp_path: Path) -> None:
