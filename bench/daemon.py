@@ -141,14 +141,21 @@ def event_latency(root: Path, steps: int = 50, pause: float = 0.1,
     cmd = " ".join(shlex.quote(str(x)) for x in (sys.executable, script, times, steps, pause))
     with Daemon(root) as d, d.http() as http:
         name = upload(http, Workload("progress", {"p": cmd}))
-        listener = Listener(d.socket, "/api/v1/events")
-        listener.start()
-        listener.connected.wait(timeout)
-        wait_for(subscribers_reach(http, 1), timeout, "the event stream")
-        run_id = start_run(http, name)
-        listener.join(timeout + steps * pause)
-        if listener.error or listener.is_alive():
-            raise BenchError(f"event stream of run {run_id}: {listener.error or 'no end'}")
+        return progress_latency(out, d.socket, http, name, times, timeout)
+
+
+def progress_latency(out: EventBench, socket: Path, http: httpx.Client, workflow: str,
+                     times: Path, timeout: float) -> EventBench:
+    """Run `workflow`, whose job writes `N TIME` lines to `times` as it prints progress N,
+    with a client on /api/v1/events; latency = receipt of each event - its TIME."""
+    listener = Listener(socket, "/api/v1/events")
+    listener.start()
+    listener.connected.wait(timeout)
+    wait_for(subscribers_reach(http, 1), timeout, "the event stream")
+    run_id = start_run(http, workflow)
+    listener.join(timeout + out.steps * out.pause)
+    if listener.error or listener.is_alive():
+        raise BenchError(f"event stream of run {run_id}: {listener.error or 'no end'}")
     written = {int(n): float(t) for n, t in
                (line.split() for line in times.read_text().splitlines())}
     for received, e in listener.received:

@@ -47,14 +47,12 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from daemon import CCCTL, EventBench
+from daemon import CCCTL, EventBench, progress_latency
 from harness import (
     BenchError,
     Daemon,
-    Listener,
     ms,
     start_run,
-    subscribers_reach,
     upload,
     wait_for,
 )
@@ -295,22 +293,7 @@ def _event_latency(http: httpx.Client, d: Daemon, shared: Path, hosts: SshHosts,
            f'{shlex.quote(str(times))}; '
            f'echo "# progress=$i"; sleep {PAUSE}; i=$((i + 1)); done')
     name = upload(http, _remote(Workload("progress", {"p": cmd}), hosts, max_jobs=JOBS))
-    listener = Listener(d.socket, "/api/v1/events")
-    listener.start()
-    listener.connected.wait(timeout)
-    wait_for(subscribers_reach(http, 1), timeout, "the event stream")
-    run_id = start_run(http, name)
-    listener.join(timeout + STEPS * PAUSE)
-    if listener.error or listener.is_alive():
-        raise BenchError(f"event stream of run {run_id}: {listener.error or 'no end'}")
-    written = {int(n): float(t) for n, t in
-               (line.split() for line in times.read_text().splitlines())}
-    for received, e in listener.received:
-        n = e.data.get("progress")
-        if e.event == "job" and e.data["state"] == "running" and n in written:
-            out.seen.append(n)
-            out.latency.samples.append(received - written[n])
-    return out
+    return progress_latency(out, d.socket, http, name, times, timeout)
 
 
 def _remote(w: Workload, hosts: SshHosts, max_jobs: int) -> Workload:

@@ -14,6 +14,7 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -124,6 +125,29 @@ class Daemon:
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
 
+    def submit(self, workflow: Path) -> str:
+        """`ccctl submit`: the new run's id."""
+        proc = Ccctl(self.env)("submit", workflow)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout.strip()
+
+    def jobs(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """A run's jobs by name, and the run itself under ''."""
+        with self.http() as http:
+            run = http.get(f"/api/v1/runs/{run_id}").json()
+        return {job["name"]: job for job in run["jobs"]} | {"": run}
+
+    def ended(self, run_id: str, timeout: float = 60) -> dict[str, dict[str, Any]]:
+        """`jobs` once the run has ended."""
+        wait_for(lambda: self.jobs(run_id)[""]["state"] != "running", timeout=timeout,
+                 what=f"run {run_id} to end")
+        return self.jobs(run_id)
+
+    def hosts(self) -> list[dict[str, Any]]:
+        with self.http() as http:
+            found: list[dict[str, Any]] = http.get("/api/v1/hosts").json()
+            return found
+
 
 @contextlib.contextmanager
 def running_daemon(env: dict[str, str], state_dir: Path, *extra: str) -> Iterator[Daemon]:
@@ -145,6 +169,17 @@ def daemon(env: dict[str, str], state_dir: Path) -> Iterator[Daemon]:
     """A running daemon for one test."""
     with running_daemon(env, state_dir) as d:
         yield d
+
+
+def jobs_of(proc: subprocess.CompletedProcess[str]) -> dict[str, dict[str, Any]]:
+    """Jobs by name from `ccctl run --json`, and the run itself under ''."""
+    data = json.loads(proc.stdout)
+    return {job["name"]: job for job in data["jobs"]} | {"": data}
+
+
+def log_of(jobs: dict[str, dict[str, Any]], name: str) -> str:
+    """A job's log, from `jobs_of` or `Daemon.jobs`."""
+    return (Path(str(jobs[""]["run_dir"])) / "jobs" / name / "log").read_text()
 
 
 def kill_jobs(state_dir: Path) -> None:

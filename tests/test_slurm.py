@@ -6,13 +6,11 @@ squeue per poll for 50 queued jobs of two runs."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Ccctl, Daemon, running_daemon, wait_for, write
+from conftest import Ccctl, Daemon, jobs_of, log_of, running_daemon, wait_for, write
 from slurm import Cluster, Shim
 from sshd import Sshd, SshHosts
 
@@ -32,13 +30,6 @@ def shim_of(env: dict[str, str]) -> Shim:
     return Shim(log.parent, log)
 
 
-def jobs_of(proc: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:
-    data = json.loads(proc.stdout)
-    return {job["name"]: job for job in data["jobs"]} | {"": data}
-
-
-def log_of(jobs: dict[str, dict[str, object]], name: str) -> str:
-    return (Path(str(jobs[""]["run_dir"])) / "jobs" / name / "log").read_text()
 
 
 def test_slurm_jobs_with_dependencies_progress_and_directives_mixed_with_local_ones(
@@ -89,22 +80,7 @@ def slurm_daemon(slurm_env: dict[str, str], state_dir: Path) -> Iterator[Daemon]
         yield d
 
 
-def submit(d: Daemon, wf: Path) -> str:
-    proc = Ccctl(d.env)("submit", wf)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout.strip()
 
-
-def run_of(d: Daemon, run_id: str) -> dict[str, dict[str, object]]:
-    with d.http() as http:
-        run = http.get(f"/api/v1/runs/{run_id}").json()
-    return {job["name"]: job for job in run["jobs"]} | {"": run}
-
-
-def ended(d: Daemon, run_id: str) -> dict[str, dict[str, object]]:
-    wait_for(lambda: run_of(d, run_id)[""]["state"] != "running", timeout=60,
-             what=f"run {run_id} to end")
-    return run_of(d, run_id)
 
 
 def test_a_held_job_is_queued_with_slurms_reason_and_cancel_takes_it_out_of_the_queue(
@@ -117,15 +93,15 @@ def test_a_held_job_is_queued_with_slurms_reason_and_cancel_takes_it_out_of_the_
             runs: {{kind: slurm,
                     exec: 'echo started; while [ ! -f {release} ]; do sleep 0.1; done'}}
         """)
-    run_id = submit(slurm_daemon, wf)
-    wait_for(lambda: run_of(slurm_daemon, run_id)["held"]["message"] == "JobHeldUser",
+    run_id = slurm_daemon.submit(wf)
+    wait_for(lambda: slurm_daemon.jobs(run_id)["held"]["message"] == "JobHeldUser",
              what="the held job queued with its reason")
-    wait_for(lambda: run_of(slurm_daemon, run_id)["runs"]["state"] == "running",
+    wait_for(lambda: slurm_daemon.jobs(run_id)["runs"]["state"] == "running",
              what="the other job running")
-    held = run_of(slurm_daemon, run_id)["held"]
+    held = slurm_daemon.jobs(run_id)["held"]
     assert held["state"] == "queued"
     assert Ccctl(slurm_daemon.env)("cancel", run_id).returncode == 0
-    jobs = ended(slurm_daemon, run_id)
+    jobs = slurm_daemon.ended(run_id)
     assert jobs["held"]["state"] == jobs["runs"]["state"] == "cancelled"
     for name in ("held", "runs"):
         assert slurm_cluster.job(int(str(jobs[name]["batch_id"])))["JobState"] == "CANCELLED"
@@ -143,20 +119,20 @@ def test_kill_9_of_the_daemon_reattaches_to_queued_and_running_slurm_jobs_by_id(
                     while [ ! -f {release} ]; do sleep 0.1; done; exit 4'}}
         """)
     with running_daemon(slurm_env, state_dir) as d:
-        run_id = submit(d, wf)
-        wait_for(lambda: run_of(d, run_id)["held"]["message"] == "JobHeldUser"
-                 and run_of(d, run_id)["runs"]["state"] == "running", what="queued and running")
-        before = run_of(d, run_id)
+        run_id = d.submit(wf)
+        wait_for(lambda: d.jobs(run_id)["held"]["message"] == "JobHeldUser"
+                 and d.jobs(run_id)["runs"]["state"] == "running", what="queued and running")
+        before = d.jobs(run_id)
         d.kill()
         release.touch()  # it ends while ccd is away
         slurm_cluster.wait_state(int(str(before["runs"]["batch_id"])), "FAILED")
         d.start()
-        wait_for(lambda: run_of(d, run_id)["runs"]["state"] == "failed", what="its end adopted")
-        after = run_of(d, run_id)
+        wait_for(lambda: d.jobs(run_id)["runs"]["state"] == "failed", what="its end adopted")
+        after = d.jobs(run_id)
         assert after["held"]["state"] == "queued"
         assert after["held"]["batch_id"] == before["held"]["batch_id"]
         slurm_cluster.run("scontrol", "release", str(before["held"]["batch_id"]))
-        jobs = ended(d, run_id)
+        jobs = d.ended(run_id)
     assert jobs["held"]["state"] == "done"
     assert jobs["runs"]["exit_code"] == 4
     assert sorted(count.read_text().split()) == ["held", "runs"]  # each ran once
@@ -168,9 +144,9 @@ def test_fifty_queued_jobs_of_two_runs_cost_one_squeue_per_poll(
     nodes = "\n".join(f"    j{i}: {{kind: slurm, exec: 'true', sbatch: [--hold]}}"
                       for i in range(25))
     wf = write(tmp_path / "wf.yaml", f"workflow:\n  nodes:\n{nodes}\n")
-    runs = [submit(slurm_daemon, wf), submit(slurm_daemon, wf)]
+    runs = [slurm_daemon.submit(wf), slurm_daemon.submit(wf)]
     wait_for(lambda: all(j["message"] == "JobHeldUser" for r in runs
-                         for n, j in run_of(slurm_daemon, r).items() if n),
+                         for n, j in slurm_daemon.jobs(r).items() if n),
              what="50 jobs queued")
     shim = shim_of(slurm_daemon.env)
 
@@ -187,12 +163,12 @@ def test_fifty_queued_jobs_of_two_runs_cost_one_squeue_per_poll(
     assert shim.counts()["scontrol"] == 0
     for run_id in runs:
         assert Ccctl(slurm_daemon.env)("cancel", run_id).returncode == 0
-        assert ended(slurm_daemon, run_id)[""]["state"] == "cancelled"
+        assert slurm_daemon.ended(run_id)[""]["state"] == "cancelled"
 
 
-def host_of(d: Daemon, kind: str) -> dict[str, object]:
-    with d.http() as http:
-        return next(h for h in http.get("/api/v1/hosts").json() if h["kind"] == kind)
+
+def cluster_of(d: Daemon) -> dict[str, object]:
+    return next(h for h in d.hosts() if h["kind"] == "slurm")
 
 
 def test_a_hung_controller_shows_on_the_host_fails_no_job_and_the_run_goes_on_after(
@@ -203,21 +179,21 @@ def test_a_hung_controller_shows_on_the_host_fails_no_job_and_the_run_goes_on_af
           nodes:
             waits: {{kind: slurm, exec: 'while [ ! -f {release} ]; do sleep 0.1; done'}}
         """)
-    run_id = submit(slurm_daemon, wf)
-    wait_for(lambda: run_of(slurm_daemon, run_id)["waits"]["state"] == "running",
+    run_id = slurm_daemon.submit(wf)
+    wait_for(lambda: slurm_daemon.jobs(run_id)["waits"]["state"] == "running",
              what="the job running")
-    host = host_of(slurm_daemon, "slurm")
+    host = cluster_of(slurm_daemon)
     assert (host["host"], host["state"]) == ("localhost", "connected")
     assert isinstance(host["rpcs"], int) and host["rpcs"] >= 2  # sbatch, squeue...
     with slurm_cluster.controller_stopped():
-        wait_for(lambda: host_of(slurm_daemon, "slurm")["state"] == "unreachable",
+        wait_for(lambda: cluster_of(slurm_daemon)["state"] == "unreachable",
                  what="the controller shown down")
-        assert "slurm controller:" in str(host_of(slurm_daemon, "slurm")["error"])
+        assert "slurm controller:" in str(cluster_of(slurm_daemon)["error"])
         release.touch()  # it ends while nobody can ask the controller
-        assert run_of(slurm_daemon, run_id)["waits"]["state"] == "running"
-    jobs = ended(slurm_daemon, run_id)
+        assert slurm_daemon.jobs(run_id)["waits"]["state"] == "running"
+    jobs = slurm_daemon.ended(run_id)
     assert jobs["waits"]["state"] == "done"
-    assert host_of(slurm_daemon, "slurm")["state"] == "connected"
+    assert cluster_of(slurm_daemon)["state"] == "connected"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Ccctl, Daemon, running_daemon, wait_for, write
+from conftest import ROOT, Ccctl, Daemon, jobs_of, log_of, running_daemon, wait_for, write
 from sshd import USER, Relay, Sshd, SshHosts, free_port, ssh_hosts
 
 WRAPPER = (ROOT / "ccd" / "executors" / "job.sh").read_bytes()
@@ -55,14 +55,6 @@ def explicit(hosts: SshHosts, server: Sshd, **override: object) -> str:
     return ", ".join(f"{k}: {json.dumps(v)}" for k, v in fields.items())
 
 
-def jobs_of(proc: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:
-    """Jobs by name from `ccctl run --json`, and the run itself under ''."""
-    data = json.loads(proc.stdout)
-    return {job["name"]: job for job in data["jobs"]} | {"": data}
-
-
-def log_of(jobs: dict[str, dict[str, object]], name: str) -> str:
-    return (Path(str(jobs[""]["run_dir"])) / "jobs" / name / "log").read_text()
 
 
 def reached(server: Sshd) -> str:
@@ -206,27 +198,8 @@ def ssh_daemon(ssh_env: dict[str, str], state_dir: Path) -> Iterator[Daemon]:
         yield d
 
 
-def submit(d: Daemon, wf: Path) -> str:
-    proc = Ccctl(d.env)("submit", wf)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout.strip()
 
 
-def run_of(d: Daemon, run_id: str) -> dict[str, dict[str, object]]:
-    """The run's jobs by name, and the run under ''."""
-    with d.http() as http:
-        run = http.get(f"/api/v1/runs/{run_id}").json()
-    return {job["name"]: job for job in run["jobs"]} | {"": run}
-
-
-def ended(d: Daemon, run_id: str, timeout: float = 60) -> dict[str, dict[str, object]]:
-    wait_for(lambda: run_of(d, run_id)[""]["state"] not in ("pending", "running"),
-             timeout=timeout, what=f"run {run_id} to end")
-    return run_of(d, run_id)
-
-
-def job_state(d: Daemon, run_id: str, job: str) -> object:
-    return run_of(d, run_id)[job]["state"]
 
 
 def processes_of(user: str, marker: str) -> list[int]:
@@ -250,11 +223,11 @@ workflow:
   nodes:
     long: {kind: ssh, host: ccd-a, exec: 'sleep 301 & sleep 302; wait'}
 """)
-    run_id = submit(ssh_daemon, wf)
+    run_id = ssh_daemon.submit(wf)
     wait_for(lambda: len(processes_of(USER, "sleep\0" + "30")) == 2, what="both sleeps there")
     proc = Ccctl(ssh_daemon.env)("cancel", run_id)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert ended(ssh_daemon, run_id)["long"]["state"] == "cancelled"
+    assert ssh_daemon.ended(run_id)["long"]["state"] == "cancelled"
     wait_for(lambda: not processes_of(USER, "sleep\0" + "30"), what="the sleeps to be gone")
 
 
@@ -264,15 +237,19 @@ def test_two_runs_on_one_host_share_one_connection(
     nodes = "\n".join(f"    j{i}: {{kind: ssh, host: ccd-a, exec: 'sleep 0.3; echo j{i}'}}"
                       for i in range(4))
     wf = write(tmp_path / "wf.yaml", inventory(sshd_hosts) + f"workflow:\n  nodes:\n{nodes}\n")
-    runs = [submit(ssh_daemon, wf), submit(ssh_daemon, wf)]
+    runs = [ssh_daemon.submit(wf), ssh_daemon.submit(wf)]
     for run_id in runs:
-        jobs = ended(ssh_daemon, run_id)
+        jobs = ssh_daemon.ended(run_id)
         assert jobs[""]["state"] == "done", jobs[""]
         assert all(jobs[f"j{i}"]["state"] == "done" for i in range(4))
     assert a.accepted() == 1
     with ssh_daemon.http() as http:
         executors = http.get("/api/v1/health").json()["hosts"]["executors"]
     assert executors["ssh:ccd-a"]["connections"] == 1
+
+
+def link_of(d: Daemon, name: str) -> dict[str, object]:
+    return next(h for h in d.hosts() if h["host"] == name)
 
 
 def remote_status(server: Sshd, run_id: str, job: str) -> str:
@@ -294,8 +271,8 @@ def test_kill_9_of_the_daemon_reattaches_and_adopts_what_ended_meanwhile(
                + gated("runs", second, "echo ran"))
 
     with running_daemon(ssh_env, state_dir) as d:
-        run_id = submit(d, wf)
-        wait_for(lambda: all(j.get("progress") == 10 for n, j in run_of(d, run_id).items() if n),
+        run_id = d.submit(wf)
+        wait_for(lambda: all(j.get("progress") == 10 for n, j in d.jobs(run_id).items() if n),
                  what="the three jobs running there")
         d.kill()
         first.touch()  # two end while ccd is away
@@ -303,10 +280,10 @@ def test_kill_9_of_the_daemon_reattaches_and_adopts_what_ended_meanwhile(
                  and "exit=0" in remote_status(b, run_id, "ends"), what="two ends there")
         restarted = time.time()
         d.start()
-        wait_for(lambda: job_state(d, run_id, "ends") == "done", what="the ended job adopted")
-        assert job_state(d, run_id, "runs") == "running"
+        wait_for(lambda: d.jobs(run_id)["ends"]["state"] == "done", what="the ended job adopted")
+        assert d.jobs(run_id)["runs"]["state"] == "running"
         second.touch()
-        jobs = ended(d, run_id)
+        jobs = d.ended(run_id)
     assert jobs["fails"]["state"] == "failed" and jobs["fails"]["exit_code"] == 3
     assert jobs["ends"]["state"] == "done" and jobs["runs"]["state"] == "done"
     for name in ("fails", "ends"):  # times from the status files there, not the restart
@@ -335,29 +312,24 @@ workflow:
         while [ ! -f {release} ]; do sleep 0.05; done; echo after'
 """)
     with running_daemon(ssh_env, state_dir) as d:
-        run_id = submit(d, wf)
-        wait_for(lambda: run_of(d, run_id)["cut"]["progress"] == 10, what="the job running")
+        run_id = d.submit(wf)
+        wait_for(lambda: d.jobs(run_id)["cut"]["progress"] == 10, what="the job running")
         relay.freeze()
-        wait_for(lambda: host_of(d, relay.alias)["state"] == "unreachable",
+        wait_for(lambda: link_of(d, relay.alias)["state"] == "unreachable",
                  what="the host shown unreachable")
         release.touch()  # the job ends there while the link is down
         wait_for(lambda: "exit=0" in remote_status(b, run_id, "cut"), what="its end there")
-        assert job_state(d, run_id, "cut") == "running"  # lost is not failed
-        assert "connection lost" in str(host_of(d, relay.alias)["error"])
+        assert d.jobs(run_id)["cut"]["state"] == "running"  # lost is not failed
+        assert "connection lost" in str(link_of(d, relay.alias)["error"])
         relay.thaw()
-        jobs = ended(d, run_id)
-        assert host_of(d, relay.alias)["state"] == "connected"
+        jobs = d.ended(run_id)
+        assert link_of(d, relay.alias)["state"] == "connected"
     assert jobs["cut"]["state"] == "done"
     assert (state_dir / "runs" / run_id / "jobs" / "cut" / "log").read_text() == "before\n" \
         "# progress=10\nafter\n"
     assert count.read_text() == "x\n"  # ran once
     assert relay.connections >= 2  # it reconnected
 
-
-def host_of(d: Daemon, name: str) -> dict[str, object]:
-    with d.http() as http:
-        hosts = http.get("/api/v1/hosts").json()
-    return next(h for h in hosts if h["host"] == name)
 
 
 def test_a_server_with_fewer_sessions_than_assumed_slows_starts_and_fails_none(
