@@ -149,7 +149,7 @@ def test_the_global_stream_says_when_a_host_connects_and_when_it_cannot(
     assert "Connection refused" in last["gone"]["error"]
     assert set(last["b"]) == {"kind", "host", "address", "state", "connected", "since",
                               "error", "rtt", "channels", "channel_limit", "jobs",
-                              "connections", "commands"}
+                              "connections", "commands", "rpcs"}
 
 
 class Timers:
@@ -270,7 +270,7 @@ def test_ccctl_hosts_shows_each_host_its_state_and_why_not(two_hosts: Daemon, cc
     assert proc.returncode == 0, proc.stderr
     header, *rows = proc.stdout.splitlines()
     assert header.split() == ["host", "kind", "address", "state", "since", "rtt", "ms",
-                              "channels", "jobs", "connections", "commands", "error"]
+                              "channels", "jobs", "connections", "commands", "rpcs", "error"]
     up = next(r for r in rows if r.startswith("b "))
     down = next(r for r in rows if r.startswith("gone "))
     assert f"{sshd_hosts.user}@{b.address}:{b.port}" in up and " connected " in up

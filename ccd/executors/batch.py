@@ -15,8 +15,10 @@ jobs of all runs (jobs are named `ccd.<run>.<job>`, so one query by name finds t
 even one submitted just before a crash), and one lookup (`scontrol show job`) only for a
 job that left the queue without its wrapper recording an end. The same command reads the
 status files. The interval adapts: 1 s while the youngest job is young, up to 30 s for
-long ones, and backs off to 60 s while the controller does not answer (shown as the
-host's error, failing no job). A job missing from the queue is not declared lost on one observation.
+long ones. While the controller does not answer (the host's error; no job fails), the
+status files are still read every poll (a job that ends is seen), but the controller is
+asked again only after a rest that doubles up to 60 s. A job missing from the queue is not
+declared lost on one observation.
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ class BatchExecutor(SshExecutor):
         super().__init__(host, deliver, changed, tick)
         self.dialect = dialect
         self._here: HereLink | None = None
-        self._down: dict[Link, tuple[str, float]] = {}  # link -> (controller error, interval)
+        # link -> (the controller's error, seconds between queries, no query before)
+        self._down: dict[Link, tuple[str, float, float]] = {}
         self.rpcs = 0  # queue queries and job lookups sent to the controller
 
     def _link(self, launch: Launch) -> Link:
@@ -166,9 +169,6 @@ class BatchExecutor(SshExecutor):
     # -- watching -------------------------------------------------------------------------
 
     def _interval(self, link: Link) -> float:
-        down = self._down.get(link)
-        if down is not None:
-            return down[1]
         now = time.time()
         ages = [now - (j.tstart or now) for j in self._jobs.values() if j.link is link]
         return min(INTERVAL[1], max(INTERVAL[0], min(ages, default=0) / 10))
@@ -181,6 +181,9 @@ class BatchExecutor(SshExecutor):
         for root, group in by_root.items():
             tokens = " ".join(shlex.quote(j.dir) for j in group)
             lines.append(f"if cd {shlex.quote(root)}; then ccd_poll {tokens}; else echo =; fi")
+        down = self._down.get(jobs[0].link)
+        if down is not None and time.monotonic() < down[2]:
+            return "\n".join(lines) + "\n"  # the status files only: the controller rests
         lines.append("echo '%queue'")
         lines.append(self.dialect.query(sorted({job_name(j.launch) for j in jobs}))
                      + ' 2>&1; echo "%rc $?"')
@@ -190,25 +193,33 @@ class BatchExecutor(SshExecutor):
         return "\n".join(lines) + "\n"
 
     async def _take(self, jobs: list[_Job], out: str) -> None:
-        files, _, rest = out.partition("%queue\n")
+        files, asked, rest = out.partition("%queue\n")
         queue, _, lookups = rest.partition("%rc ")
         code, _, lookups = lookups.partition("\n")
         link = jobs[0].link
-        self.rpcs += 1 + sum(1 for j in jobs if j.batch_id and j.misses == MISSES)
-        if code.strip() != "0":  # the controller does not answer: nothing is decided
+        states, sizes = _parse_poll(jobs, files)
+        if asked:
+            self.rpcs += 1 + sum(1 for j in jobs if j.batch_id and j.misses == MISSES)
+        if asked and code.strip() != "0":  # the controller does not answer
             error = " ".join(queue.split())[:300] or "no answer"
             was = self._down.get(link)
-            self._down[link] = (f"{self.dialect.kind} controller: {error}",
-                                min(DOWN_INTERVAL, was[1] * 2 if was else 2 * INTERVAL[0]))
+            rest_for = min(DOWN_INTERVAL, was[1] * 2 if was else 2 * INTERVAL[0])
+            self._down[link] = (f"{self.dialect.kind} controller: {error}", rest_for,
+                                time.monotonic() + rest_for)
             if was is None:
                 self._changed()
+        if not asked or code.strip() != "0":  # nothing decided but what status files say
+            for job in jobs:
+                said = states.get(id(job), ("n", None, None))
+                if said[0] == "e":
+                    job.phase = "ending"
+                    self._spawn(self._finish(job, said[2], False, sizes.get(id(job), 0)))
             return
         if self._down.pop(link, None) is not None:
             self._changed()
         by_id, by_name = self.dialect.parse(queue)
         by_id |= self.dialect.parse(lookups)[0]
         ended, waiting = self.dialect.ended, self.dialect.waiting
-        states, sizes = _parse_poll(jobs, files)
         grown = []
         for job in jobs:
             if job.batch_id is None:  # after a restart, before its id was recorded
