@@ -8,7 +8,6 @@ wsl.exe's flags and runs `sh -s`. No test here runs on Windows or in a real WSL.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shlex
 import signal
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Ccctl, write
+from conftest import Ccctl, jobs_of, log_of, write
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -398,11 +397,10 @@ def test_a_workflow_of_kind_wsl_runs_from_ccctl_through_the_stand_in(
     env = {**env, "PATH": os.environ["PATH"], "CCD_TEST_WSL_LOG": str(stand_in)}
     proc = Ccctl(env)("run", wf, "--json")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    data = json.loads(proc.stdout)
-    jobs = {job["name"]: job for job in data["jobs"]}
+    jobs = jobs_of(proc)
     assert [jobs[n]["state"] for n in ("first", "here", "fails")] == ["done", "done", "failed"]
     assert jobs["first"]["progress"] == 100 and jobs["fails"]["exit_code"] == 4
-    assert (Path(data["run_dir"]) / "jobs" / "here" / "log").read_text() == "from wsl\n"
+    assert log_of(jobs, "here") == "from wsl\n"
     assert {"--exec sh -s", "--distribution Ubuntu-Test --exec sh -s"} == set(
         stand_in.read_text().splitlines())
 
