@@ -97,5 +97,9 @@ def executor_for(kind: str, host: str, deliver: Deliver, changed: Changed) -> Ex
         from ccd.executors.slurm import Slurm
 
         return BatchExecutor(host, Slurm(), deliver, changed)
+    if kind == "wsl":
+        from ccd.executors.wsl import WslExecutor
+
+        return WslExecutor(host, deliver, changed)
     raise UnsupportedKind(f"kind {kind!r} cannot run in this version of ccd "
                           f"(it runs: {', '.join(RUNNABLE_KINDS)})")

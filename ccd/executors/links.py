@@ -2,8 +2,10 @@
 
 A link runs POSIX `sh` scripts there and reads and writes files there. `SshLink`
 (`sshlink.py`) does it over one SSH connection; `HereLink` does it on this machine, for a
-batch system whose login node is this machine. The executor that follows jobs by the job
-protocol on another machine (`ssh.py`) is written against this interface only.
+batch system whose login node is this machine; `WslLink` (`wsl.py`) does it in Windows
+Subsystem for Linux, on this machine's files written as WSL writes them. The executor that
+follows jobs by the job protocol on another machine (`ssh.py`) is written against this
+interface only.
 
 File operations raise OSError (FileNotFoundError when missing) for what the file system
 says, and the link's `failure()` (an ExecutorError; a `HostBusy` when waiting may help)
@@ -75,21 +77,33 @@ class HereLink:
         self.commands = 0
         self._slots = asyncio.Semaphore(limit)
 
+    def there(self, path: str) -> str:
+        """How a path of this machine is written in the scripts this link runs."""
+        return path
+
+    def argv(self) -> list[str]:
+        """The program that reads a script on its standard input and runs it."""
+        return ["sh", "-s"]
+
     async def run(self, script: str, timeout: float = 60.0) -> tuple[int, str, str]:
         async with self._slots:
             self.in_use += 1
             started = time.monotonic()
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    "sh", "-s", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE, start_new_session=True)
+                argv = self.argv()
+                try:
+                    proc = await asyncio.create_subprocess_exec(
+                        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+                except OSError as e:
+                    raise ExecutorError(f"cannot run {argv[0]}: {e}") from e
                 try:
                     async with asyncio.timeout(timeout):
                         out, err = await proc.communicate(script.encode())
                 except TimeoutError:
                     proc.kill()
                     await proc.wait()
-                    raise ExecutorError(f"a command on this machine got no answer in "
+                    raise ExecutorError(f"a command on {self.target} got no answer in "
                                         f"{timeout:g} s") from None
             finally:
                 self.in_use -= 1

@@ -47,7 +47,7 @@ from typing import Any
 from ccd import workdir
 from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Deliver, LinkState
-from ccd.executors.links import Link
+from ccd.executors.links import HereLink, Link
 from ccd.executors.protocol import Launch, Observation, read_log
 from ccd.executors.sshlink import SshLink, Target
 from ccd.progress import LogFollower
@@ -95,7 +95,9 @@ class _Job:
 class SshExecutor:
     """Executor for `kind: ssh` on one host (per name in the workflows)."""
 
+    kind = "ssh"
     queues = False
+    detach = ""  # before the wrapper's `sh`: what makes it outlive the start command
 
     def __init__(self, host: str, deliver: Deliver, changed: Callable[[], None] = lambda: None,
                  tick: float = 0.1) -> None:
@@ -211,7 +213,7 @@ class SshExecutor:
 
     def _link_state(self, link: Link) -> LinkState:
         jobs = sum(1 for j in self._jobs.values() if j.link is link)
-        return LinkState("ssh", self.host, str(link.target), link.connected, link.since,
+        return LinkState(self.kind, self.host, str(link.target), link.connected, link.since,
                          link.error, link.rtt, link.in_use, link.limit, jobs,
                          link.connections, link.commands)
 
@@ -284,7 +286,7 @@ class SshExecutor:
         lines += [f"export {name}={q(value)}" for name, value in launch.job.env]
         args = " ".join(q(a) for a in (d, launch.cwd_in(job.work), self._venv(job),
                                        launch.command(job.work)))
-        lines.append(f"sh {q(job.root + '/' + WRAPPER_NAME)} {args} "
+        lines.append(f"{self.detach}sh {q(job.root + '/' + WRAPPER_NAME)} {args} "
                      "</dev/null >/dev/null 2>&1 &")
         lines.append('echo "$!"')
         return "\n".join(lines) + "\n"
@@ -300,10 +302,11 @@ class SshExecutor:
 
     async def _root(self, link: Link, launch: Launch) -> str:
         """ccd's directory on the host, absolute; made, with the wrapper in it, once. On
-        this machine, the state directory: the jobs' files are where local jobs' are."""
+        this machine's files, the state directory (as the link writes it): the jobs' files
+        are where local jobs' are."""
         written = launch.host.workdir if launch.host and launch.host.workdir else DEFAULT_WORKDIR
-        if link.here:
-            written = str(launch.run_dir.parent.parent)
+        if isinstance(link, HereLink):
+            written = link.there(str(launch.run_dir.parent.parent))
         key = (link, written)
         made = self._roots.get(key)
         if made is None or (made.done() and made.exception() is not None):
