@@ -18,7 +18,7 @@ from ccd.model import JobSpec, JobStatus, WorkflowSpec
 
 _FIELDS = ("user", "host", "kind", "label", "script", "exec", "venv", "shape", "style", "cwd")
 _HOST_FIELDS = ("hostname", "port", "user", "identity", "known_hosts", "workdir", "max_jobs",
-                "max_sessions")
+                "max_sessions", "poll")
 # An escape in JSON's output (every backslash we write is in a JSON string); groups 1 and 2
 # if it is a surrogate pair. Matching every escape, left to right, keeps an escaped
 # backslash followed by "ud83d" from reading as one.

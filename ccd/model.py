@@ -105,6 +105,7 @@ class HostSpec:
     known_hosts: str | None = None  # a known_hosts file, absolute or ~/...
     workdir: str | None = None  # ccd's directory on the host; default .ccd in the home
     max_sessions: int | None = None  # the server's MaxSessions; default 10 (OpenSSH's)
+    poll: float | None = None  # batch systems: the most seconds between two queue queries
 
 
 @dataclass(frozen=True, slots=True)

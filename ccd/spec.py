@@ -12,7 +12,7 @@ The format is cloudmesh-cc's (the paper, sections 5.1-5.5):
 plus optional extensions: per node `env`, `cwd`, `timeout`, `retries` and `outputs` (glob
 patterns of the files the job makes, relative to the run's working copy); a top-level
 `hosts:` inventory (how to reach each host over SSH: hostname, port, user, identity,
-known_hosts, workdir, max_sessions; and max_jobs); a top-level `files:` list of paths or
+known_hosts, workdir, max_sessions, poll; and max_jobs); a top-level `files:` list of paths or
 globs beside the workflow file (data, modules) that belong to it and are copied with it.
 Fields cloudmesh-cc writes into saved workflows are accepted and ignored; any other unknown
 field is a warning, not an error, so files written for cloudmesh-cc load unchanged.
@@ -473,7 +473,7 @@ def _cycles(c: _Checker, jobs: dict[str, JobSpec], edges: list[tuple[str, str]])
 
 
 _HOST_STRINGS = ("hostname", "user", "identity", "known_hosts", "workdir")
-_HOST_FIELDS = ("max_jobs", "port", "max_sessions", *_HOST_STRINGS)
+_HOST_FIELDS = ("max_jobs", "port", "max_sessions", "poll", *_HOST_STRINGS)
 
 
 def _hosts(c: _Checker, node: Node | None) -> dict[str, HostSpec]:
@@ -490,6 +490,8 @@ def _hosts(c: _Checker, node: Node | None) -> dict[str, HostSpec]:
                 fields[field] = c.number(v, "port", Scalar.as_int, 1, 65535)
             elif field == "max_sessions":
                 fields[field] = c.number(v, "max_sessions", Scalar.as_int, 2, 10_000)
+            elif field == "poll":
+                fields[field] = c.number(v, "poll (seconds)", Scalar.as_float, 0.1, 3600)
             elif field in _HOST_STRINGS:
                 fields[field] = _host_string(c, v, field)
             else:

@@ -475,3 +475,42 @@ def test_a_script_outside_the_workflows_directory_is_an_error_or_a_warning(
     assert [str(w) for w in warnings] == [
         f"{wf}:3:19: warning: script {tmp_path / 'shared.sh'} is outside the workflow's "
         "directory: it runs from there, as it is when the job starts, not from the run's copy"]
+
+
+def test_each_bad_field_of_the_hosts_inventory_is_an_error_at_its_position(
+        tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        hosts:
+          a: {port: 0, max_sessions: 1, poll: 0, max_jobs: 0}
+          b: {identity: keys/id, known_hosts: kh, workdir: "x\\ny", hostname: ""}
+        workflow:
+          nodes:
+            j: {kind: ssh, host: a, exec: 'true'}
+        """)
+    assert errors_of(path) == [
+        f"{path}:2:13: port must be an integer from 1 to 65535, not '0'",
+        f"{path}:2:30: max_sessions must be an integer from 2 to 10000, not '1'",
+        f"{path}:2:39: poll (seconds) must be a number from 0.1 to 3600, not '0'",
+        f"{path}:2:52: max_jobs must be an integer >= 1, not '0'",
+        f"{path}:3:17: identity must be an absolute path or start with ~/, not 'keys/id'",
+        f"{path}:3:39: known_hosts must be an absolute path or start with ~/, not 'kh'",
+        f"{path}:3:52: workdir must be a non-empty string without control characters",
+        f"{path}:3:70: hostname must be a non-empty string without control characters",
+    ]
+
+
+def test_a_good_inventory_is_read_with_every_field(tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        hosts:
+          gpu1: {hostname: 10.0.0.7, port: 2222, user: me, identity: ~/.ssh/id, poll: 5,
+                 known_hosts: /etc/kh, workdir: /scratch/ccd, max_sessions: 20, max_jobs: 4}
+        workflow:
+          nodes:
+            j: {kind: slurm, host: gpu1, exec: 'true'}
+        """)
+    spec, warnings = load_spec(path)
+    assert warnings == []
+    h = spec.hosts["gpu1"]
+    assert (h.hostname, h.port, h.user, h.identity, h.known_hosts, h.workdir, h.max_sessions,
+            h.max_jobs, h.poll) == ("10.0.0.7", 2222, "me", "~/.ssh/id", "/etc/kh",
+                                    "/scratch/ccd", 20, 4, 5.0)

@@ -169,9 +169,13 @@ class BatchExecutor(SshExecutor):
     # -- watching -------------------------------------------------------------------------
 
     def _interval(self, link: Link) -> float:
+        """A tenth of the youngest job's age, from 1 s to 30 s (or the host's `poll`)."""
         now = time.time()
-        ages = [now - (j.tstart or now) for j in self._jobs.values() if j.link is link]
-        return min(INTERVAL[1], max(INTERVAL[0], min(ages, default=0) / 10))
+        jobs = [j for j in self._jobs.values() if j.link is link]
+        most = next((j.launch.host.poll for j in jobs if j.launch.host and j.launch.host.poll),
+                    INTERVAL[1])
+        youngest = min((now - (j.tstart or now) for j in jobs), default=0.0)
+        return min(most, max(INTERVAL[0], youngest / 10))
 
     def _poll_script(self, jobs: list[_Job]) -> str:
         by_root: dict[str, list[_Job]] = {}
