@@ -82,9 +82,10 @@ class Scheduler:
         self._hosts.join(run.id, self)
         try:
             try:
-                if run.t0 is None:
-                    self._emit_run(RunState.RUNNING, t0=self._clock())
-                await self._recover()
+                if run.t0 is None:  # new: nothing of it can have started (t0 is journalled
+                    self._emit_run(RunState.RUNNING, t0=self._clock())  # before any start)
+                else:
+                    await self._recover()
                 self._decide(run.jobs)
                 await self._launch()
                 while not self._all_final():

@@ -167,6 +167,7 @@ def test_cancel_stops_running_jobs_and_cancels_waiting_ones() -> None:
 
 def test_resumed_run_reattaches_started_jobs_instead_of_starting_them() -> None:
     run = make_run([JobSpec("a", exec="x"), JobSpec("b", exec="x")], [("a", "b")])
+    run.t0 = 1.0  # it ran before, in a process that started a
     h = Harness(run, max_jobs=10, already_started={("r1", "a")})
 
     async def scenario() -> RunState:
@@ -177,6 +178,20 @@ def test_resumed_run_reattaches_started_jobs_instead_of_starting_them() -> None:
 
     assert asyncio.run(scenario()) is RunState.DONE
     assert h.ex.started == [("r1", "b")]
+
+
+def test_a_new_run_asks_no_executor_about_its_jobs_before_starting_them() -> None:
+    # Nothing of a new run can have started, so nothing waits for a host's answer first.
+    run = make_run([JobSpec("a", exec="x")], [])
+    h = Harness(run, max_jobs=10, already_started={("r1", "a")})  # an answer it must not get
+
+    async def scenario() -> RunState:
+        task = asyncio.create_task(h.scheduler.run_to_end())
+        await h.finish("a")
+        return await task
+
+    assert asyncio.run(scenario()) is RunState.DONE
+    assert h.ex.started == [("r1", "a")]
 
 
 def test_every_change_is_an_event_carrying_the_whole_new_state() -> None:
@@ -205,6 +220,7 @@ def test_every_change_is_an_event_carrying_the_whole_new_state() -> None:
 
 def test_a_job_recorded_as_running_that_never_began_is_started() -> None:
     run = make_run([JobSpec("a", exec="x")], [])
+    run.t0 = 1.0
     run.jobs["a"].state = JobState.RUNNING  # the database says so; no wrapper ever claimed it
     run.jobs["a"].attempt = 1
     h = Harness(run, max_jobs=1)

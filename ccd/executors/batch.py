@@ -14,11 +14,11 @@ Watching costs the controller one queue query (`squeue`) per cluster per poll, f
 jobs of all runs (jobs are named `ccd.<run>.<job>`, so one query by name finds them all,
 even one submitted just before a crash), and one lookup (`scontrol show job`) only for a
 job that left the queue without its wrapper recording an end. The same command reads the
-status files. The interval adapts: 1 s while the youngest job is young, up to 30 s for
-long ones. While the controller does not answer (the host's error; no job fails), the
-status files are still read every poll (a job that ends is seen), but the controller is
-asked again only after a rest that doubles up to 60 s. A job missing from the queue is not
-declared lost on one observation.
+status files. The interval adapts: 1 s just after a job there was submitted or started,
+then a tenth of the time since, up to 30 s. While the controller does not answer (the
+host's error; no job fails), the status files are still read every poll (a job that ends
+is seen), but the controller is asked again only after a rest that doubles up to 60 s.
+A job missing from the queue is not declared lost on one observation.
 """
 
 from __future__ import annotations
@@ -169,12 +169,14 @@ class BatchExecutor(SshExecutor):
     # -- watching -------------------------------------------------------------------------
 
     def _interval(self, link: Link) -> float:
-        """A tenth of the youngest job's age, from 1 s to 30 s (or the host's `poll`)."""
+        """A tenth of the time since the latest change seen of any job there (submitted,
+        started), from 1 s to 30 s (or the host's `poll`): a job that starts after a long
+        wait in the queue is watched closely again."""
         now = time.time()
         jobs = [j for j in self._jobs.values() if j.link is link]
         most = next((j.launch.host.poll for j in jobs if j.launch.host and j.launch.host.poll),
                     INTERVAL[1])
-        youngest = min((now - (j.tstart or now) for j in jobs), default=0.0)
+        youngest = min((now - (j.changed or j.tstart or now) for j in jobs), default=0.0)
         return min(most, max(INTERVAL[0], youngest / 10))
 
     def _poll_script(self, jobs: list[_Job]) -> str:
@@ -241,7 +243,7 @@ class BatchExecutor(SshExecutor):
             elif said[0] in ("r", "s") or (queued is not None and queued.state not in ended):
                 job.misses = 0
                 if job.queued is not None or job.phase == "unknown":
-                    job.tstart = time.time()
+                    job.tstart = job.changed = time.time()
                     self._tell(job, queued=None, pid=said[1])
                 size = sizes.get(id(job), 0)
                 if size > job.follower.offset:
@@ -280,9 +282,9 @@ class BatchExecutor(SshExecutor):
     # -- cancelling -----------------------------------------------------------------------
 
     def _signal_script(self, job: _Job, signal: str) -> str:
-        self.rpcs += 1
         if not job.batch_id:
             return super()._signal_script(job, signal)
+        self.rpcs += 1
         return self.dialect.cancel(job.batch_id, force=signal == "KILL") + "\n"
 
     def counters(self) -> dict[str, int]:

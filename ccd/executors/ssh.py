@@ -81,6 +81,7 @@ class _Job:
     queued: str | None = None  # batch jobs: the queue's reason last reported
     misses: int = 0  # batch jobs: polls in a row that did not find it in the queue
     note: str = ""  # why it failed, if it does, beyond its exit code
+    changed: float | None = None  # batch jobs: when it was last seen to change state
 
     @property
     def dir(self) -> str:
