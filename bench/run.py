@@ -1,7 +1,7 @@
 """ccd benchmark: `ccctl run` against a minimal asyncio baseline, measured in the same run,
-then the daemon, then SSH jobs.
+then the daemon, then SSH jobs, then Slurm jobs.
 
-usage: .venv/bin/python bench/run.py [--only engine|daemon|ssh] [--reps N] [--nodes N]
+usage: .venv/bin/python bench/run.py [--only engine|daemon|ssh|slurm] [--reps N] [--nodes N]
                                      [--timeout S] [--json PATH] [--keep] [--profile]
 
 Engine. Workloads (generated under .bench/, never /tmp: both sides run in the same tree):
@@ -20,6 +20,13 @@ saying why, without): per-job overhead of 200 short `kind: ssh` jobs through ccd
 connection against one `ssh` process per job (cloudmesh-cc's way), both 8 remote commands
 at once, --reps A B A B, medians; remote commands per poll tick with 200 and with 1 job
 running; logins per run on one daemon; progress line -> SSE latency of a remote job.
+
+Slurm (bench/slurm.py, issue 12; a real single-node Slurm from tests/slurm.py, so root;
+skipped, saying why, without): 50 trivial `kind: slurm` jobs through one daemon against a
+poller calling `squeue -j ID` per job per 1 s tick (bench/slurm_baseline.py), one run each:
+controller calls per minute (squeue, scontrol, sbatch, scancel), squeue calls per poll, and
+completion-detection latency (the job's own end time to ccd's SSE event / the poller's
+sighting).
 
 Prints a table with the targets, writes .bench/results.json (with --only, the other parts'
 results already in that file are kept), exits 0 even when a target is missed (a
@@ -43,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import daemon
+import slurm
 import spy
 import ssh
 from harness import BenchError
@@ -54,9 +62,9 @@ BENCH_DIR = ROOT / ".bench"
 BIN = Path(sys.executable).parent
 CCCTL = str(BIN / "ccctl") if (BIN / "ccctl").exists() else shutil.which("ccctl") or "ccctl"
 BASELINE = str(Path(__file__).resolve().parent / "baseline.py")
-PARTS = ("engine", "daemon", "ssh")
+PARTS = ("engine", "daemon", "ssh", "slurm")
 SECTIONS = {"engine": ("workloads", "big", "fs_probe"), "daemon": ("daemon",),
-            "ssh": ("ssh",)}  # each part's keys in results.json
+            "ssh": ("ssh",), "slurm": ("slurm",)}  # each part's keys in results.json
 PROFILE = BENCH_DIR / "daemon-profile.txt"  # py-spy's raw format: one stack and count a line
 
 # Targets.
@@ -298,6 +306,10 @@ def main() -> int:
             t0 = time.perf_counter()
             remote = ssh.run_all(tmp, args.reps, args.timeout)
             seconds["ssh"] = time.perf_counter() - t0
+        if "slurm" in parts:
+            t0 = time.perf_counter()
+            batch = slurm.run_all(tmp, args.timeout)
+            seconds["slurm"] = time.perf_counter() - t0
     finally:
         strays = kill_strays(str(tmp))
         if strays:
@@ -319,6 +331,10 @@ def main() -> int:
         targets += found
     if "ssh" in parts:
         section, doc["ssh"], found = ssh.report(remote)
+        lines += ["", *section] if lines else section
+        targets += found
+    if "slurm" in parts:
+        section, doc["slurm"], found = slurm.report(batch)
         lines += ["", *section] if lines else section
         targets += found
     missed = [t for t in targets if not t["ok"]]
