@@ -303,7 +303,7 @@ def test_dependencies_written_as_one_string_is_an_error_asking_for_a_list(
                                f"`- a,b,c`, not {described}"]
 
 
-@pytest.mark.parametrize("kind", ["lsf", "wsl"])
+@pytest.mark.parametrize("kind", ["wsl"])
 def test_a_kind_this_ccd_cannot_run_yet_is_an_error_at_its_position(tmp_path: Path,
                                                                       kind: str) -> None:
     path = write(tmp_path / "wf.yaml", f"""\
@@ -315,7 +315,7 @@ def test_a_kind_this_ccd_cannot_run_yet_is_an_error_at_its_position(tmp_path: Pa
         """)
     assert errors_of(path) == [
         f"{path}:5:13: kind {kind!r} cannot run in this version of ccd "
-        "(it runs: local, ssh, slurm)"]
+        "(it runs: local, ssh, slurm, lsf)"]
 
 
 def test_outputs_and_files_are_lists_of_relative_paths_and_globs(tmp_path: Path) -> None:
