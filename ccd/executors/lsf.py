@@ -101,7 +101,8 @@ class Lsf:
                 continue
             batch_id, state, name, reason = parts
             by_id[batch_id] = Queued(state, "" if reason.strip() == "-" else reason.strip())
-            by_name.setdefault(name, batch_id)  # the newest is listed first
+            if int(batch_id) > int(by_name.get(name, "0")):  # the newest, whatever the order
+                by_name[name] = batch_id
         return by_id, by_name
 
     def lookup(self, batch_id: str) -> str:
