@@ -17,6 +17,8 @@ run this file; state is one JSON file per job in `directory/jobs`, changed under
   stat, job_name, pend_reason (`-` when empty); `*` in NAME is a wildcard; without -a
   only unfinished jobs. Nothing found is "No job found" (or "Job <X> is not found") on
   stderr and exit 255, as LSB_BJOBS_CONSISTENT_EXIT_CODE=Y makes it, the stricter form.
+- While `StandIn.controller_down()`, bjobs says "LSF is down. Please wait ..." on stderr and
+  exits 255 (a real one retries first), as when mbatchd does not answer.
 - `bkill [-s SIGNAL] ID...` records EXIT and sends the signal (SIGTERM unless given; LSF
   sends SIGINT, SIGTERM then SIGKILL) to the job's process group.
 
@@ -72,6 +74,15 @@ class StandIn:
             job = _load(self.directory, batch_id)
             if job["stat"] == "PSUSP":
                 _save(self.directory, job | {"stat": "PEND", "reason": _REASONS["PEND"]})
+
+    @contextlib.contextmanager
+    def controller_down(self) -> Iterator[None]:
+        """bjobs fails as when LSF's controller does not answer, until the block ends."""
+        (self.directory / "down").touch()
+        try:
+            yield
+        finally:
+            (self.directory / "down").unlink()
 
     def stop(self) -> None:
         """SIGKILL every job's runner and what it runs."""
@@ -153,6 +164,9 @@ def run(directory: Path, batch_id: str) -> int:
 
 
 def bjobs(directory: Path, args: list[str]) -> int:
+    if (directory / "down").exists():
+        print("LSF is down. Please wait ...", file=sys.stderr)
+        return 255
     every, header, fields, delimiter, name, ids = False, True, ["jobid", "stat"], " ", None, []
     words = iter(args)
     for word in words:

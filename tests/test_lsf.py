@@ -1,8 +1,8 @@
 """`kind: lsf` against stand-in commands that speak bjobs' documented output (tests/lsf.py),
 not a real LSF, login node this machine: jobs with a dependency and progress mixed with
 local ones, a script's #BSUB lines, a failing job, refused submissions, queued with the
-pending reason, cancel, and one bjobs per poll for many jobs; then the command text alone,
-hostile values in it, and what is read back."""
+pending reason, cancel, one bjobs per poll for many jobs, a controller that does not answer;
+then the command text alone, hostile values in it, and what is read back."""
 
 from __future__ import annotations
 
@@ -195,6 +195,34 @@ def test_thirty_queued_jobs_of_two_runs_cost_one_bjobs_per_poll(
     for run_id in runs:
         assert Ccctl(lsf_daemon.env)("cancel", run_id).returncode == 0
         assert ended(lsf_daemon, run_id)[""]["state"] == "cancelled"
+
+
+def host_of(d: Daemon) -> dict[str, object]:
+    with d.http() as http:
+        return next(h for h in http.get("/api/v1/hosts").json() if h["kind"] == "lsf")
+
+
+def test_a_controller_that_does_not_answer_shows_on_the_host_and_fails_no_job(
+        tmp_path: Path, lsf: StandIn, lsf_daemon: Daemon) -> None:
+    release = tmp_path / "release"
+    wf = write(tmp_path / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            waits: {{kind: lsf, exec: 'while [ ! -f {release} ]; do sleep 0.1; done'}}
+        """)
+    run_id = submit(lsf_daemon, wf)
+    wait_for(lambda: run_of(lsf_daemon, run_id)["waits"]["state"] == "running",
+             what="the job running")
+    assert host_of(lsf_daemon)["state"] == "connected"
+    with lsf.controller_down():
+        wait_for(lambda: host_of(lsf_daemon)["state"] == "unreachable",
+                 what="the controller shown down")
+        assert host_of(lsf_daemon)["error"] == "lsf controller: LSF is down. Please wait ..."
+        release.touch()  # it ends while nobody can ask the controller
+        assert run_of(lsf_daemon, run_id)["waits"]["state"] == "running"
+    jobs = ended(lsf_daemon, run_id)
+    assert jobs["waits"]["state"] == "done"
+    assert host_of(lsf_daemon)["state"] == "connected"
 
 
 # -- the command text -----------------------------------------------------------------------
