@@ -26,6 +26,8 @@ for LSF 10.1 and tested against stand-in commands that speak the documented outp
   started), UNKWN (LSF lost the job's host, where it may still run) and ZOMBI (killed
   while its host was unreachable; it becomes EXIT when LSF hears of it).
 - `bkill ID` sends SIGINT, SIGTERM then SIGKILL; `bkill -s KILL ID` SIGKILL at once.
+- bsub reads `%J` and `%I` in the -o and -cwd paths as the job's id and index: a `%` in
+  the state directory's path (or an SSH host's workdir) would be rewritten. Not escaped.
 
 Node fields become: partition `-q`, time `-W` ([hours:]minutes, as LSF reads it), ntasks
 `-n`, cpus `-n` with `-R "span[hosts=1]"` (a task's CPUs are on one host), mem `-M` and
