@@ -5,10 +5,11 @@ for LSF 10.1 and tested against stand-in commands that speak the documented outp
 (tests/lsf.py). What it relies on:
 
 - `bsub [options] < script` reads the batch script, `#BSUB` lines included, from its
-  standard input and prints `Job <ID> is submitted to queue <NAME>.`; options on the
-  command line win over `#BSUB` lines. A refused job prints why on stderr ("nope: No
-  such queue. Job not submitted."). Without `-o`, LSF mails the output: always given.
-  https://www.ibm.com/docs/en/SSWRJV_10.1.0/lsf_command_ref/bsub.1.html
+  standard input and prints `Job <ID> is submitted to queue <NAME>.` (only `Job <ID> is
+  submitted` is relied on: the rest varies, "to default queue"); options on the command
+  line win over `#BSUB` lines. A refused job prints why on stderr ("nope: No such queue.
+  Job not submitted."). Without `-o`, LSF mails the output: always given.
+  https://www.ibm.com/support/knowledgecenter/en/SSWRJV_10.1.0/lsf_command_ref/bsub.zz4category.description.1.html
 - `bjobs -a -noheader -o "jobid stat job_name pend_reason delimiter='|'" -J NAME` lists the
   user's jobs of that name (`*` a wildcard), recently finished ones too (`-a`), one
   `id|STAT|name|reason` a line, a field without a value as `-`; a field given without a
@@ -16,8 +17,8 @@ for LSF 10.1 and tested against stand-in commands that speak the documented outp
   https://www.ibm.com/docs/en/SSWRJV_10.1.0/lsf_command_ref/bjobs.o.1.html,
   https://www.ibm.com/docs/SSWRJV_10.1.0/lsf_command_ref/bjobs.noheader.1.html
 - No job found is "No job found" / "Job <X> is not found" on stderr, with exit status 0
-  or 255 as the cluster's LSB_BJOBS_CONSISTENT_EXIT_CODE says: the query makes it 0, so
-  only a controller that does not answer is one.
+  or 255 as the cluster's LSB_BJOBS_CONSISTENT_EXIT_CODE says: the query turns those
+  into 0, so that a failing bjobs means a controller that does not answer.
   https://www.ibm.com/support/knowledgecenter/SSWRJV_10.1.0/lsf_config_ref/lsf.conf.lsb_bjobs_consistent_exit_code.5.html
 - States (https://www.hpc.dtu.dk/lsf931/api_ref/group__job__states.html): waiting are
   PEND, PSUSP (held: `bsub -H`, or suspended while pending), WAIT (a chunk job's turn)
