@@ -58,7 +58,7 @@ BATCH_FIELDS = ("partition", "time", "nodes", "ntasks", "cpus", "mem", "gpus", "
 # Names of workflows and jobs: safe as file names, everywhere (the spec, the API, the page).
 # The escaped dash keeps it valid in JSON Schema and in an HTML `pattern` (the v flag).
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,127}")
-RUNNABLE_KINDS = ("local", "ssh", "slurm", "wsl")  # the kinds with an executor
+RUNNABLE_KINDS = ("local", "ssh", "slurm", "lsf", "wsl")  # the kinds with an executor
 
 
 @dataclass(frozen=True, slots=True)

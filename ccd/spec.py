@@ -56,7 +56,7 @@ _CLOUDMESH_FIELDS = frozenset((
     "format", "label_format", "number", "directory", "filename", "instance", "parent",
     "pid", "created", "modified", "tstart", "tend", "workflow_name", "experiment",
 ))
-_BATCH_OPTIONS = ("sbatch", "bsub")  # extra options, per batch system
+_BATCH_OPTIONS = ("sbatch", "bsub")  # extra options, per batch system (BATCH_KINDS)
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
                           "outputs", *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS))
 _TOP_LEVEL = ("workflow", "colors", "hosts", "files")
@@ -249,6 +249,7 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
     """A node's fields but its name, and the `name:` it gives itself (None if none)."""
     fields: dict[str, object] = {}
     batch: list[tuple[str, str]] = []
+    options: dict[str, tuple[Node, tuple[str, ...]]] = {}  # sbatch/bsub: (key, options)
     given = None
     for k, v in c.unique_pairs(body, f"field of node {name!r}"):
         field = k.text
@@ -281,7 +282,7 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
             if value is not None:
                 batch.append((field, value))
         elif field in _BATCH_OPTIONS:
-            fields["batch_options"] = _options(c, v, field)
+            options[field] = (k, _options(c, v, field))
         elif field not in _CLOUDMESH_FIELDS:
             c.warn(k, f"unknown field {field!r} of node {name!r} is ignored"
                       f"{c.did_you_mean(field, _NODE_FIELDS)}")
@@ -289,6 +290,15 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
         fields.pop("host", None)
     if batch:
         fields["batch"] = tuple(batch)
+    kind = str(fields.get("kind") or "local")
+    own = dict(zip(BATCH_KINDS, _BATCH_OPTIONS, strict=True)).get(kind)
+    for field, (key, given_options) in options.items():
+        if own is None or field == own:  # not a batch job: `_check_job` says so
+            fields["batch_options"] = given_options
+        else:  # sbatch's options would make bsub refuse the job, and the reverse
+            other = dict(zip(_BATCH_OPTIONS, BATCH_KINDS, strict=True))[field]
+            c.warn(key, f"{field} is for kind {other}; node {name!r} is kind {kind!r}: "
+                        f"ignored (its options are `{own}:`)")
     return fields, given
 
 

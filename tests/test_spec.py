@@ -303,19 +303,21 @@ def test_dependencies_written_as_one_string_is_an_error_asking_for_a_list(
                                f"`- a,b,c`, not {described}"]
 
 
-@pytest.mark.parametrize("kind", ["lsf"])
-def test_a_kind_this_ccd_cannot_run_yet_is_an_error_at_its_position(tmp_path: Path,
-                                                                      kind: str) -> None:
-    path = write(tmp_path / "wf.yaml", f"""\
+def test_the_other_batch_systems_options_are_a_warning_and_ignored(tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
         workflow:
           nodes:
-            a:
-              exec: hostname
-              kind: {kind}
+            a: {kind: lsf, exec: 'true', sbatch: [--exclusive], bsub: [-x]}
+            b: {kind: slurm, exec: 'true', bsub: [-x]}
         """)
-    assert errors_of(path) == [
-        f"{path}:5:13: kind {kind!r} cannot run in this version of ccd "
-        "(it runs: local, ssh, slurm, wsl)"]
+    spec, warnings = load_spec(path)
+    assert [str(w) for w in warnings] == [
+        f"{path}:3:34: warning: sbatch is for kind slurm; node 'a' is kind 'lsf': ignored "
+        "(its options are `bsub:`)",
+        f"{path}:4:36: warning: bsub is for kind lsf; node 'b' is kind 'slurm': ignored "
+        "(its options are `sbatch:`)"]
+    assert spec.jobs["a"].batch_options == ("-x",)
+    assert spec.jobs["b"].batch_options == ()
 
 
 def test_outputs_and_files_are_lists_of_relative_paths_and_globs(tmp_path: Path) -> None:

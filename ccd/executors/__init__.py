@@ -101,5 +101,10 @@ def executor_for(kind: str, host: str, deliver: Deliver, changed: Changed) -> Ex
         from ccd.executors.wsl import WslExecutor
 
         return WslExecutor(host, deliver, changed)
+    if kind == "lsf":
+        from ccd.executors.batch import BatchExecutor
+        from ccd.executors.lsf import Lsf
+
+        return BatchExecutor(host, Lsf(), deliver, changed)
     raise UnsupportedKind(f"kind {kind!r} cannot run in this version of ccd "
                           f"(it runs: {', '.join(RUNNABLE_KINDS)})")

@@ -1,8 +1,8 @@
 """Run jobs through a batch system: the job protocol inside a batch job.
 
-A batch job (`kind: slurm`; the dialects: `slurm.py`) is submitted, on the cluster's login
-node, as a batch script whose one command is
-ccd's job wrapper (`job.sh`), so a batch job keeps the protocol of every other job: a
+A batch job (`kind: slurm` or `kind: lsf`; the dialects: `slurm.py`, `lsf.py`) is
+submitted, on the cluster's login node, as a batch script whose one command is ccd's job
+wrapper (`job.sh`), so a batch job keeps the protocol of every other job: a
 status file claimed once (a requeued batch job never runs the job twice), `exit=` as the
 truth for its exit code, a log with its progress. The login node is this machine when
 the job's `host` is `localhost` (the files are then in the state directory, which the
@@ -10,15 +10,15 @@ compute nodes must see, as on any cluster with a shared home) and otherwise an S
 reached through the SSH pool, with the files synced as for `kind: ssh` (`ssh.py`, which
 this executor extends).
 
-Watching costs the controller one queue query (`squeue`) per cluster per poll, for all
-jobs of all runs (jobs are named `ccd.<run>.<job>`, so one query by name finds them all,
-even one submitted just before a crash), and one lookup (`scontrol show job`) only for a
-job that left the queue without its wrapper recording an end. The same command reads the
-status files. The interval adapts: 1 s just after a job there was submitted or started,
-then a tenth of the time since, up to 30 s. While the controller does not answer (the
-host's error; no job fails), the status files are still read every poll (a job that ends
-is seen), but the controller is asked again only after a rest that doubles up to 60 s.
-A job missing from the queue is not declared lost on one observation.
+Watching costs the controller one queue query (`squeue`, `bjobs`) per cluster per poll,
+for all jobs of all runs (jobs are named `ccd.<run>.<job>`, so one query by name finds them
+all, even one submitted just before a crash), and one lookup (`scontrol show job`, `bjobs
+ID`) only for a job that left the queue without its wrapper recording an end. The same
+command reads the status files. The interval adapts: 1 s just after a job there was
+submitted or started, then a tenth of the time since, up to 30 s. While the controller
+does not answer (the host's error; no job fails), the status files are still read every
+poll (a job that ends is seen), but the controller is asked again only after a rest that
+doubles up to 60 s. A job missing from the queue is not declared lost on one observation.
 """
 
 from __future__ import annotations
