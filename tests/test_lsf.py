@@ -6,14 +6,13 @@ then the command text alone, hostile values in it, and what is read back."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Ccctl, Daemon, running_daemon, wait_for, write
+from conftest import Ccctl, Daemon, jobs_of, log_of, running_daemon, wait_for, write
 from lsf import StandIn, install
 
 from ccd.executors.batch import Queued
@@ -39,13 +38,6 @@ def lsf_env(env: dict[str, str], lsf: StandIn) -> dict[str, str]:
     return env
 
 
-def jobs_of(proc: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:
-    data = json.loads(proc.stdout)
-    return {job["name"]: job for job in data["jobs"]} | {"": data}
-
-
-def log_of(jobs: dict[str, dict[str, object]], name: str) -> str:
-    return (Path(str(jobs[""]["run_dir"])) / "jobs" / name / "log").read_text()
 
 
 def test_lsf_jobs_with_a_dependency_progress_and_directives_mixed_with_local_ones(
@@ -103,22 +95,7 @@ def lsf_daemon(lsf_env: dict[str, str], state_dir: Path) -> Iterator[Daemon]:
         yield d
 
 
-def submit(d: Daemon, wf: Path) -> str:
-    proc = Ccctl(d.env)("submit", wf)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout.strip()
 
-
-def run_of(d: Daemon, run_id: str) -> dict[str, dict[str, object]]:
-    with d.http() as http:
-        run = http.get(f"/api/v1/runs/{run_id}").json()
-    return {job["name"]: job for job in run["jobs"]} | {"": run}
-
-
-def ended(d: Daemon, run_id: str) -> dict[str, dict[str, object]]:
-    wait_for(lambda: run_of(d, run_id)[""]["state"] != "running", timeout=60,
-             what=f"run {run_id} to end")
-    return run_of(d, run_id)
 
 
 HELD = "The job was suspended by the user while pending"
@@ -133,18 +110,18 @@ def test_a_held_job_is_queued_with_its_pend_reason_runs_when_released_and_cancel
             held: {{kind: lsf, exec: 'echo released', bsub: [-H]}}
             runs: {{kind: lsf, exec: 'echo started; while [ ! -f {release} ]; do sleep 0.1; done'}}
         """)
-    run_id = submit(lsf_daemon, wf)
-    wait_for(lambda: run_of(lsf_daemon, run_id)["held"]["message"] == HELD,
+    run_id = lsf_daemon.submit(wf)
+    wait_for(lambda: lsf_daemon.jobs(run_id)["held"]["message"] == HELD,
              what="the held job queued with its reason")
-    wait_for(lambda: run_of(lsf_daemon, run_id)["runs"]["state"] == "running",
+    wait_for(lambda: lsf_daemon.jobs(run_id)["runs"]["state"] == "running",
              what="the other job running")
-    held = run_of(lsf_daemon, run_id)["held"]
+    held = lsf_daemon.jobs(run_id)["held"]
     assert held["state"] == "queued"
     lsf.release(str(held["batch_id"]))
-    wait_for(lambda: run_of(lsf_daemon, run_id)["held"]["state"] == "done",
+    wait_for(lambda: lsf_daemon.jobs(run_id)["held"]["state"] == "done",
              what="the released job done")
     assert Ccctl(lsf_daemon.env)("cancel", run_id).returncode == 0
-    jobs = ended(lsf_daemon, run_id)
+    jobs = lsf_daemon.ended(run_id)
     assert jobs["runs"]["state"] == "cancelled"
     assert lsf.job(str(jobs["runs"]["batch_id"]))["stat"] == "EXIT"  # bkill'd
     assert lsf.shim.counts()["bkill"] >= 1
@@ -157,11 +134,11 @@ def test_cancel_takes_a_held_job_out_of_the_queue(tmp_path: Path, lsf: StandIn,
           nodes:
             held: {kind: lsf, exec: 'echo never', bsub: [-H]}
         """)
-    run_id = submit(lsf_daemon, wf)
-    wait_for(lambda: run_of(lsf_daemon, run_id)["held"]["message"] == HELD,
+    run_id = lsf_daemon.submit(wf)
+    wait_for(lambda: lsf_daemon.jobs(run_id)["held"]["message"] == HELD,
              what="the held job queued")
     assert Ccctl(lsf_daemon.env)("cancel", run_id).returncode == 0
-    jobs = ended(lsf_daemon, run_id)
+    jobs = lsf_daemon.ended(run_id)
     assert jobs["held"]["state"] == "cancelled"
     assert lsf.job(str(jobs["held"]["batch_id"]))["stat"] == "EXIT"
     assert lsf.shim.counts()["bkill"] >= 1
@@ -171,9 +148,9 @@ def test_thirty_queued_jobs_of_two_runs_cost_one_bjobs_per_poll(
         tmp_path: Path, lsf: StandIn, lsf_daemon: Daemon) -> None:
     nodes = "\n".join(f"    j{i}: {{kind: lsf, exec: 'true', bsub: [-H]}}" for i in range(15))
     wf = write(tmp_path / "wf.yaml", f"workflow:\n  nodes:\n{nodes}\n")
-    runs = [submit(lsf_daemon, wf), submit(lsf_daemon, wf)]
+    runs = [lsf_daemon.submit(wf), lsf_daemon.submit(wf)]
     wait_for(lambda: all(j["message"] == HELD for r in runs
-                         for n, j in run_of(lsf_daemon, r).items() if n),
+                         for n, j in lsf_daemon.jobs(r).items() if n),
              what="30 jobs queued")
     shim = lsf.shim
 
@@ -187,16 +164,17 @@ def test_thirty_queued_jobs_of_two_runs_cost_one_bjobs_per_poll(
     more_polls, more_queries = polls() - first, shim.counts()["bjobs"] - queries
     assert more_queries in (more_polls, more_polls + 1)  # one per poll (one may be under way)
     assert shim.counts()["bsub"] == 30
-    assert all(" -J ccd." in call and call.endswith("*") for call in shim.calls()
-               if call.startswith("bjobs "))  # the runs' common prefix, not one per job
+    queries = [call for call in shim.calls() if call.startswith("bjobs ")]
+    assert all(" -J ccd." in call for call in queries)
+    # By the runs' common prefix; by a job's own name only while it was the only one.
+    assert sum(not call.endswith("*") for call in queries) <= 1
     for run_id in runs:
         assert Ccctl(lsf_daemon.env)("cancel", run_id).returncode == 0
-        assert ended(lsf_daemon, run_id)[""]["state"] == "cancelled"
+        assert lsf_daemon.ended(run_id)[""]["state"] == "cancelled"
 
 
 def host_of(d: Daemon) -> dict[str, object]:
-    with d.http() as http:
-        return next(h for h in http.get("/api/v1/hosts").json() if h["kind"] == "lsf")
+    return next(h for h in d.hosts() if h["kind"] == "lsf")
 
 
 def test_a_controller_that_does_not_answer_shows_on_the_host_and_fails_no_job(
@@ -207,19 +185,18 @@ def test_a_controller_that_does_not_answer_shows_on_the_host_and_fails_no_job(
           nodes:
             waits: {{kind: lsf, exec: 'while [ ! -f {release} ]; do sleep 0.1; done'}}
         """)
-    run_id = submit(lsf_daemon, wf)
-    wait_for(lambda: run_of(lsf_daemon, run_id)["waits"]["state"] == "running",
+    run_id = lsf_daemon.submit(wf)
+    wait_for(lambda: lsf_daemon.jobs(run_id)["waits"]["state"] == "running",
              what="the job running")
     assert host_of(lsf_daemon)["state"] == "connected"
     with lsf.controller_down():
         wait_for(lambda: host_of(lsf_daemon)["state"] == "unreachable",
                  what="the controller shown down")
         assert host_of(lsf_daemon)["error"] == "lsf controller: LSF is down. Please wait ..."
-        release.touch()  # it ends while nobody can ask the controller
-        assert run_of(lsf_daemon, run_id)["waits"]["state"] == "running"
-    jobs = ended(lsf_daemon, run_id)
-    assert jobs["waits"]["state"] == "done"
-    assert host_of(lsf_daemon)["state"] == "connected"
+        release.touch()  # it ends while nobody can ask the controller: its status file says
+        jobs = lsf_daemon.ended(run_id)
+        assert jobs["waits"]["state"] == "done"
+        assert host_of(lsf_daemon)["state"] == "unreachable"
 
 
 # -- the command text -----------------------------------------------------------------------
