@@ -359,15 +359,24 @@ def _check_on_disk(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None
         elif Path(job.script).is_absolute() and job.kind != "local":
             c.warn(at, f"script {job.script} is not copied to host {job.host!r}: it runs from "
                        "that path there")
-        elif not script.is_file():
-            c.error(at, f"script file not found: {script}")
+        elif (missing := _not_a_file(script)) is not None:
+            c.error(at, f"script {missing}: {script}")
         elif Path(job.script).is_absolute():
             c.warn(at, f"script {job.script} is outside the workflow's directory: it runs "
                        "from there, as it is when the job starts, not from the run's copy")
     if job.venv is not None and job.kind == "local":
         venv = base / Path(job.venv).expanduser()
-        if not (venv / "bin" / "activate").is_file():
+        if _not_a_file(venv / "bin" / "activate") is not None:
             c.error(body.get("venv") or body, f"venv {venv} has no bin/activate")
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why `path` is not a file to use (None if it is): a path too long to look up is not
+    a crash, it is missing."""
+    try:
+        return None if path.is_file() else "file not found"
+    except (OSError, ValueError) as e:
+        return f"path cannot be used ({e.strerror if isinstance(e, OSError) else e})"
 
 
 def _env(c: _Checker, node: Node) -> tuple[tuple[str, str], ...]:

@@ -579,6 +579,8 @@ def test_a_sigterm_just_after_it_prints_its_address_stops_it(env: dict[str, str]
     ("PUT", "/api/v1/workflows/quick/jobs/b", b'{"env": "xy"}', {}, 422),
     ("PUT", "/api/v1/workflows/quick/jobs/b", b'{"env": [1]}', {}, 422),
     ("PUT", "/api/v1/workflows/quick/jobs/b", b'{"nope": 1}', {}, 422),
+    ("PUT", "/api/v1/workflows/quick/jobs/b", b'{"script": "' + b"a" * 300 + b'"}', {}, 422),
+    ("PUT", "/api/v1/workflows/quick/jobs/b", b'{"venv": "' + b"a" * 300 + b'"}', {}, 422),
     ("GET", "/api/v1/runs?limit=99999999999999999999", b"", {}, 422),
     ("GET", "/api/v1/events?after=99999999999999999999", b"", {}, 422),
     ("GET", "/api/v1/events", b"", {"Last-Event-ID": "99999999999999999999"}, 422),

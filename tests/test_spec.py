@@ -516,3 +516,18 @@ def test_a_good_inventory_is_read_with_every_field(tmp_path: Path) -> None:
     assert (h.hostname, h.port, h.user, h.identity, h.known_hosts, h.workdir, h.max_sessions,
             h.max_jobs, h.poll) == ("10.0.0.7", 2222, "me", "~/.ssh/id", "/etc/kh",
                                     "/scratch/ccd", 20, 4, 5.0)
+
+
+def test_a_script_or_venv_path_too_long_to_look_up_is_an_error_not_a_crash(
+        tmp_path: Path) -> None:
+    long = "a" * 300
+    path = write(tmp_path / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            s: {{script: {long}.sh}}
+            v: {{exec: 'true', venv: {long}}}
+        """)
+    assert errors_of(path) == [
+        f"{path}:3:17: script path cannot be used (File name too long): "
+        f"{tmp_path / (long + '.sh')}",
+        f"{path}:4:29: venv {tmp_path / long} has no bin/activate"]
