@@ -45,6 +45,7 @@ from ccd.yamltree import (
     Node,
     Scalar,
     Sequence,
+    dismantle,
     kind_of,
     load,
     paused_gc,
@@ -176,7 +177,12 @@ def load_spec(path: str | Path, data: bytes | None = None, display: str | None =
     with paused_gc():
         root = load(data, filename)
         c = _Checker(filename, stored)
-        spec = _workflow(c, root, source)
+        try:
+            spec = _workflow(c, root, source)
+        finally:
+            c.bodies.clear()
+            c.memo.clear()
+            dismantle(root)
     if c.problems or spec is None:
         if not c.problems:
             c.problems.append(Problem(filename, 1, 1, "empty file: expected `workflow:`"))
