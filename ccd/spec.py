@@ -16,6 +16,16 @@ known_hosts, workdir, max_sessions, poll; and max_jobs); a top-level `files:` li
 globs beside the workflow file (data, modules) that belong to it and are copied with it.
 Fields cloudmesh-cc writes into saved workflows are accepted and ignored; any other unknown
 field is a warning, not an error, so files written for cloudmesh-cc load unchanged.
+
+Sweeps: a node with `matrix: {gpu: [a100, v100], run: [1, 2]}` (and `exclude:`, a list of
+partial assignments) becomes one plain job per assignment, `train.gpu-a100.run-1`, with
+`{gpu}` replaced in its text fields; a chain names all of a sweep's instances (`train`),
+some (`train[gpu=a100]`) or pairs them (`train[gpu=*],report[gpu=*]`). Here the YAML is
+read and checked; what the names, templates and links are is decided in `ccd.sweeps`,
+whose docstring says why instances are named so. Expansion is bounded (10,000 instances a
+node, 30,000 jobs, 300,000 links with sweeps) and checked before anything is built.
+`WorkflowSpec.sweeps` counts each node's instances; save_with_state writes the instances
+as plain nodes (they each have a state), which load back as the same jobs.
 """
 
 from __future__ import annotations
