@@ -23,7 +23,7 @@ partial assignments) becomes one plain job per assignment, `train.gpu-a100.run-1
 some (`train[gpu=a100]`) or pairs them (`train[gpu=*],report[gpu=*]`). Here the YAML is
 read and checked; what the names, templates and links are is decided in `ccd.sweeps`,
 whose docstring says why instances are named so. Expansion is bounded (10,000 instances a
-node, 30,000 jobs, 300,000 links with sweeps) and checked before anything is built.
+node, checked before it is built; 30,000 in all; 300,000 links with sweeps).
 `WorkflowSpec.sweeps` counts each node's instances; save_with_state writes the instances
 as plain nodes (they each have a state), which load back as the same jobs.
 """
@@ -31,6 +31,7 @@ as plain nodes (they each have a state), which load back as the same jobs.
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -225,12 +226,18 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
     if nodes is None and wf.get("nodes") is None:
         c.error(wf, "missing `nodes:` in workflow")
     base = source.parent
+    instances = 0
     for key, value in c.unique_pairs(nodes, "node") if nodes else ():
         made = _job(c, key, value, base)
-        if len(jobs) + len(made) > sweeps.MAX_JOBS:
-            c.error(key, f"node {key.text!r} makes the workflow {len(jobs) + len(made):,} "
-                         f"jobs; the limit is {sweeps.MAX_JOBS:,}")
-            break
+        if key.text in c.sweeps:
+            if instances + len(made) > sweeps.MAX_SWEEP_JOBS:
+                c.error(key, f"node {key.text!r} brings the instances of sweeps to "
+                             f"{instances + len(made):,}; the limit is "
+                             f"{sweeps.MAX_SWEEP_JOBS:,}")
+                del c.sweeps[key.text]
+                c.broken.add(key.text)
+                continue
+            instances += len(made)
         for job in made:
             if job.name in jobs and key.text in c.sweeps:
                 c.error(key, f"instance {job.name!r} of node {key.text!r} has the name of "
@@ -679,20 +686,28 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
         if not isinstance(chain, Scalar) or chain.is_null:
             c.error(chain, f"a dependency must be a chain like \"a,b,c\", not {kind_of(chain)}")
             continue
-        previous: sweeps.Selection | None = None
+        previous: str | sweeps.Selection | None = None  # a job's name, or a selection
         quote = 1 if chain.quoted else 0
         for offset, part in sweeps.split_chain(chain.text):
             at = quote + offset + (len(part) - len(part.lstrip()))
-            selection = _selection(c, chain, part.strip(), at, jobs)
-            if selection is not None and previous is not None:
-                _link(c, chain, at, previous, selection)
-            previous = selection  # None for a broken link: do not connect across it
+            name = part.strip()
+            current = name if name in jobs else _selection(c, chain, name, at, jobs)
+            if isinstance(current, str) and isinstance(previous, str):
+                edges.setdefault((previous, current), chain)
+            elif current is not None and previous is not None:
+                _link(c, chain, at, _selected(previous), _selected(current))
+            previous = current  # None for a broken link: do not connect across it
     return list(edges)
+
+
+def _selected(selection: str | sweeps.Selection) -> sweeps.Selection:
+    return sweeps.Selection((selection,)) if isinstance(selection, str) else selection
 
 
 def _selection(c: _Checker, chain: Scalar, part: str, at: int, jobs: dict[str, JobSpec]
                ) -> sweeps.Selection | None:
-    """The jobs a name of a chain stands for: a node, or instances of a sweep's node."""
+    """The instances of a sweep's node that a part of a chain names (the caller reads the
+    names of jobs); None, with the problem reported, if it names none."""
     name, bracket, inside = part.partition("[")
     if not part:
         c.error(chain, f"empty name in dependency chain {chain.text!r}", at)
@@ -703,11 +718,9 @@ def _selection(c: _Checker, chain: Scalar, part: str, at: int, jobs: dict[str, J
     if sweep is None:
         if name not in jobs:
             c.error(chain, f"unknown node {name!r} in dependency"
-                           f"{c.did_you_mean(name, [*jobs, *c.sweeps])}", at)
-        elif bracket:
-            c.error(chain, f"node {name!r} has no matrix to select instances from", at)
+                           f"{c.did_you_mean(name, itertools.chain(jobs, c.sweeps))}", at)
         else:
-            return sweeps.Selection((name,))
+            c.error(chain, f"node {name!r} has no matrix to select instances from", at)
         return None
     if bracket and not inside.endswith("]"):
         c.error(chain, f"'[' is not closed: write {name}[param=value,...]", at + len(name))

@@ -39,13 +39,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 MAX_INSTANCES = 10_000  # of one node, counted before `exclude:`
-# Of a workflow, in jobs: what yamltree.MAX_ITEMS allows when every node is written out.
-MAX_JOBS = 30_000
+# Of all sweeps of a workflow: as many jobs as yamltree.MAX_ITEMS allows fully written out
+# (nodes written tersely can be more: each instance is a full node, so this bounds memory).
+MAX_SWEEP_JOBS = 30_000
 MAX_LINKS = 300_000  # dependencies made by links to or from sweeps, in one workflow
 PARAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # A parameter, a literal brace, or the shell's own `${VAR}`, which is left alone.
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\$\{[^{}]*\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SHOWN = 10  # values listed in a message
+_SPLITS = re.compile(r"[\[\],]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,15 +162,22 @@ class Selection:
 def split_chain(text: str) -> Iterator[tuple[int, str]]:
     """The parts of a chain "a,train[gpu=*,run=1],b" with their offsets: commas inside
     brackets belong to a selector."""
+    if "[" not in text:
+        offset = 0
+        for part in text.split(","):
+            yield offset, part
+            offset += len(part) + 1
+        return
     depth = start = 0
-    for i, ch in enumerate(text):
+    for m in _SPLITS.finditer(text):  # a chain can be megabytes: jump to what matters
+        ch = m[0]
         if ch == "[":
             depth += 1
         elif ch == "]":
             depth = max(0, depth - 1)
-        elif ch == "," and depth == 0:
-            yield start, text[start:i]
-            start = i + 1
+        elif depth == 0:
+            yield start, text[start:m.start()]
+            start = m.end()
     yield start, text[start:]
 
 

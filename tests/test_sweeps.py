@@ -295,14 +295,17 @@ def test_a_matrix_past_the_instance_limit_is_refused_before_it_is_built(tmp_path
     assert time.process_time() - t < 5
 
 
-def test_the_workflows_job_limit_counts_instances(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sweeps, "MAX_JOBS", 5)
+def test_the_instances_of_all_sweeps_are_limited_not_plain_nodes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sweeps, "MAX_SWEEP_JOBS", 5)
     path = sweep(tmp_path, """\
     a: {exec: 'true', matrix: {x: [1, 2, 3]}}
+    p: {exec: 'true'}
+    q: {exec: 'true'}
     b: {exec: 'true', matrix: {x: [1, 2, 3]}}
 """)
-    assert errors_of(path) == [f"{path}:4:5: node 'b' makes the workflow 6 jobs; the limit is 5"]
+    assert errors_of(path) == [
+        f"{path}:6:5: node 'b' brings the instances of sweeps to 6; the limit is 5"]
 
 
 def test_a_link_making_too_many_dependencies_is_an_error_at_it(
