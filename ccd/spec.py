@@ -97,6 +97,7 @@ class _Checker:
         self.sweeps: dict[str, tuple[sweeps.Matrix, tuple[str, ...]]] = {}  # node -> instances
         self.broken: set[str] = set()  # sweeps that could not expand: already reported
         self.links = 0  # dependencies made by links with sweeps, up to sweeps.MAX_LINKS
+        self.on_disk: set[tuple[int, str | None, str | None]] = set()  # (body, script, venv)
 
     def did_you_mean(self, word: str, choices: Iterable[str]) -> str:
         """' (did you mean 'x'?)' for a close choice, while the budget lasts. Among many
@@ -541,7 +542,6 @@ def _instances(c: _Checker, key: Scalar, fields: dict[str, object], matrix: swee
     param_env = [(i, sweeps.env_name(p)) for i, p in enumerate(params)
                  if sweeps.env_name(p) not in own_env]
     jobs = []
-    checked: set[tuple[str | None, str | None]] = set()
     for name, row in zip(names, matrix.rows, strict=True):
         filled = {
             **fields,
@@ -554,8 +554,8 @@ def _instances(c: _Checker, key: Scalar, fields: dict[str, object], matrix: swee
             "batch_options": tuple(t.fill(row) for t in options),
         }
         job = JobSpec(name=name, **filled)  # type: ignore[arg-type]
-        if not c.stored and (job.script, job.venv) not in checked:
-            checked.add((job.script, job.venv))
+        if not c.stored and (id(body), job.script, job.venv) not in c.on_disk:
+            c.on_disk.add((id(body), job.script, job.venv))  # once, whatever the aliases
             _check_on_disk(c, job, body, base)
         jobs.append(job)
     c.sweeps[node] = (matrix, names)

@@ -325,6 +325,22 @@ def test_a_script_named_by_parameters_must_exist_for_each_instance(tmp_path: Pat
         f"{path}:3:17: script file not found: {tmp_path / 'train-c.sh'}"]
 
 
+def test_an_alias_of_a_sweep_makes_its_own_instances_and_its_errors_once(
+        tmp_path: Path) -> None:
+    path = sweep(tmp_path, """\
+    train: &t {exec: 'echo {gpu}', matrix: {gpu: [a, b]}}
+    again: *t
+""", "['train[gpu=*],again[gpu=*]']")
+    spec, _ = load_spec(path)
+    assert spec.sweeps == {"train": 2, "again": 2}
+    assert spec.edges == (("train.gpu-a", "again.gpu-a"), ("train.gpu-b", "again.gpu-b"))
+    path = sweep(tmp_path, """\
+    bad: &b {script: 'x-{gpu}.sh', matrix: {gpu: [a]}}
+    worse: *b
+""")
+    assert errors_of(path) == [f"{path}:3:22: script file not found: {tmp_path / 'x-a.sh'}"]
+
+
 def test_save_with_state_writes_the_instances_and_loads_back_as_plain_jobs(
         tmp_path: Path) -> None:
     path = sweep(tmp_path, TWO_BY_TWO.replace("exec: 'true'", "exec: 'echo {gpu}'"),
