@@ -67,11 +67,16 @@ def validate(
         raise _fail(str(e), EXIT_INVALID) from None
     if json_out:
         _print_json({"valid": True, "jobs": len(spec.jobs), "dependencies": len(spec.edges),
-                     "warnings": [str(w) for w in warnings]})
+                     "sweeps": spec.sweeps, "warnings": [str(w) for w in warnings]})
         return
     for w in warnings:
         sys.stderr.write(f"{w}\n")
-    print(f"{file}: ok, {len(spec.jobs)} jobs, {len(spec.edges)} dependencies")
+    sweeps = ""
+    if spec.sweeps:  # how many jobs each node with a matrix made
+        nodes = len(spec.jobs) - sum(spec.sweeps.values()) + len(spec.sweeps)
+        made = "; ".join(f"{node} x {n}" for node, n in spec.sweeps.items())
+        sweeps = f" (from {nodes} nodes; {made})"
+    print(f"{file}: ok, {len(spec.jobs)} jobs{sweeps}, {len(spec.edges)} dependencies")
 
 
 @app.command()

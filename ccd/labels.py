@@ -20,7 +20,7 @@ import enum
 import functools
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from ccd.model import JobSpec, JobStatus
@@ -46,9 +46,13 @@ _LIVE = ("name", "progress", "status")
 _ATTRIBUTES = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name not in _LIVE)
 _PLAIN = frozenset(_LIVE + _ATTRIBUTES)
 _ALLOWED = ", ".join((*_LIVE, *_ATTRIBUTES, *_POINTS, *_DURATIONS, "os.VAR", "cm.VAR"))
+# Names a sweep's parameter cannot take: in a label they mean something live or another
+# kind of field. A parameter named like a node field (`host`) is fine: it wins there.
+RESERVED = frozenset((*_LIVE, *_POINTS, *_DURATIONS, "os", "cm"))
 
 # One token of a template; a lone brace is an error, so it is its own token.
 _TOKEN = re.compile(r"\{\{|\}\}|\{[^{}]*\}|\{|\}|[^{}]+")
+_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")  # a field, or an escaped brace, as _TOKEN reads
 
 
 class _Kind(enum.Enum):
@@ -73,9 +77,28 @@ class _Parsed:
     problems: tuple[tuple[int, str], ...]
 
 
-def check(template: str) -> list[tuple[int, str]]:
-    """Problems of a label template as (character offset in template, message); [] if fine."""
-    return list(_parse(template).problems)
+def check(template: str, params: Collection[str] = ()) -> list[tuple[int, str]]:
+    """Problems of a label template as (character offset in template, message); [] if fine.
+
+    `params`: the parameters of a sweep's node, which are fields too (see `substitute`).
+    """
+    problems = list(_parse(template).problems)
+    if not params:
+        return problems
+    known = ", ".join(params)
+    out = []
+    for offset, message in problems:
+        field = _FIELD.match(template, offset)
+        if field is None or field[1] not in params:
+            out.append((offset, message.replace("; fields are:",
+                                                f"; parameters are: {known}; fields are:")))
+    return out
+
+
+def substitute(template: str, values: Mapping[str, str]) -> str:
+    """The template with a sweep instance's parameters in place of their fields (`{gpu}`);
+    every other field, and `{{`, `}}`, are left to `render`."""
+    return _FIELD.sub(lambda m: values.get(m[1], m[0]) if m[1] is not None else m[0], template)
 
 
 def render(

@@ -119,6 +119,8 @@ class WorkflowSpec:
     colors: dict[str, str] = field(default_factory=dict)  # state -> colour
     hosts: dict[str, HostSpec] = field(default_factory=dict)
     files: tuple[str, ...] = ()  # more files of the workflow (globs), copied for each run
+    # Nodes with a matrix -> their number of instances (which are in `jobs`, see sweeps).
+    sweeps: dict[str, int] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path:

@@ -16,17 +16,28 @@ known_hosts, workdir, max_sessions, poll; and max_jobs); a top-level `files:` li
 globs beside the workflow file (data, modules) that belong to it and are copied with it.
 Fields cloudmesh-cc writes into saved workflows are accepted and ignored; any other unknown
 field is a warning, not an error, so files written for cloudmesh-cc load unchanged.
+
+Sweeps: a node with `matrix: {gpu: [a100, v100], run: [1, 2]}` (and `exclude:`, a list of
+partial assignments) becomes one plain job per assignment, `train.gpu-a100.run-1`, with
+`{gpu}` replaced in its text fields; a chain names all of a sweep's instances (`train`),
+some (`train[gpu=a100]`) or pairs them (`train[gpu=*],report[gpu=*]`). Here the YAML is
+read and checked; what the names, templates and links are is decided in `ccd.sweeps`,
+whose docstring says why instances are named so. Expansion is bounded (10,000 instances a
+node, checked before it is built; 30,000 in all; 300,000 links with sweeps).
+`WorkflowSpec.sweeps` counts each node's instances; save_with_state writes the instances
+as plain nodes (they each have a state), which load back as the same jobs.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ccd import dag, labels
+from ccd import dag, labels, sweeps
 from ccd.errors import Problem, SpecError
 from ccd.model import (
     BATCH_FIELDS,
@@ -59,7 +70,11 @@ _CLOUDMESH_FIELDS = frozenset((
 ))
 _BATCH_OPTIONS = ("sbatch", "bsub")  # extra options, per batch system (BATCH_KINDS)
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
-                          "outputs", *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS))
+                          "outputs", "matrix", "exclude", *_STRING_FIELDS, *BATCH_FIELDS,
+                          *_BATCH_OPTIONS))
+# The fields of a sweep's node where `{param}` is replaced (label has its own templates).
+_TEMPLATED = frozenset(("env", "outputs", *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS)
+                       ) - {"label"}
 _TOP_LEVEL = ("workflow", "colors", "hosts", "files")
 MAX_SUGGESTIONS = 20  # "did you mean" hints per file
 MAX_MESSAGE = 500  # characters of one problem's message
@@ -79,6 +94,11 @@ class _Checker:
         self.bodies: dict[int, tuple[dict[str, object], str | None]] = {}
         self.memo: dict[int, object] = {}  # env and path lists, by node
         self.suggestions = MAX_SUGGESTIONS  # "did you mean" costs a scan: only so many
+        self.matrices: dict[int, sweeps.Matrix | None] = {}  # by node body, as `bodies`
+        self.sweeps: dict[str, tuple[sweeps.Matrix, tuple[str, ...]]] = {}  # node -> instances
+        self.broken: set[str] = set()  # sweeps that could not expand: already reported
+        self.links = 0  # dependencies made by links with sweeps, up to sweeps.MAX_LINKS
+        self.on_disk: set[tuple[int, str | None, str | None]] = set()  # (body, script, venv)
 
     def did_you_mean(self, word: str, choices: Iterable[str]) -> str:
         """' (did you mean 'x'?)' for a close choice, while the budget lasts. Among many
@@ -213,9 +233,26 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
     if nodes is None and wf.get("nodes") is None:
         c.error(wf, "missing `nodes:` in workflow")
     base = source.parent
+    instances = 0
     for key, value in c.unique_pairs(nodes, "node") if nodes else ():
-        job = _job(c, key, value, base)
-        if job is not None:
+        made = _job(c, key, value, base)
+        if key.text in c.sweeps:
+            if instances + len(made) > sweeps.MAX_SWEEP_JOBS:
+                c.error(key, f"node {key.text!r} brings the instances of sweeps to "
+                             f"{instances + len(made):,}; the limit is "
+                             f"{sweeps.MAX_SWEEP_JOBS:,}")
+                del c.sweeps[key.text]
+                c.broken.add(key.text)
+                continue
+            instances += len(made)
+        for job in made:
+            if job.name in jobs and key.text in c.sweeps:
+                c.error(key, f"instance {job.name!r} of node {key.text!r} has the name of "
+                             "another job")
+                break
+            if job.name in jobs:
+                c.error(key, f"node {job.name!r} has the name of an instance of a sweep")
+                break
             jobs[job.name] = job
     edges = _dependencies(c, wf.get("dependencies"), jobs)
     _cycles(c, jobs, edges)
@@ -227,28 +264,40 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
         colors=_colors(c, top.get("colors")),
         hosts=hosts,
         files=_relative_paths(c, top.get("files"), "files", "the workflow file's directory"),
+        sweeps={node: len(names) for node, (_, names) in c.sweeps.items()},
     )
 
 
-def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> JobSpec | None:
+def _job(c: _Checker, key: Scalar, node: Node, base: Path) -> list[JobSpec]:
+    """The node's job, or the jobs of its instances if it has a matrix."""
     name = key.text
     if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
         c.error(key, f"node name {name!r} is not safe as a file name: use letters, digits "
                      "and . _ - + (at most 128, not starting with . or -)")
     if isinstance(node, Scalar) and node.is_null:
-        return JobSpec(name=name)
+        return [JobSpec(name=name)]
     body = c.mapping(node, f"node {name!r}")
     if body is None:
-        return None
+        return []
     read = c.bodies.get(id(body))
     if read is None:  # the first node with this body (others share it through an alias)
         read = c.bodies[id(body)] = _fields(c, body, name)
         fields, given = read
-        _check_job(c, JobSpec(name=name, **fields), body, base)  # type: ignore[arg-type]
+        matrix = _matrix(c, body)
+        if matrix is not None and not _placeholders(c, body, matrix.params):
+            matrix = None
+        c.matrices[id(body)] = matrix
+        _check_job(c, JobSpec(name=name, **fields), body, base,  # type: ignore[arg-type]
+                   matrix.params if matrix else ())
     fields, given = read
     if given is not None and given != name:
         c.error(body.get("name") or body, f"name {given!r} differs from its key {name!r}")
-    return JobSpec(name=name, **fields)  # type: ignore[arg-type]
+    matrix = c.matrices[id(body)]
+    if matrix is None:
+        if body.get("matrix") is not None:
+            c.broken.add(name)
+        return [JobSpec(name=name, **fields)]  # type: ignore[arg-type]
+    return _instances(c, key, fields, matrix, body, base)
 
 
 def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], str | None]:
@@ -289,7 +338,7 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
                 batch.append((field, value))
         elif field in _BATCH_OPTIONS:
             options[field] = (k, _options(c, v, field))
-        elif field not in _CLOUDMESH_FIELDS:
+        elif field not in _CLOUDMESH_FIELDS and field not in ("matrix", "exclude"):
             c.warn(k, f"unknown field {field!r} of node {name!r} is ignored"
                       f"{c.did_you_mean(field, _NODE_FIELDS)}")
     if fields.get("host") is None:
@@ -334,7 +383,194 @@ def _options(c: _Checker, node: Node, field: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
+def _matrix(c: _Checker, body: Mapping) -> sweeps.Matrix | None:
+    """The node's `matrix:` and `exclude:` read and checked; None if it has no matrix."""
+    node, exclude = body.get("matrix"), body.get("exclude")
+    if node is None:
+        if exclude is not None:
+            c.error(exclude, "exclude: without a matrix: in the same node")
+        return None
+    if not isinstance(node, Mapping) or not node.pairs:
+        c.error(node, "matrix must be a mapping of parameters to lists of values like "
+                      f"`{{gpu: [a100, v100], run: [1, 2]}}`, not {_described(node)}")
+        return None
+    params: list[str] = []
+    values: list[tuple[str, ...]] = []
+    upper: dict[str, str] = {}
+    ok = True
+    for k, v in c.unique_pairs(node, "matrix parameter"):
+        param = k.text
+        if not sweeps.PARAM.fullmatch(param):
+            c.error(k, f"matrix parameter {param!r} must be a name of letters, digits and _, "
+                       "not starting with a digit")
+            ok = False
+        elif param in labels.RESERVED:
+            c.error(k, f"matrix parameter {param!r} is a field of labels: name it otherwise")
+            ok = False
+        elif param.upper() in upper:
+            c.error(k, f"matrix parameters {upper[param.upper()]!r} and {param!r} would both "
+                       f"be {sweeps.env_name(param)} in the environment")
+            ok = False
+        upper.setdefault(param.upper(), param)
+        read = _values(c, v, param)
+        ok = ok and read is not None
+        params.append(param)
+        values.append(read or ())
+    if not ok:
+        return None
+    total = sweeps.size([len(v) for v in values])
+    if total > sweeps.MAX_INSTANCES:
+        c.error(node, f"matrix makes more than {sweeps.MAX_INSTANCES:,} instances")
+        return None
+    drops = _excludes(c, exclude, params, values)
+    if drops is None:
+        return None
+    rows = sweeps.assignments(values, drops)
+    if not rows:
+        c.error(exclude or node, "exclude: leaves no instance of the matrix")
+        return None
+    return sweeps.Matrix(tuple(params), tuple(values), rows)
+
+
+def _values(c: _Checker, node: Node, param: str) -> tuple[str, ...] | None:
+    """A parameter's values as written: strings safe in a job name, or numbers."""
+    if not isinstance(node, Sequence) or not node.items:
+        c.error(node, f"matrix parameter {param!r} needs a list of values like `[a, b]`, "
+                      f"not {_described(node)}")
+        return None
+    out: dict[str, Scalar] = {}
+    ok = True
+    for item in node.items:
+        kind = item.core_type if isinstance(item, Scalar) else None
+        if not isinstance(item, Scalar) or kind not in ("string", "integer", "float"):
+            c.error(item, f"a value of {param!r} must be a string or a number, "
+                          f"not {_described(item)}")
+            ok = False
+        elif kind == "string" and not SAFE_NAME.fullmatch(item.text):
+            c.error(item, f"value {item.text[:QUOTED]!r} of {param!r} is not safe in a job "
+                          "name: use letters, digits and . _ - + (at most 128, not starting "
+                          "with . or -)")
+            ok = False
+        elif len(item.text) > 128:
+            c.error(item, f"value of {param!r} is longer than 128 characters")
+            ok = False
+        elif item.text in out:
+            c.error(item, f"duplicate value {item.text!r} of {param!r} "
+                          f"(first at line {out[item.text].line})")
+            ok = False
+        else:
+            out[item.text] = item
+    return tuple(out) if ok else None
+
+
+def _excludes(c: _Checker, node: Node | None, params: list[str],
+              values: list[tuple[str, ...]]) -> list[dict[int, str]] | None:
+    """`exclude:`: partial assignments (parameter index -> value), or None if wrong."""
+    if node is None or (isinstance(node, Scalar) and node.is_null):
+        return []
+    if not isinstance(node, Sequence):
+        c.error(node, "exclude must be a list of partial assignments like "
+                      f"`- {{{params[0]}: {values[0][0]}}}`, not {_described(node)}")
+        return None
+    out: list[dict[int, str]] = []
+    ok = True
+    for item in node.items:
+        if not isinstance(item, Mapping) or not item.pairs:
+            c.error(item, "an entry of exclude must be a mapping of parameters to values, "
+                          f"not {_described(item)}")
+            ok = False
+            continue
+        drop: dict[int, str] = {}
+        for k, v in c.unique_pairs(item, "parameter of an exclude entry"):
+            if k.text not in params:
+                c.error(k, f"exclude: unknown parameter {k.text!r}; the matrix has: "
+                           f"{', '.join(params)}{c.did_you_mean(k.text, params)}")
+                ok = False
+                continue
+            i = params.index(k.text)
+            if not isinstance(v, Scalar) or v.text not in values[i]:
+                given = v.text if isinstance(v, Scalar) else kind_of(v)
+                c.error(v, f"exclude: {k.text}={given} is not in the matrix "
+                           f"(values of {k.text}: {sweeps.listed(values[i])})")
+                ok = False
+                continue
+            drop[i] = v.text
+        out.append(drop)
+    return out if ok else None
+
+
+def _placeholders(c: _Checker, body: Mapping, params: tuple[str, ...]) -> bool:
+    """Report every `{name}` that is not a parameter in the templated fields; True if none."""
+    ok = True
+    for k, v in body.pairs:
+        field = k.text if isinstance(k, Scalar) else ""
+        if field not in _TEMPLATED:
+            continue
+        items = [v] if isinstance(v, Scalar) else v.items if isinstance(v, Sequence) else \
+            [value for _, value in v.pairs]
+        for item in items:
+            if not isinstance(item, Scalar):
+                continue
+            quote = 1 if item.quoted else 0
+            for offset, name in sweeps.unknown(item.text, params):
+                c.error(item, f"{field}: unknown parameter '{{{name}}}'; the parameters are: "
+                              f"{', '.join(params)}{c.did_you_mean(name, params)}",
+                        quote + offset)
+                ok = False
+    return ok
+
+
+def _instances(c: _Checker, key: Scalar, fields: dict[str, object], matrix: sweeps.Matrix,
+               body: Mapping, base: Path) -> list[JobSpec]:
+    """The jobs of a sweep's node: one per assignment, its values in the fields."""
+    node = key.text
+    names = matrix.names(node)
+    longest = max(names, key=len)
+    if len(longest) > 128:
+        c.error(key, f"the instances of node {node!r} have names too long to be file names: "
+                     f"{longest[:QUOTED]!r}… has {len(longest)} characters, at most 128: "
+                     "shorten the node's name, its parameters or their values")
+        c.broken.add(node)
+        return []
+    params = matrix.params
+
+    def split(text: str) -> sweeps.Template:
+        return sweeps.template(text, params)
+
+    texts = {f: split(v) for f, v in fields.items() if f in _STRING_FIELDS and f != "label"
+             and isinstance(v, str)}
+    env = [(k, split(v)) for k, v in fields.get("env", ())]  # type: ignore[attr-defined]
+    outputs = [split(v) for v in fields.get("outputs", ())]  # type: ignore[attr-defined]
+    batch = [(k, split(v)) for k, v in fields.get("batch", ())]  # type: ignore[attr-defined]
+    options = [split(v) for v in fields.get("batch_options", ())]  # type: ignore[attr-defined]
+    label = fields.get("label")
+    own_env = {k for k, _ in env}
+    param_env = [(i, sweeps.env_name(p)) for i, p in enumerate(params)
+                 if sweeps.env_name(p) not in own_env]
+    jobs = []
+    for name, row in zip(names, matrix.rows, strict=True):
+        filled = {
+            **fields,
+            **{f: t.fill(row) for f, t in texts.items()},
+            "label": labels.substitute(label, dict(zip(params, row, strict=True)))
+            if isinstance(label, str) else matrix.readable(node, row),
+            "env": (*((e, row[i]) for i, e in param_env), *((k, t.fill(row)) for k, t in env)),
+            "outputs": tuple(t.fill(row) for t in outputs),
+            "batch": tuple((k, t.fill(row)) for k, t in batch),
+            "batch_options": tuple(t.fill(row) for t in options),
+        }
+        job = JobSpec(name=name, **filled)  # type: ignore[arg-type]
+        if not c.stored and (id(body), job.script, job.venv) not in c.on_disk:
+            c.on_disk.add((id(body), job.script, job.venv))  # once, whatever the aliases
+            _check_on_disk(c, job, body, base)
+        jobs.append(job)
+    c.sweeps[node] = (matrix, names)
+    return jobs
+
+
+def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path,
+               params: tuple[str, ...] = ()) -> None:
+    """Checks of a node as written; `params`: its matrix's, if it has one."""
     if (job.batch or job.batch_options) and job.kind not in BATCH_KINDS:
         field = job.batch[0][0] if job.batch else \
             "sbatch" if body.get("sbatch") is not None else "bsub"
@@ -343,12 +579,12 @@ def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:
     if job.script is not None and job.exec is not None:
         c.warn(body.get("exec") or body, f"node {job.name!r} has both script and exec; "
                "exec is ignored (as cloudmesh-cc does)")
-    if not c.stored:  # a stored run's scripts are in its own copy
+    if not c.stored and not params:  # a stored run's scripts are in its own copy
         _check_on_disk(c, job, body, base)
     if job.label is not None:
         label_node = body.get("label") or body
         quote = 1 if isinstance(label_node, Scalar) and label_node.quoted else 0
-        for offset, message in labels.check(job.label):
+        for offset, message in labels.check(job.label, params):
             # The column is exact for one-line labels, the usual case.
             c.error(label_node, f"label: {message}", quote + offset)
 
@@ -465,24 +701,68 @@ def _dependencies(c: _Checker, node: Node | None, jobs: dict[str, JobSpec]
         if not isinstance(chain, Scalar) or chain.is_null:
             c.error(chain, f"a dependency must be a chain like \"a,b,c\", not {kind_of(chain)}")
             continue
-        previous: str | None = None
-        offset = 1 if chain.quoted else 0
-        for part in chain.text.split(","):
+        previous: str | sweeps.Selection | None = None  # a job's name, or a selection
+        quote = 1 if chain.quoted else 0
+        for offset, part in sweeps.split_chain(chain.text):
+            at = quote + offset + (len(part) - len(part.lstrip()))
             name = part.strip()
-            at = offset + (len(part) - len(part.lstrip()))
-            offset += len(part) + 1
-            if not name:
-                c.error(chain, f"empty name in dependency chain {chain.text!r}", at)
-            elif name not in jobs:
-                c.error(chain, f"unknown node {name!r} in dependency"
-                               f"{c.did_you_mean(name, jobs)}", at)
-            else:
-                if previous is not None:
-                    edges.setdefault((previous, name), chain)
-                previous = name
-                continue
-            previous = None  # a broken link: do not connect across it
+            current = name if name in jobs else _selection(c, chain, name, at, jobs)
+            if isinstance(current, str) and isinstance(previous, str):
+                edges.setdefault((previous, current), chain)
+            elif current is not None and previous is not None:
+                _link(c, chain, at, _selected(previous), _selected(current))
+            previous = current  # None for a broken link: do not connect across it
     return list(edges)
+
+
+def _selected(selection: str | sweeps.Selection) -> sweeps.Selection:
+    return sweeps.Selection((selection,)) if isinstance(selection, str) else selection
+
+
+def _selection(c: _Checker, chain: Scalar, part: str, at: int, jobs: dict[str, JobSpec]
+               ) -> sweeps.Selection | None:
+    """The instances of a sweep's node that a part of a chain names (the caller reads the
+    names of jobs); None, with the problem reported, if it names none."""
+    name, bracket, inside = part.partition("[")
+    if not part:
+        c.error(chain, f"empty name in dependency chain {chain.text!r}", at)
+        return None
+    if name in c.broken:
+        return None
+    sweep = c.sweeps.get(name)
+    if sweep is None:
+        if name not in jobs:
+            c.error(chain, f"unknown node {name!r} in dependency"
+                           f"{c.did_you_mean(name, itertools.chain(jobs, c.sweeps))}", at)
+        else:
+            c.error(chain, f"node {name!r} has no matrix to select instances from", at)
+        return None
+    if bracket and not inside.endswith("]"):
+        c.error(chain, f"'[' is not closed: write {name}[param=value,...]", at + len(name))
+        return None
+    selection, problems = sweeps.select(name, *sweep, inside[:-1] if bracket else None)
+    for offset, message in problems:
+        c.error(chain, message, at + len(name) + 1 + offset)
+    return selection
+
+
+def _link(c: _Checker, chain: Scalar, at: int, a: sweeps.Selection, b: sweeps.Selection
+          ) -> None:
+    """The dependencies from a's jobs to b's, written in `chain`; `at` is b's place there."""
+    if len(a.names) > 1 or len(b.names) > 1 or a.params or b.params:
+        n = sweeps.count(a, b)
+        if n == 0:
+            c.error(chain, "no instances at the two ends of this link have the same values "
+                           f"of {', '.join(sorted(a.matched & b.matched))}", at)
+            return
+        if c.links + n > sweeps.MAX_LINKS:
+            c.error(chain, f"this link makes {n:,} dependencies, past the limit of "
+                           f"{sweeps.MAX_LINKS:,} for links with sweeps; match instances "
+                           "with [param=*] at both ends", at)
+            return
+        c.links += n
+    for edge in sweeps.links(a, b):
+        c.edge_positions.setdefault(edge, chain)
 
 
 def _cycles(c: _Checker, jobs: dict[str, JobSpec], edges: list[tuple[str, str]]) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ccd.labels import RunTimes, check, render
+from ccd.labels import RunTimes, check, render, substitute
 from ccd.model import JobSpec, JobState, JobStatus
 
 CREATED = 1_700_000_000.0  # 2023-11-14, fixed so results do not depend on the clock
@@ -186,6 +186,19 @@ def test_unknown_field_is_reported_with_offset() -> None:
     assert offset == 10
     assert "'nmae'" in message
     assert "progress" in message and "os.VAR" in message  # says which fields are allowed
+
+
+def test_a_sweeps_parameters_are_fields_and_are_listed_when_one_is_unknown() -> None:
+    assert check("{name} {gpu} {host}", ("gpu", "host")) == []
+    [(offset, message)] = check("{gpu} {gpus}", ("gpu", "run"))
+    assert offset == 6
+    assert "; parameters are: gpu, run; fields are: name, progress" in message
+
+
+def test_substitute_fills_parameters_and_leaves_the_rest_to_render() -> None:
+    template = "{name} {gpu} {{gpu}} {progress} {t0.%H} {"
+    assert substitute(template, {"gpu": "a100"}) == "{name} a100 {{gpu}} {progress} {t0.%H} {"
+    assert show(substitute("{host}: {gpu}", {"host": "n1", "gpu": "v100"})) == "n1: v100"
 
 
 def test_empty_field_is_reported() -> None:
