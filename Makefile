@@ -21,7 +21,7 @@ bench: venv
 	$(BIN)/python bench/run.py
 
 lint: venv
-	$(BIN)/ruff check ccd ccctl tests bench
+	$(BIN)/ruff check ccd ccctl tests bench examples
 	$(BIN)/mypy
 
 venv: $(VENV)/.installed
