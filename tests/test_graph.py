@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pydot
 import pytest
+from conftest import write
 
 from ccd.errors import GraphvizMissing
 from ccd.graph import render, to_dot
 from ccd.labels import RunTimes
 from ccd.model import JobSpec, JobState, JobStatus, WorkflowSpec
 from ccd.palette import STATE_COLORS
+from ccd.spec import load_spec
 
 NOW = 1_700_000_000.0
 TRICKY = 'say "hi" <script>alert(1)</script> C:\\dir\\ end\\'
@@ -191,3 +193,43 @@ def test_render_without_dot_names_the_package(monkeypatch: pytest.MonkeyPatch) -
 def test_render_rejects_other_formats() -> None:
     with pytest.raises(ValueError, match="svg"):
         render("digraph {}", "pdf")
+
+
+def sweep_dot(tmp_path: Path, *statuses: JobStatus) -> str:
+    wf = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            prep: {exec: 'true'}
+            train: {exec: 'true', matrix: {gpu: [a100, v100], run: [1, 2, 3]}}
+            report: {exec: 'true', matrix: {gpu: [a100, v100]}}
+            end: {exec: 'true'}
+          dependencies: ['prep,train', 'train[gpu=*],report[gpu=*]', 'train,end']
+        """)
+    spec, _ = load_spec(wf)
+    return to_dot(spec, {s.name: s for s in statuses}, RunTimes(t0=NOW - 10), NOW, {}, {})
+
+
+def test_a_sweep_is_one_box_of_its_instances_with_their_count_and_states(
+        tmp_path: Path) -> None:
+    graph = parsed(sweep_dot(tmp_path, JobStatus("train.gpu-a100.run-1", JobState.DONE),
+                             JobStatus("train.gpu-v100.run-3", JobState.FAILED)))
+    boxes = {unquote(str(b.get("label"))): b for b in graph.get_subgraphs()}
+    assert set(boxes) == {"train x 6\n4 ready · 1 done · 1 failed", "report x 2\n2 ready"}
+    train = boxes["train x 6\n4 ready · 1 done · 1 failed"]
+    assert sorted(unquote(n.get_name()) for n in train.get_nodes()) == [
+        f"train.gpu-{g}.run-{r}" for g in ("a100", "v100") for r in (1, 2, 3)]
+    # In the box, an instance says only its parameters: the box says the node.
+    assert {attr(n, "label") for n in train.get_nodes()} >= {"gpu=a100 run=1"}
+
+
+def test_a_link_to_or_from_every_instance_is_one_edge_to_the_box_matched_ones_stay(
+        tmp_path: Path) -> None:
+    graph = parsed(sweep_dot(tmp_path))
+    edges = [(e.get_source().strip('"'), e.get_destination().strip('"'), e.get("lhead"),
+              e.get("ltail")) for e in graph.get_edges()]
+    into, out = [e for e in edges if e[0] == "prep"], [e for e in edges if e[1] == "end"]
+    assert len(into) == 1 and into[0][2] is not None  # fan-out: one edge into the box
+    assert len(out) == 1 and out[0][3] is not None  # fan-in: one edge out of it
+    matched = [e for e in edges if e[1].startswith("report.")]
+    assert len(matched) == 6 and all(e[0].split(".")[1] == e[1].split(".")[1] for e in matched)
+    assert graph.get("compound") == "true"
