@@ -455,7 +455,8 @@ def results(
         "--output", "-o", help="Download them into this directory")] = None,
     json_out: JsonOut = False,
 ) -> None:
-    """The files a run's jobs declare as `outputs:`, in its working copy; -o downloads them."""
+    """The files a run's jobs declare as `outputs:` and executed notebooks, in its working
+    copy; -o downloads them."""
     from urllib.parse import quote
 
     with _daemon() as client:

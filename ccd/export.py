@@ -71,6 +71,9 @@ def _extensions(job: JobSpec) -> list[str]:
     if job.outputs:
         out.append("      outputs:")
         out.extend(f"        - {json.dumps(pattern)}" for pattern in job.outputs)
+    if job.parameters:
+        out.append("      parameters:")
+        out.extend(f"        {k}: {json.dumps(v)}" for k, v in job.parameters)
     out.extend(f"      {field}: {json.dumps(value)}" for field, value in job.batch)
     if job.batch_options:
         out.append(f"      {'bsub' if job.kind == 'lsf' else 'sbatch'}:")

@@ -59,6 +59,7 @@ BATCH_FIELDS = ("partition", "time", "nodes", "ntasks", "cpus", "mem", "gpus", "
 # The escaped dash keeps it valid in JSON Schema and in an HTML `pattern` (the v flag).
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+\-]{0,127}")
 RUNNABLE_KINDS = ("local", "ssh", "slurm", "lsf", "wsl")  # the kinds with an executor
+Param = str | int | float | bool | None  # a notebook parameter's value, typed as YAML reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +85,25 @@ class JobSpec:
     outputs: tuple[str, ...] = ()  # globs in the run's working copy: the job's results
     batch: tuple[tuple[str, str], ...] = ()  # batch directives (BATCH_FIELDS) as written
     batch_options: tuple[str, ...] = ()  # more options for sbatch / bsub, verbatim
+    parameters: tuple[tuple[str, Param], ...] = ()  # a notebook's, injected by papermill
 
     @property
     def is_join(self) -> bool:
         """A node without script or exec (start/end) only joins its dependencies."""
         return self.script is None and self.exec is None
+
+    @property
+    def notebook_output(self) -> str | None:
+        """Where a notebook job's executed notebook goes in the run's working copy."""
+        if self.script is None or not self.script.endswith(".ipynb"):
+            return None
+        return f"{self.name}-output.ipynb"
+
+    @property
+    def results(self) -> tuple[str, ...]:
+        """The globs of the job's results: its `outputs:`, and its executed notebook."""
+        output = self.notebook_output
+        return self.outputs if output is None else (*self.outputs, output)
 
 
 @dataclass(frozen=True, slots=True)

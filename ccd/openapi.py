@@ -256,7 +256,8 @@ def paths() -> dict[str, dict[str, Any]]:
             [_RUN, _param("format", "query", {"type": "string", "enum": ["dot", "svg"]},
                           "dot (default) or svg")])},
         "/api/v1/runs/{run}/results": {"get": _op(
-            "The run's results: files in its working copy that its jobs declare as outputs",
+            "The run's results: files in its working copy that its jobs declare as outputs, "
+            "and executed notebooks",
             "listResults", {"200": _json(_array(shapes.Result), "Results"),
                             "404": _error("No such run or job")},
             [_RUN, _param("job", "query", {"type": "string"}, "Only this job's")])},

@@ -248,7 +248,7 @@ class Scheduler:
             if spec.jobs[name].kind != "local":  # its files go to another host: the
                 # workflow's `files:` and what the jobs before it produce
                 inputs = spec.files + tuple(p for a in self._graph.ancestors(name)
-                                            for p in spec.jobs[a].outputs)
+                                            for p in spec.jobs[a].results)
             launch = self._launches[name] = launch_for(self.run, name, inputs)
         return launch
 

@@ -9,8 +9,9 @@ The format is cloudmesh-cc's (the paper, sections 5.1-5.5):
         - start,fetch-data,end      # a chain; parallel branches are several chains
     colors: {status: {done: '#CCFFCC'}}
 
-plus optional extensions: per node `env`, `cwd`, `timeout`, `retries` and `outputs` (glob
-patterns of the files the job makes, relative to the run's working copy); a top-level
+plus optional extensions: per node `env`, `cwd`, `timeout`, `retries`, `outputs` (glob
+patterns of the files the job makes, relative to the run's working copy) and a notebook's
+`parameters` (papermill injects them; a sweep's parameters are added); a top-level
 `hosts:` inventory (how to reach each host over SSH: hostname, port, user, identity,
 known_hosts, workdir, max_sessions, poll; and max_jobs); a top-level `files:` list of paths or
 globs beside the workflow file (data, modules) that belong to it and are copied with it.
@@ -30,14 +31,17 @@ as plain nodes (they each have a state), which load back as the same jobs.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
+import keyword
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ccd import dag, labels, sweeps
+from ccd import dag, labels, notebooks, sweeps
 from ccd.errors import Problem, SpecError
 from ccd.model import (
     BATCH_FIELDS,
@@ -47,6 +51,7 @@ from ccd.model import (
     SAFE_NAME,
     HostSpec,
     JobSpec,
+    Param,
     WorkflowSpec,
 )
 from ccd.yamltree import (
@@ -70,8 +75,8 @@ _CLOUDMESH_FIELDS = frozenset((
 ))
 _BATCH_OPTIONS = ("sbatch", "bsub")  # extra options, per batch system (BATCH_KINDS)
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
-                          "outputs", "matrix", "exclude", *_STRING_FIELDS, *BATCH_FIELDS,
-                          *_BATCH_OPTIONS))
+                          "outputs", "parameters", "matrix", "exclude", *_STRING_FIELDS,
+                          *BATCH_FIELDS, *_BATCH_OPTIONS))
 # The fields of a sweep's node where `{param}` is replaced (label has its own templates).
 _TEMPLATED = frozenset(("env", "outputs", *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS)
                        ) - {"label"}
@@ -332,6 +337,8 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
             fields["env"] = _env(c, v)
         elif field == "outputs":
             fields["outputs"] = _relative_paths(c, v, "outputs", "the run's working copy")
+        elif field == "parameters":
+            fields["parameters"] = _parameters(c, v)
         elif field in BATCH_FIELDS:
             value = _directive(c, v, field)
             if value is not None:
@@ -560,6 +567,11 @@ def _instances(c: _Checker, key: Scalar, fields: dict[str, object], matrix: swee
             "batch_options": tuple(t.fill(row) for t in options),
         }
         job = JobSpec(name=name, **filled)  # type: ignore[arg-type]
+        if job.notebook_output is not None:  # a notebook gets the sweep's parameters too
+            given = dict(job.parameters)
+            job = dataclasses.replace(job, parameters=(
+                *((p, _typed(Scalar(v, False, 0, 0))) for p, v in zip(params, row, strict=True)
+                  if p not in given), *job.parameters))
         if not c.stored and (id(body), job.script, job.venv) not in c.on_disk:
             c.on_disk.add((id(body), job.script, job.venv))  # once, whatever the aliases
             _check_on_disk(c, job, body, base)
@@ -579,6 +591,14 @@ def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path,
     if job.script is not None and job.exec is not None:
         c.warn(body.get("exec") or body, f"node {job.name!r} has both script and exec; "
                "exec is ignored (as cloudmesh-cc does)")
+    if job.parameters and job.notebook_output is None:
+        c.warn(body.get("parameters") or body, f"parameters are for notebooks (a .ipynb "
+               f"script); node {job.name!r} has none: ignored")
+    # Only a local job runs here; another host may well have papermill.
+    if job.notebook_output is not None and job.kind == "local" and job.venv is None \
+            and not c.stored and not notebooks.installed_here() and not shutil.which("papermill"):
+        c.warn(body.get("script") or body, f"node {job.name!r} is a notebook, and "
+               f"{notebooks.MISSING.removeprefix('ccd: ')}")
     if not c.stored and not params:  # a stored run's scripts are in its own copy
         _check_on_disk(c, job, body, base)
     if job.label is not None:
@@ -636,6 +656,43 @@ def _read_env(c: _Checker, node: Node) -> tuple[tuple[str, str], ...]:
         value = c.string(v, f"env.{k.text}")
         out.append((k.text, value or ""))
     return tuple(out)
+
+
+def _parameters(c: _Checker, node: Node) -> tuple[tuple[str, Param], ...]:
+    if id(node) not in c.memo:
+        c.memo[id(node)] = _read_parameters(c, node)
+    return c.memo[id(node)]  # type: ignore[return-value]
+
+
+def _read_parameters(c: _Checker, node: Node) -> tuple[tuple[str, Param], ...]:
+    """A notebook's parameters: Python names, each a scalar typed as YAML reads it."""
+    given = c.mapping(node, "parameters")
+    out: list[tuple[str, Param]] = []
+    for k, v in c.unique_pairs(given, "parameter") if given else ():
+        if not k.text.isidentifier() or keyword.iskeyword(k.text):
+            c.error(k, f"parameter name {k.text!r} is not a Python name (papermill assigns "
+                       "it in the notebook)")
+        if not isinstance(v, Scalar):
+            c.error(v, f"parameters.{k.text} must be text, a number, true/false or null, "
+                       f"not {kind_of(v)}")
+        elif v.core_type in ("integer", "float") and v.as_float() is None:
+            c.error(v, f"parameters.{k.text} must be a finite number, not {v.text}")
+        else:
+            out.append((k.text, _typed(v)))
+    return tuple(out)
+
+
+def _typed(v: Scalar) -> Param:
+    """The value of a scalar as YAML's core schema reads it (a number too big: its text)."""
+    kind = v.core_type
+    if kind == "null":
+        return None
+    if kind == "boolean":
+        return v.text.lower() == "true"
+    number = v.as_int() if kind == "integer" else v.as_float() if kind == "float" else None
+    if number is not None:
+        return number
+    return v.text
 
 
 def _relative_paths(c: _Checker, node: Node | None, field: str, base: str

@@ -7,7 +7,8 @@ for a workflow file on disk, the file itself, the scripts it names and what its 
 `files:` lists (the same set `ccctl submit` uploads); for a rerun, the earlier run's working
 copy, so the jobs it keeps have their outputs where they left them.
 
-A job's results are the files in the working copy that match its `outputs:` globs, found
+A job's results are the files in the working copy that match its `outputs:` globs, and a
+notebook job's executed notebook (`<job>-output.ipynb`, see `JobSpec.results`), found
 when asked (a later job that deletes them deletes them). Serving one is path-safe: the
 path must be relative, stay inside the copy once symlinks are resolved, and be a declared
 output.
@@ -85,7 +86,7 @@ def results(spec: WorkflowSpec, work: Path, job: str | None = None) -> list[Resu
         if job is not None and name != job:
             continue
         found: dict[str, Path] = {}
-        for pattern in spec_job.outputs:
+        for pattern in spec_job.results:
             for path in sorted(work.glob(pattern)):
                 found.update(files_at(path, work))
         for rel, path in found.items():
@@ -102,7 +103,7 @@ def result_file(spec: WorkflowSpec, work: Path, rel: str) -> Path:
         raise UploadError(f"result path {rel!r} must be relative, without `..`", 422)
     path = work / rel
     declared = any(fnmatch.fnmatchcase(rel, pattern) or _under(rel, pattern)
-                   for job in spec.jobs.values() for pattern in job.outputs)
+                   for job in spec.jobs.values() for pattern in job.results)
     if not declared or not inside(path, work) or not path.is_file():
         raise NotFound(f"no result {rel!r}: not an existing output of this run's jobs")
     return path

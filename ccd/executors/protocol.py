@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ccd import notebooks
 from ccd.model import HostSpec, JobSpec, Run
 
 WRAPPER = str(resources.files("ccd.executors").joinpath("job.sh"))
@@ -55,17 +56,19 @@ class Launch:
     def command(self, work: str | None = None) -> str:
         """The shell command line job.sh runs with eval, with the working copy at `work`
         (default: this machine's): a script runs by its shebang (default sh) even without
-        its exec bit; `exec` is a command line of its own."""
+        its exec bit, a notebook through papermill (`ccd.notebooks`); `exec` is a command
+        line of its own."""
         job = self.job
         if job.script is None:
             return job.exec or "true"
         script = self.work / job.script  # its first line is read here, wherever it runs
         path = str(script) if work is None or Path(job.script).is_absolute() \
             else f"{work}/{job.script}"
-        command = " ".join([*_interpreter(script, job), shlex.quote(path)])
-        if script.suffix == ".ipynb" and command.startswith("papermill "):
-            command += f' "$CCD_JOB_DIR"/{shlex.quote(script.stem + "-output.ipynb")}'
-        return command
+        if script.suffix == ".ipynb":
+            output = f"{self.work if work is None else work}/{job.notebook_output}"
+            here = job.kind == "local" and job.venv is None and notebooks.installed_here()
+            return notebooks.command(job, path, output, here)
+        return " ".join([*_interpreter(script, job), shlex.quote(path)])
 
 
 @dataclass(slots=True)
@@ -142,6 +145,4 @@ def _interpreter(script: Path, job: JobSpec) -> list[str]:
         # Locally and without a venv, the Python that runs ccd: `ccd.progress` imports there.
         local = job.kind == "local" and job.venv is None
         return [shlex.quote(sys.executable)] if local else ["python"]
-    if script.suffix == ".ipynb":
-        return ["papermill"]  # as cloudmesh-cc runs notebooks
     return ["sh"]

@@ -500,8 +500,9 @@ class SshExecutor:
         self._answer(job, obs)
 
     async def _fetch_outputs(self, job: _Job) -> None:
-        """Copy the files matching the job's `outputs:` into the run's working copy."""
-        patterns = job.launch.job.outputs
+        """Copy the job's results (`outputs:`, an executed notebook) into the run's working
+        copy."""
+        patterns = job.launch.job.results
         if not patterns or job.link.here:
             return
         work = job.work
