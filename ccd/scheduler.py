@@ -104,7 +104,10 @@ class Scheduler:
             self._hosts.leave(run.id)
             for launch in self._running.values():  # only when detaching: else none is left
                 self._hosts.release(launch.job)
-        failed = [n for n, s in run.jobs.items() if s.state is not JobState.DONE]
+        # A job skipped by its trigger is as meant; one skipped below a failure is not, but
+        # that failure is in the list already.
+        failed = [n for n, s in run.jobs.items()
+                  if s.state is JobState.FAILED or s.state is JobState.CANCELLED]
         if self._failure is not None:
             state, message = RunState.FAILED, self._failure
         elif self._cancel_reason is not None:

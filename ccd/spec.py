@@ -9,7 +9,8 @@ The format is cloudmesh-cc's (the paper, sections 5.1-5.5):
         - start,fetch-data,end      # a chain; parallel branches are several chains
     colors: {status: {done: '#CCFFCC'}}
 
-plus optional extensions: per node `env`, `cwd`, `timeout`, `retries` and `outputs` (glob
+plus optional extensions: per node `env`, `cwd`, `timeout`, `retries`, `trigger` (see
+`ccd.rules`) and `outputs` (glob
 patterns of the files the job makes, relative to the run's working copy); a top-level
 `hosts:` inventory (how to reach each host over SSH: hostname, port, user, identity,
 known_hosts, workdir, max_sessions, poll; and max_jobs); a top-level `files:` list of paths or
@@ -47,6 +48,7 @@ from ccd.model import (
     SAFE_NAME,
     HostSpec,
     JobSpec,
+    Trigger,
     WorkflowSpec,
 )
 from ccd.yamltree import (
@@ -70,6 +72,7 @@ _CLOUDMESH_FIELDS = frozenset((
 ))
 _BATCH_OPTIONS = ("sbatch", "bsub")  # extra options, per batch system (BATCH_KINDS)
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
+                          "trigger",
                           "outputs", "matrix", "exclude", *_STRING_FIELDS, *BATCH_FIELDS,
                           *_BATCH_OPTIONS))
 # The fields of a sweep's node where `{param}` is replaced (label has its own templates).
@@ -328,6 +331,14 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
             fields["timeout"] = c.number(v, "timeout (seconds)", Scalar.as_float, 0.001)
         elif field == "retries":
             fields["retries"] = c.number(v, "retries", Scalar.as_int, 0, 100) or 0
+        elif field == "trigger":
+            trigger = c.string(v, "trigger")
+            triggers = [t.value for t in Trigger]
+            if trigger is not None and trigger not in triggers:
+                c.error(v, f"unknown trigger {trigger!r}; expected one of {', '.join(triggers)}"
+                           f"{c.did_you_mean(trigger, triggers)}")
+            elif trigger is not None:
+                fields["trigger"] = Trigger(trigger)
         elif field == "env":
             fields["env"] = _env(c, v)
         elif field == "outputs":
