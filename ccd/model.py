@@ -94,6 +94,8 @@ class JobSpec:
     batch: tuple[tuple[str, str], ...] = ()  # batch directives (BATCH_FIELDS) as written
     batch_options: tuple[str, ...] = ()  # more options for sbatch / bsub, verbatim
     trigger: Trigger = Trigger.ALL_SUCCESS
+    when: str | None = None  # a condition (ccd.conditions), checked once it may start
+    params: tuple[tuple[str, str], ...] = ()  # a sweep instance's parameters and values
 
     @property
     def is_join(self) -> bool:

@@ -13,6 +13,12 @@ A job's `trigger` says which ends of its parents let it run:
 - one_success: it starts as soon as one parent is done, and is skipped, `skipped: no
   parent done`, once every parent is final and none is.
 
+A job with a `when:` condition whose trigger lets it start is not started but handed back
+to be checked (`Decision.check`): the scheduler gathers what the condition reads (the
+values its upstream jobs published are in their logs) and `condition` says start, skip
+(`when: <condition> is false`) or fail (the condition cannot be evaluated: a value never
+published, a type mismatch; failing says so where skipping would hide it).
+
 Whatever made a job run, its own end decides for its children by their triggers, as for
 any job; a skipped job's all_success children are skipped with its reason.
 """
@@ -21,9 +27,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from ccd import dag
+from ccd import conditions, dag
 from ccd.model import JobState, JobStatus, Trigger, WorkflowSpec
 
 
@@ -35,12 +41,15 @@ class Graph:
     parents: Mapping[str, list[str]]
     children: Mapping[str, list[str]]
     triggers: Mapping[str, Trigger]
+    conditions: Mapping[str, tuple[str, conditions.Expr]]  # `when:` as written, and parsed
 
     @classmethod
     def of(cls, spec: WorkflowSpec) -> Graph:
         return cls(dag.parents_of(spec.jobs, spec.edges), dag.children_of(spec.jobs, spec.edges),
                    {n: j.trigger for n, j in spec.jobs.items()
-                    if j.trigger is not Trigger.ALL_SUCCESS})
+                    if j.trigger is not Trigger.ALL_SUCCESS},
+                   {n: (j.when, conditions.parse(j.when)) for n, j in spec.jobs.items()
+                    if j.when is not None})
 
     def ancestors(self, name: str) -> list[str]:
         """Every job `name` depends on, directly or not, nearest first."""
@@ -56,10 +65,12 @@ class Graph:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Jobs to start, in the order they were found, and jobs to skip with why."""
+    """Jobs to start, in the order they were found, jobs to skip with why, and jobs whose
+    `when:` is to be checked before they start."""
 
     start: list[str]
     skip: dict[str, str]
+    check: list[str] = field(default_factory=list)
 
 
 def decide(graph: Graph, jobs: Mapping[str, JobStatus], changed: Iterable[str]) -> Decision:
@@ -93,7 +104,20 @@ def decide(graph: Graph, jobs: Mapping[str, JobStatus], changed: Iterable[str]) 
         elif verdict is not None:
             skip[name] = verdict
             todo.extend((child, name) for child in graph.children[name])
-    return Decision([n for n in start if n not in skip], skip)
+    ready = [n for n in start if n not in skip]
+    return Decision([n for n in ready if n not in graph.conditions], skip,
+                    [n for n in ready if n in graph.conditions])
+
+
+def condition(graph: Graph, name: str, facts: conditions.Facts) -> tuple[JobState, str] | None:
+    """A job's `when:` with what it reads: None to start it, else its end and why."""
+    text, expr = graph.conditions[name]
+    try:
+        if conditions.evaluate(expr, facts):
+            return None
+    except conditions.EvaluationError as e:
+        return JobState.FAILED, f"when: {text}: {e}"
+    return JobState.SKIPPED, f"when: {text} is false"
 
 
 _START = "start"
