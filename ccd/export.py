@@ -67,6 +67,8 @@ def _extensions(job: JobSpec) -> list[str]:
         out.append(f"      retries: {job.retries}")
     if job.trigger is not Trigger.ALL_SUCCESS:
         out.append(f"      trigger: {job.trigger.value}")
+    if job.when is not None and not job.params:  # an instance's would read its parameters,
+        out.append(f"      when: {json.dumps(job.when)}")  # which plain nodes do not have
     if job.env:
         out.append("      env:")
         out.extend(f"        {k}: {json.dumps(v)}" for k, v in job.env)

@@ -535,3 +535,27 @@ def test_a_notification_skipped_because_nothing_failed_leaves_the_run_done(
     assert jobs["notify"]["state"] == "skipped"
     assert jobs["notify"]["message"] == "skipped: no parent failed"
     assert jobs[""]["state"] == "done"
+
+
+def test_when_reads_published_values_and_skips_or_fails_with_the_reason(
+        tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "when.yaml", """\
+        workflow:
+          nodes:
+            train: {exec: 'echo "# ccd loss=0.31 best=yes"', matrix: {gpu: [a100, v100]}}
+            deploy: {exec: 'true', when: 'job("train.gpu-a100").values.loss < 0.5'}
+            retrain: {exec: 'true', when: 'job("train.gpu-a100").values.loss >= 0.5'}
+            broken: {exec: 'true', when: 'job("train.gpu-v100").values.acc > 1'}
+          dependencies: ['train,deploy', 'train,retrain', 'train,broken']
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    jobs = result(proc)
+    assert jobs["deploy"]["state"] == "done"
+    assert jobs["retrain"]["state"] == "skipped"
+    assert jobs["retrain"]["message"] == \
+        'when: job("train.gpu-a100").values.loss >= 0.5 is false'
+    assert jobs["broken"]["state"] == "failed"
+    assert jobs["broken"]["message"] == ('when: job("train.gpu-v100").values.acc > 1: '
+                                         "train.gpu-v100 published no value 'acc' "
+                                         "(a log line `# ccd acc=...`)")
