@@ -14,7 +14,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from ccd.model import JobSpec, JobStatus, WorkflowSpec
+from ccd.model import JobSpec, JobStatus, Trigger, WorkflowSpec
 
 _FIELDS = ("user", "host", "kind", "label", "script", "exec", "venv", "shape", "style", "cwd")
 _HOST_FIELDS = ("hostname", "port", "user", "identity", "known_hosts", "workdir", "max_jobs",
@@ -65,6 +65,10 @@ def _extensions(job: JobSpec) -> list[str]:
         out.append(f"      timeout: {job.timeout:g}")
     if job.retries:
         out.append(f"      retries: {job.retries}")
+    if job.trigger is not Trigger.ALL_SUCCESS:
+        out.append(f"      trigger: {job.trigger.value}")
+    if job.when is not None and not job.params:  # an instance's would read its parameters,
+        out.append(f"      when: {json.dumps(job.when)}")  # which plain nodes do not have
     if job.env:
         out.append("      env:")
         out.extend(f"        {k}: {json.dumps(v)}" for k, v in job.env)

@@ -23,7 +23,7 @@ class JobState(enum.StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-    SKIPPED = "skipped"  # an ancestor failed or was cancelled
+    SKIPPED = "skipped"  # will never run: see its message (a parent, its trigger)
     CANCELLED = "cancelled"
 
     @property
@@ -47,6 +47,15 @@ class RunState(enum.StrEnum):
     @property
     def final(self) -> bool:
         return self is not RunState.RUNNING
+
+
+class Trigger(enum.StrEnum):
+    """When a job may run, given how its parents ended (a node's `trigger:`)."""
+
+    ALL_SUCCESS = "all_success"  # every parent done (the default)
+    ALL_DONE = "all_done"  # every parent final, however it ended: clean-up
+    ANY_FAILED = "any_failed"  # every parent final and one failed: notification
+    ONE_SUCCESS = "one_success"  # as soon as one parent is done
 
 
 KINDS = ("local", "ssh", "slurm", "lsf", "wsl")
@@ -86,6 +95,9 @@ class JobSpec:
     batch: tuple[tuple[str, str], ...] = ()  # batch directives (BATCH_FIELDS) as written
     batch_options: tuple[str, ...] = ()  # more options for sbatch / bsub, verbatim
     parameters: tuple[tuple[str, Param], ...] = ()  # a notebook's, injected by papermill
+    trigger: Trigger = Trigger.ALL_SUCCESS
+    when: str | None = None  # a condition (ccd.conditions), checked once it may start
+    params: tuple[tuple[str, str], ...] = ()  # a sweep instance's parameters and values
 
     @property
     def is_join(self) -> bool:

@@ -1,7 +1,9 @@
 """Progress lines: parsing them from job logs, and the helper that jobs call to write them.
 
 The paper's format, exactly: `# cloudmesh status=running progress=40 pid=123`, with any
-extra `key=value` pairs; `# progress=40` alone is accepted too. Inside a job:
+extra `key=value` pairs; `# progress=40` alone is accepted too. A job publishes values
+for the `when:` conditions of the jobs after it with `# ccd loss=0.31 best=yes`. Inside a
+job:
 
     from ccd.progress import progress
     progress(40)
@@ -24,6 +26,19 @@ def highest_progress(chunk: bytes) -> int | None:
         if n <= 100:
             value = n if value is None else max(value, n)
     return value
+
+
+_PUBLISHED = re.compile(rb"^#\s*ccd((?:[ \t]+[A-Za-z_][A-Za-z0-9_]*=\S*)+)[ \t]*$", re.MULTILINE)
+_PAIR = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)=(\S*)")
+
+
+def published(log: bytes) -> dict[str, str]:
+    """The values a job published with `# ccd key=value ...` lines; the last one wins."""
+    values: dict[str, str] = {}
+    for line in _PUBLISHED.finditer(log):
+        for key, value in _PAIR.findall(line.group(1)):
+            values[key.decode()] = value.decode(errors="replace")
+    return values
 
 
 class LogFollower:

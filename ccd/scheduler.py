@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from ccd import rules
+from ccd import conditions, progress, rules
 from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Executor
 from ccd.executors.protocol import Launch, Observation, launch_for
@@ -31,6 +31,7 @@ from ccd.model import BATCH_KINDS, Event, JobState, JobStatus, Run, RunState, ap
 
 log = logging.getLogger("ccd.scheduler")
 HOLD_AFTER_NO_ROOM = 5.0  # seconds before a host that had no room is tried again
+PUBLISHED_LOG_BYTES = 8 << 20  # of a log read for the values a job published
 
 
 class Scheduler:
@@ -47,6 +48,7 @@ class Scheduler:
         # A job for a batch queue may start while this machine is full: keep looking.
         self._queues = any(j.kind in BATCH_KINDS for j in run.spec.jobs.values())
         self._ready: dict[str, None] = {}  # may start now, in the order found
+        self._checks: list[str] = []  # may start if their `when:` holds
         self._running: dict[str, Launch] = {}
         self._launches: dict[str, Launch] = {}  # a job's never changes
         self._stopping: dict[str, tuple[str, float]] = {}  # job -> (reason, SIGKILL deadline)
@@ -87,6 +89,7 @@ class Scheduler:
                 else:
                     await self._recover()
                 self._decide(run.jobs)
+                await self._check_conditions()
                 await self._launch()
                 while not self._all_final():
                     await self._wait()
@@ -95,6 +98,7 @@ class Scheduler:
                     self._take_observations()
                     await self._retry_or_fail()
                     await self._enforce_deadlines()
+                    await self._check_conditions()
                     await self._launch()
             except Exception as e:  # a run must end, whatever the bug
                 log.exception("run %s: stopped driving it", run.id)
@@ -104,7 +108,10 @@ class Scheduler:
             self._hosts.leave(run.id)
             for launch in self._running.values():  # only when detaching: else none is left
                 self._hosts.release(launch.job)
-        failed = [n for n, s in run.jobs.items() if s.state is not JobState.DONE]
+        # A job skipped by its trigger is as meant; one skipped below a failure is not, but
+        # that failure is in the list already.
+        failed = [n for n, s in run.jobs.items()
+                  if s.state is JobState.FAILED or s.state is JobState.CANCELLED]
         if self._failure is not None:
             state, message = RunState.FAILED, self._failure
         elif self._cancel_reason is not None:
@@ -260,6 +267,49 @@ class Scheduler:
             self._set(self.run.jobs[name], JobState.SKIPPED, message=why)
         for name in decision.start:
             self._ready[name] = None
+        if decision.check:
+            self._checks.extend(decision.check)
+            self._wake.set()
+
+    async def _check_conditions(self) -> None:
+        """Start, skip or fail each job whose `when:` is due, reading what it reads."""
+        while self._checks:
+            name = self._checks.pop(0)
+            status = self.run.jobs[name]
+            if status.state is not JobState.READY:
+                continue
+            refs = conditions.references(self._graph.conditions[name][1])
+            jobs = {r.job for r in refs if isinstance(r, conditions.JobRef)}
+            values = {r.job: await self._published(r.job) for r in refs
+                      if isinstance(r, conditions.JobRef) and r.attribute == "values"}
+            facts = conditions.Facts(
+                params=dict(self.run.spec.jobs[name].params),
+                states={j: self.run.jobs[j].state.value for j in jobs},
+                exit_codes={j: self.run.jobs[j].exit_code for j in jobs},
+                values=values)
+            verdict = rules.condition(self._graph, name, facts)
+            if verdict is None:
+                self._ready[name] = None
+                continue
+            state, why = verdict
+            now = self._clock()
+            if state is JobState.FAILED:
+                self._fail(status, why, tstart=now, tend=now)
+            else:
+                self._set(status, state, message=why)
+                self._decide([name])
+
+    async def _published(self, name: str) -> dict[str, str]:
+        """What a job published in its log (`# ccd key=value`); nothing if it has no log."""
+        job = self.run.spec.jobs[name]
+        if job.is_join or self.run.jobs[name].tstart is None:
+            return {}
+        try:
+            executor = self._hosts.executor(job.kind, job.host)
+            data, _ = await executor.read_log(self._launch_of(name), 0, PUBLISHED_LOG_BYTES)
+        except (ExecutorError, OSError):
+            return {}
+        return progress.published(data)
 
     # -- following ------------------------------------------------------------------------
 

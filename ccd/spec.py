@@ -9,9 +9,10 @@ The format is cloudmesh-cc's (the paper, sections 5.1-5.5):
         - start,fetch-data,end      # a chain; parallel branches are several chains
     colors: {status: {done: '#CCFFCC'}}
 
-plus optional extensions: per node `env`, `cwd`, `timeout`, `retries`, `outputs` (glob
-patterns of the files the job makes, relative to the run's working copy) and a notebook's
-`parameters` (papermill injects them; a sweep's parameters are added); a top-level
+plus optional extensions: per node `env`, `cwd`, `timeout`, `retries`, `trigger` (see
+`ccd.rules`), `when` (a condition, see `ccd.conditions`), `outputs` (glob patterns of the
+files the job makes, relative to the run's working copy) and a notebook's `parameters`
+(papermill injects them; a sweep's parameters are added); a top-level
 `hosts:` inventory (how to reach each host over SSH: hostname, port, user, identity,
 known_hosts, workdir, max_sessions, poll; and max_jobs); a top-level `files:` list of paths or
 globs beside the workflow file (data, modules) that belong to it and are copied with it.
@@ -41,7 +42,7 @@ import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ccd import dag, labels, notebooks, sweeps
+from ccd import conditions, dag, labels, notebooks, sweeps
 from ccd.errors import Problem, SpecError
 from ccd.model import (
     BATCH_FIELDS,
@@ -52,6 +53,7 @@ from ccd.model import (
     HostSpec,
     JobSpec,
     Param,
+    Trigger,
     WorkflowSpec,
 )
 from ccd.yamltree import (
@@ -75,8 +77,8 @@ _CLOUDMESH_FIELDS = frozenset((
 ))
 _BATCH_OPTIONS = ("sbatch", "bsub")  # extra options, per batch system (BATCH_KINDS)
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
-                          "outputs", "parameters", "matrix", "exclude", *_STRING_FIELDS,
-                          *BATCH_FIELDS, *_BATCH_OPTIONS))
+                          "outputs", "parameters", "trigger", "when", "matrix", "exclude",
+                          *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS))
 # The fields of a sweep's node where `{param}` is replaced (label has its own templates).
 _TEMPLATED = frozenset(("env", "outputs", *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS)
                        ) - {"label"}
@@ -104,6 +106,7 @@ class _Checker:
         self.broken: set[str] = set()  # sweeps that could not expand: already reported
         self.links = 0  # dependencies made by links with sweeps, up to sweeps.MAX_LINKS
         self.on_disk: set[tuple[int, str | None, str | None]] = set()  # (body, script, venv)
+        self.jobs_read: list[tuple[Scalar, int, str]] = []  # `when:` job names: where, name
 
     def did_you_mean(self, word: str, choices: Iterable[str]) -> str:
         """' (did you mean 'x'?)' for a close choice, while the budget lasts. Among many
@@ -260,6 +263,9 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
                 break
             jobs[job.name] = job
     edges = _dependencies(c, wf.get("dependencies"), jobs)
+    for node, at, name in c.jobs_read:
+        if name not in jobs:
+            c.error(node, f"when: no job {name!r}{c.did_you_mean(name, jobs)}", at)
     _cycles(c, jobs, edges)
     return WorkflowSpec(
         name=source.name.split(".")[0] or "workflow",
@@ -333,6 +339,16 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
             fields["timeout"] = c.number(v, "timeout (seconds)", Scalar.as_float, 0.001)
         elif field == "retries":
             fields["retries"] = c.number(v, "retries", Scalar.as_int, 0, 100) or 0
+        elif field == "trigger":
+            trigger = c.string(v, "trigger")
+            triggers = [t.value for t in Trigger]
+            if trigger is not None and trigger not in triggers:
+                c.error(v, f"unknown trigger {trigger!r}; expected one of {', '.join(triggers)}"
+                           f"{c.did_you_mean(trigger, triggers)}")
+            elif trigger is not None:
+                fields["trigger"] = Trigger(trigger)
+        elif field == "when":
+            fields["when"] = c.string(v, "when")
         elif field == "env":
             fields["env"] = _env(c, v)
         elif field == "outputs":
@@ -565,6 +581,7 @@ def _instances(c: _Checker, key: Scalar, fields: dict[str, object], matrix: swee
             "outputs": tuple(t.fill(row) for t in outputs),
             "batch": tuple((k, t.fill(row)) for k, t in batch),
             "batch_options": tuple(t.fill(row) for t in options),
+            "params": tuple(zip(params, row, strict=True)),
         }
         job = JobSpec(name=name, **filled)  # type: ignore[arg-type]
         if job.notebook_output is not None:  # a notebook gets the sweep's parameters too
@@ -601,12 +618,34 @@ def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path,
                f"{notebooks.MISSING.removeprefix('ccd: ')}")
     if not c.stored and not params:  # a stored run's scripts are in its own copy
         _check_on_disk(c, job, body, base)
+    if job.when is not None:
+        _check_when(c, body.get("when") or body, job.when, params)
     if job.label is not None:
         label_node = body.get("label") or body
         quote = 1 if isinstance(label_node, Scalar) and label_node.quoted else 0
         for offset, message in labels.check(job.label, params):
             # The column is exact for one-line labels, the usual case.
             c.error(label_node, f"label: {message}", quote + offset)
+
+
+def _check_when(c: _Checker, node: Node, text: str, params: tuple[str, ...]) -> None:
+    """The condition parses and reads only the node's parameters; the jobs it names are
+    checked once every job is known."""
+    quote = 1 if isinstance(node, Scalar) and node.quoted else 0
+    try:
+        expr = conditions.parse(text)
+    except conditions.ConditionError as e:
+        c.error(node, f"when: {e.message}", quote + e.offset)
+        return
+    for ref in conditions.references(expr):
+        if isinstance(ref, conditions.JobRef):
+            if isinstance(node, Scalar):
+                c.jobs_read.append((node, quote + ref.offset, ref.job))
+        elif ref.name not in params:
+            known = f"the parameters are: {', '.join(params)}" if params else \
+                "the node has no matrix"
+            c.error(node, f"when: unknown parameter {ref.name!r}; {known}"
+                          f"{c.did_you_mean(ref.name, params)}", quote + ref.offset)
 
 
 def _check_on_disk(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:

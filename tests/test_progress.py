@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ccd.progress import LogFollower, highest_progress
+from ccd.progress import LogFollower, highest_progress, published
 
 
 @pytest.mark.parametrize(("line", "value"), [
@@ -39,3 +39,8 @@ def test_helper_writes_the_papers_line(tmp_path: Path) -> None:
                          text=True, check=True).stdout
     assert out.startswith("# cloudmesh status=running progress=40 pid=")
     assert (tmp_path / "p.log").read_text().startswith("# cloudmesh status=done progress=100 pid=")
+
+
+def test_published_values_are_read_from_ccd_lines_and_the_last_one_wins() -> None:
+    log = b"# ccd loss=0.5 best=no\nnoise # ccd x=1\n# ccd loss=0.31\n#ccd  n=3 \n"
+    assert published(log) == {"loss": "0.31", "best": "no", "n": "3"}

@@ -495,3 +495,67 @@ def test_the_state_directory_and_database_are_the_users_alone(tmp_path: Path, cc
     db.chmod(0o644)  # as ccd 0.1 left it
     assert ccctl("run", wf, "--new").returncode == 0
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
+
+
+def test_clean_up_runs_after_a_failure_and_a_notification_only_after_one(
+        tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "triggers.yaml", """\
+        workflow:
+          nodes:
+            bad: {exec: 'exit 3'}
+            report: {exec: 'touch report.ran'}
+            clean: {exec: 'touch clean.ran', trigger: all_done}
+            notify: {exec: 'touch notify.ran', trigger: any_failed}
+            good: {exec: 'true'}
+            cheer: {exec: 'touch cheer.ran', trigger: one_success}
+          dependencies: ['bad,report,clean', 'bad,notify', 'bad,cheer', 'good,cheer']
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    jobs = result(proc)
+    assert jobs["report"]["state"] == "skipped"
+    assert jobs["clean"]["state"] == jobs["notify"]["state"] == jobs["cheer"]["state"] == "done"
+    work = Path(jobs[""]["run_dir"]) / "work"  # type: ignore[arg-type]
+    assert {p.name for p in work.glob("*.ran")} == {"clean.ran", "notify.ran", "cheer.ran"}
+    assert jobs[""]["message"] == "1 job failed: bad: exit code 3"
+
+
+def test_a_notification_skipped_because_nothing_failed_leaves_the_run_done(
+        tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "quiet.yaml", """\
+        workflow:
+          nodes:
+            work: {exec: 'true'}
+            notify: {exec: 'touch notify.ran', trigger: any_failed}
+          dependencies: ['work,notify']
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = result(proc)
+    assert jobs["notify"]["state"] == "skipped"
+    assert jobs["notify"]["message"] == "skipped: no parent failed"
+    assert jobs[""]["state"] == "done"
+
+
+def test_when_reads_published_values_and_skips_or_fails_with_the_reason(
+        tmp_path: Path, ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "when.yaml", """\
+        workflow:
+          nodes:
+            train: {exec: 'echo "# ccd loss=0.31 best=yes"', matrix: {gpu: [a100, v100]}}
+            deploy: {exec: 'true', when: 'job("train.gpu-a100").values.loss < 0.5'}
+            retrain: {exec: 'true', when: 'job("train.gpu-a100").values.loss >= 0.5'}
+            broken: {exec: 'true', when: 'job("train.gpu-v100").values.acc > 1'}
+          dependencies: ['train,deploy', 'train,retrain', 'train,broken']
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    jobs = result(proc)
+    assert jobs["deploy"]["state"] == "done"
+    assert jobs["retrain"]["state"] == "skipped"
+    assert jobs["retrain"]["message"] == \
+        'when: job("train.gpu-a100").values.loss >= 0.5 is false'
+    assert jobs["broken"]["state"] == "failed"
+    assert jobs["broken"]["message"] == ('when: job("train.gpu-v100").values.acc > 1: '
+                                         "train.gpu-v100 published no value 'acc' "
+                                         "(a log line `# ccd acc=...`)")

@@ -531,3 +531,41 @@ def test_a_script_or_venv_path_too_long_to_look_up_is_an_error_not_a_crash(
         f"{path}:3:17: script path cannot be used (File name too long): "
         f"{tmp_path / (long + '.sh')}",
         f"{path}:4:29: venv {tmp_path / long} has no bin/activate"]
+
+
+def test_a_trigger_is_read_and_an_unknown_one_is_an_error_with_a_suggestion(
+        tmp_path: Path) -> None:
+    spec, _ = load_spec(write(tmp_path / "ok.yaml", """\
+        workflow:
+          nodes:
+            a: {exec: 'true'}
+            b: {exec: 'true', trigger: all_done}
+          dependencies: ['a,b']
+        """))
+    assert spec.jobs["a"].trigger == "all_success" and spec.jobs["b"].trigger == "all_done"
+    assert "      trigger: all_done" in export.with_state(spec).splitlines()
+    bad = write(tmp_path / "bad.yaml", """\
+        workflow:
+          nodes:
+            a: {exec: 'true', trigger: all_sucess}
+          dependencies: []
+        """)
+    assert errors_of(bad) == [
+        f"{bad}:3:32: unknown trigger 'all_sucess'; expected one of all_success, all_done, "
+        "any_failed, one_success (did you mean 'all_success'?)"]
+
+
+def test_a_bad_when_is_an_error_at_its_place_in_the_file(tmp_path: Path) -> None:
+    bad = write(tmp_path / "when.yaml", """\
+        workflow:
+          nodes:
+            a: {exec: 'true'}
+            b: {exec: 'true', when: 'job("a").state = "done"'}
+            c: {exec: 'true', when: 'job("aa").exit_code == 0'}
+            d: {exec: 'true', when: 'gpu == "a100"'}
+          dependencies: ['a,b', 'a,c', 'a,d']
+        """)
+    assert errors_of(bad) == [
+        f"{bad}:4:45: when: unexpected '='",
+        f"{bad}:5:35: when: no job 'aa' (did you mean 'a'?)",
+        f"{bad}:6:30: when: unknown parameter 'gpu'; the node has no matrix"]
