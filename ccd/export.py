@@ -67,6 +67,9 @@ def _extensions(job: JobSpec) -> list[str]:
         out.append(f"      retries: {job.retries}")
     if job.trigger is not Trigger.ALL_SUCCESS:
         out.append(f"      trigger: {job.trigger.value}")
+    if job.repeat_until is not None and not job.params:
+        out.append(f"      repeat: {{until: {json.dumps(job.repeat_until)}, "
+                   f"max: {job.repeat_max}}}")
     if job.when is not None and not job.params:  # an instance's would read its parameters,
         out.append(f"      when: {json.dumps(job.when)}")  # which plain nodes do not have
     if job.env:

@@ -97,6 +97,8 @@ class JobSpec:
     parameters: tuple[tuple[str, Param], ...] = ()  # a notebook's, injected by papermill
     trigger: Trigger = Trigger.ALL_SUCCESS
     when: str | None = None  # a condition (ccd.conditions), checked once it may start
+    repeat_until: str | None = None  # run again after it ends done until this holds,
+    repeat_max: int = 0  # at most this many times in all
     params: tuple[tuple[str, str], ...] = ()  # a sweep instance's parameters and values
 
     @property

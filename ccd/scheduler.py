@@ -49,6 +49,7 @@ class Scheduler:
         self._queues = any(j.kind in BATCH_KINDS for j in run.spec.jobs.values())
         self._ready: dict[str, None] = {}  # may start now, in the order found
         self._checks: list[str] = []  # may start if their `when:` holds
+        self._repeats: list[tuple[str, dict[str, Any]]] = []  # ended done; `repeat` decides
         self._running: dict[str, Launch] = {}
         self._launches: dict[str, Launch] = {}  # a job's never changes
         self._stopping: dict[str, tuple[str, float]] = {}  # job -> (reason, SIGKILL deadline)
@@ -97,6 +98,7 @@ class Scheduler:
                         await self._cancel_all()
                     self._take_observations()
                     await self._retry_or_fail()
+                    await self._repeat_or_end()
                     await self._enforce_deadlines()
                     await self._check_conditions()
                     await self._launch()
@@ -278,15 +280,7 @@ class Scheduler:
             status = self.run.jobs[name]
             if status.state is not JobState.READY:
                 continue
-            refs = conditions.references(self._graph.conditions[name][1])
-            jobs = {r.job for r in refs if isinstance(r, conditions.JobRef)}
-            values = {r.job: await self._published(r.job) for r in refs
-                      if isinstance(r, conditions.JobRef) and r.attribute == "values"}
-            facts = conditions.Facts(
-                params=dict(self.run.spec.jobs[name].params),
-                states={j: self.run.jobs[j].state.value for j in jobs},
-                exit_codes={j: self.run.jobs[j].exit_code for j in jobs},
-                values=values)
+            facts = await self._facts(name, self._graph.conditions[name][1])
             verdict = rules.condition(self._graph, name, facts)
             if verdict is None:
                 self._ready[name] = None
@@ -367,6 +361,8 @@ class Scheduler:
             self._set(status, JobState.CANCELLED, progress=progress, message=stopping[0],
                       **ended)
             self._decide([name])
+        elif obs.exit_code == 0 and stopping is None and job.repeat_until is not None:
+            self._repeats.append((name, {"progress": progress, **ended}))
         elif obs.exit_code == 0 and stopping is None:
             self._set(status, JobState.DONE, progress=100, message="", **ended)
             self._decide([name])
@@ -397,6 +393,58 @@ class Scheduler:
             self._set(status, JobState.READY, progress=0, tstart=None, tend=None,
                       exit_code=None, pid=None, message=f"{reason} ({of}); trying again")
             self._ready[name] = None
+
+    async def _repeat_or_end(self) -> None:
+        """A job with `repeat` that ended done: done if its `until` holds (it reads what
+        the job published), else set aside and run again, up to `max` runs in all."""
+        while self._repeats:
+            name, ended = self._repeats.pop(0)
+            status, job = self.run.jobs[name], self.run.spec.jobs[name]
+            text = job.repeat_until or ""
+            launch = self._launch_of(name)
+            executor = self._hosts.executor(job.kind, job.host)
+            try:
+                done = await executor.attempts(launch) + 1  # durable there: exactly once
+                expr = conditions.parse(text)
+                holds = conditions.evaluate(expr, await self._facts(name, expr, own=True))
+                if holds or self._cancel_reason is not None:
+                    self._set(status, JobState.DONE, message=f"repeat: {text} held after "
+                              f"{done} run(s)" if holds else "", **{**ended, "progress": 100})
+                    self._decide([name])
+                    continue
+                if done >= job.repeat_max:
+                    self._fail(status, f"repeat: {text} still false after {done} runs "
+                                       f"(max {job.repeat_max})", **ended)
+                    continue
+                await executor.archive(launch)
+            except (conditions.ConditionError, conditions.EvaluationError) as e:
+                self._fail(status, f"repeat: {text}: {e}", **ended)
+                continue
+            except ExecutorError as e:
+                self._fail(status, f"repeat: cannot run it again: {e}", **ended)
+                continue
+            self._set(status, JobState.READY, progress=0, tstart=None, tend=None,
+                      exit_code=None, pid=None,
+                      message=f"repeat: {text} is false after run {done} of at most "
+                              f"{job.repeat_max}; again")
+            self._ready[name] = None
+
+    async def _facts(self, name: str, expr: conditions.Expr, own: bool = False
+                     ) -> conditions.Facts:
+        """What a condition of job `name` reads: its parameters (and, with `own`, what it
+        published itself, under its parameters), the state, exit code and published
+        values of the jobs it names."""
+        refs = conditions.references(expr)
+        jobs = {r.job for r in refs if isinstance(r, conditions.JobRef)}
+        values = {r.job: await self._published(r.job) for r in refs
+                  if isinstance(r, conditions.JobRef) and r.attribute == "values"}
+        params = dict(self.run.spec.jobs[name].params)
+        if own:
+            params = {**await self._published(name), **params}
+        return conditions.Facts(params=params,
+                                states={j: self.run.jobs[j].state.value for j in jobs},
+                                exit_codes={j: self.run.jobs[j].exit_code for j in jobs},
+                                values=values)
 
     def _not_started(self, status: JobStatus, why: str, retry_after: float,
                      **fields: Any) -> None:

@@ -77,7 +77,8 @@ _CLOUDMESH_FIELDS = frozenset((
 ))
 _BATCH_OPTIONS = ("sbatch", "bsub")  # extra options, per batch system (BATCH_KINDS)
 _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
-                          "outputs", "parameters", "trigger", "when", "matrix", "exclude",
+                          "outputs", "parameters", "trigger", "when", "repeat", "matrix",
+                          "exclude",
                           *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS))
 # The fields of a sweep's node where `{param}` is replaced (label has its own templates).
 _TEMPLATED = frozenset(("env", "outputs", *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS)
@@ -349,6 +350,8 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
                 fields["trigger"] = Trigger(trigger)
         elif field == "when":
             fields["when"] = c.string(v, "when")
+        elif field == "repeat":
+            fields.update(_repeat(c, v))
         elif field == "env":
             fields["env"] = _env(c, v)
         elif field == "outputs":
@@ -620,6 +623,12 @@ def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path,
         _check_on_disk(c, job, body, base)
     if job.when is not None:
         _check_when(c, body.get("when") or body, job.when, params)
+    repeat = body.get("repeat")
+    if job.repeat_until is not None and isinstance(repeat, Mapping):
+        _check_when(c, repeat.get("until") or repeat, job.repeat_until, params, "repeat.until")
+        if job.retries:
+            c.error(body.get("retries") or body, f"node {job.name!r} has both retries and "
+                    "repeat: each run of a repeated job is one attempt; give one of them")
     if job.label is not None:
         label_node = body.get("label") or body
         quote = 1 if isinstance(label_node, Scalar) and label_node.quoted else 0
@@ -628,24 +637,48 @@ def _check_job(c: _Checker, job: JobSpec, body: Mapping, base: Path,
             c.error(label_node, f"label: {message}", quote + offset)
 
 
-def _check_when(c: _Checker, node: Node, text: str, params: tuple[str, ...]) -> None:
-    """The condition parses and reads only the node's parameters; the jobs it names are
-    checked once every job is known."""
+def _check_when(c: _Checker, node: Node, text: str, params: tuple[str, ...],
+                field: str = "when") -> None:
+    """The condition parses and reads only the node's parameters (`repeat.until` also the
+    values the job itself publishes); the jobs it names are checked once every job is
+    known."""
     quote = 1 if isinstance(node, Scalar) and node.quoted else 0
     try:
         expr = conditions.parse(text)
     except conditions.ConditionError as e:
-        c.error(node, f"when: {e.message}", quote + e.offset)
+        c.error(node, f"{field}: {e.message}", quote + e.offset)
         return
     for ref in conditions.references(expr):
         if isinstance(ref, conditions.JobRef):
             if isinstance(node, Scalar):
                 c.jobs_read.append((node, quote + ref.offset, ref.job))
+        elif field == "repeat.until":
+            continue  # a value the job publishes, known only when it has run
         elif ref.name not in params:
             known = f"the parameters are: {', '.join(params)}" if params else \
                 "the node has no matrix"
             c.error(node, f"when: unknown parameter {ref.name!r}; {known}"
                           f"{c.did_you_mean(ref.name, params)}", quote + ref.offset)
+
+
+def _repeat(c: _Checker, node: Node) -> dict[str, object]:
+    """`repeat: {until: CONDITION, max: N}`: both given, N from 2 to 1,000."""
+    body = c.mapping(node, "repeat")
+    if body is None:
+        return {}
+    fields: dict[str, object] = {}
+    for k, v in c.unique_pairs(body, "field of repeat"):
+        if k.text == "until":
+            fields["repeat_until"] = c.string(v, "repeat.until")
+        elif k.text == "max":
+            fields["repeat_max"] = c.number(v, "repeat.max", Scalar.as_int, 2, 1000) or 0
+        else:
+            c.error(k, f"unknown field {k.text!r} of repeat; it has until: and max:")
+    for needed, key in (("repeat_until", "until"), ("repeat_max", "max")):
+        if needed not in fields:
+            c.error(body, f"repeat needs {key}: (repeat: {{until: CONDITION, max: N}}; "
+                          "a job never repeats without a bound)")
+    return fields if "repeat_until" in fields and fields.get("repeat_max") else {}
 
 
 def _check_on_disk(c: _Checker, job: JobSpec, body: Mapping, base: Path) -> None:

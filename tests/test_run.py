@@ -559,3 +559,32 @@ def test_when_reads_published_values_and_skips_or_fails_with_the_reason(
     assert jobs["broken"]["message"] == ('when: job("train.gpu-v100").values.acc > 1: '
                                          "train.gpu-v100 published no value 'acc' "
                                          "(a log line `# ccd acc=...`)")
+
+
+def test_repeat_runs_a_job_again_until_what_it_publishes_says_stop_and_never_past_max(
+        tmp_path: Path, ccctl: Ccctl) -> None:
+    count = "n=$(( $(cat {f} 2>/dev/null || echo 0) + 1 )); echo $n > {f}; echo \"# ccd n=$n\""
+    wf = write(tmp_path / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            converges: {{exec: '{count.format(f="a")}', repeat: {{until: 'n >= 3', max: 5}}}}
+            after: {{exec: 'cat a'}}
+            never: {{exec: '{count.format(f="b")}', repeat: {{until: 'n >= 10', max: 2}}}}
+            unknown: {{exec: 'true', repeat: {{until: 'loss < 0.1', max: 3}}}}
+          dependencies: ['converges,after']
+        """)
+    proc = ccctl("run", wf, "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    jobs = result(proc)
+    assert jobs["converges"]["state"] == "done" and jobs["converges"]["attempt"] == 3
+    assert jobs["converges"]["message"] == "repeat: n >= 3 held after 3 run(s)"
+    assert jobs["after"]["state"] == "done"
+    run_dir = Path(str(jobs[""]["run_dir"]))
+    assert (run_dir / "jobs" / "after" / "log").read_text() == "3\n"
+    # Each run is an attempt with its own log.
+    assert [(run_dir / "jobs" / f"converges@{i}" / "log").read_text() for i in (1, 2)] == [
+        "# ccd n=1\n", "# ccd n=2\n"]
+    assert jobs["never"]["state"] == "failed"
+    assert jobs["never"]["message"] == "repeat: n >= 10 still false after 2 runs (max 2)"
+    assert jobs["unknown"]["state"] == "failed"
+    assert str(jobs["unknown"]["message"]).startswith("repeat: loss < 0.1: ")

@@ -569,3 +569,40 @@ def test_a_bad_when_is_an_error_at_its_place_in_the_file(tmp_path: Path) -> None
         f"{bad}:4:45: when: unexpected '='",
         f"{bad}:5:35: when: no job 'aa' (did you mean 'a'?)",
         f"{bad}:6:30: when: unknown parameter 'gpu'; the node has no matrix"]
+
+
+def test_repeat_needs_a_condition_and_a_bound_each_mistake_at_its_position(
+        tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            a: {exec: 'true', repeat: {until: 'n >= 3'}}
+            b: {exec: 'true', repeat: {until: 'n >=', max: 3}}
+            c: {exec: 'true', repeat: {until: 'n > 1', max: 1001}}
+            d: {exec: 'true', repeat: {until: 'n > 1', max: 3}, retries: 2}
+        """)
+    errors = errors_of(path)
+    assert errors[0] == (f"{path}:3:31: repeat needs max: (repeat: {{until: CONDITION, "
+                         "max: N}; a job never repeats without a bound)")
+    assert errors[1].startswith(f"{path}:4:") and ": repeat.until: " in errors[1]
+    assert errors[2] == (f"{path}:5:53: repeat.max must be an integer from 2 to 1000, "
+                         "not '1001'")
+    assert errors[3] == (f"{path}:6:66: node 'd' has both retries and repeat: each run of "
+                         "a repeated job is one attempt; give one of them")
+    assert len(errors) == 4
+
+
+def test_repeat_is_read_and_saved_back(tmp_path: Path) -> None:
+    from ccd.export import with_state
+
+    path = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            a: {exec: 'true', repeat: {until: 'loss < 0.1 or n >= 5', max: 20}}
+        """)
+    spec, _ = load_spec(path)
+    assert (spec.jobs["a"].repeat_until, spec.jobs["a"].repeat_max) == (
+        "loss < 0.1 or n >= 5", 20)
+    again = write(tmp_path / "again.yaml", with_state(spec))
+    reread = load_spec(again)[0].jobs["a"]
+    assert (reread.repeat_until, reread.repeat_max) == (spec.jobs["a"].repeat_until, 20)
