@@ -241,3 +241,55 @@ def test_slurm_jobs_submitted_on_a_login_node_reached_over_ssh(
     assert log_of(jobs, "here") == f"data\n{jobs['there']['batch_id']} {sshd_hosts.user}\n"
     assert jobs["there"]["progress"] == 100
     assert login_node.accepted() == 1
+
+
+def test_a_sweeps_instances_go_as_one_job_array_and_each_runs_its_own_instance(
+        tmp_path: Path, slurm_env: dict[str, str], slurm_cluster: Cluster) -> None:
+    wf = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            sq:
+              kind: slurm
+              matrix: {n: [1, 2, 3, 4, 5, 6]}
+              exec: 'echo "# progress=100";
+                echo "$SLURM_ARRAY_TASK_ID $((CCD_PARAM_N * CCD_PARAM_N))"'
+            alone: {kind: slurm, exec: 'echo alone'}
+            sum: {exec: 'cat /dev/null'}
+          dependencies: ['sq,sum']
+        """)
+    proc = Ccctl(slurm_env)("run", wf, "--json", timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    jobs = jobs_of(proc)
+    instances = [f"sq.n-{n}" for n in range(1, 7)]
+    ids = [str(jobs[name]["batch_id"]) for name in instances]
+    array = ids[0].split("_")[0]
+    assert ids == [f"{array}_{i}" for i in range(6)]  # one array, a task per instance
+    assert [log_of(jobs, name) for name in instances] == [
+        f"# progress=100\n{i} {n * n}\n" for i, n in enumerate(range(1, 7))]
+    assert shim_of(slurm_env).counts()["sbatch"] == 2  # the array, and the lone job
+    assert slurm_cluster.job(int(str(jobs["alone"]["batch_id"])))["JobState"] == "COMPLETED"
+
+
+def test_kill_9_with_a_held_job_array_reattaches_to_its_tasks_by_id(
+        tmp_path: Path, slurm_cluster: Cluster, slurm_env: dict[str, str],
+        state_dir: Path) -> None:
+    wf = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            t: {kind: slurm, matrix: {i: [a, b, c]}, exec: 'echo $CCD_PARAM_I', sbatch: [--hold]}
+        """)
+    with running_daemon(slurm_env, state_dir) as d:
+        run_id = d.submit(wf)
+        wait_for(lambda: all(j["message"] == "JobHeldUser"
+                             for n, j in d.jobs(run_id).items() if n), what="3 tasks held")
+        ids = [str(d.jobs(run_id)[f"t.i-{i}"]["batch_id"]) for i in "abc"]
+        d.kill()
+        d.start()
+        wait_for(lambda: all(j.get("state") == "queued"
+                             for n, j in d.jobs(run_id).items() if n), what="re-attached")
+        slurm_cluster.run("scontrol", "release", ids[0].split("_")[0])
+        jobs = d.ended(run_id)
+    assert [jobs[f"t.i-{i}"]["state"] for i in "abc"] == ["done"] * 3
+    assert [str(jobs[f"t.i-{i}"]["batch_id"]) for i in "abc"] == ids
+    assert [log_of(jobs, f"t.i-{i}") for i in "abc"] == ["a\n", "b\n", "c\n"]
+    assert shim_of(slurm_env).counts()["sbatch"] == 1

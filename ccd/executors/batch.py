@@ -23,6 +23,7 @@ doubles up to 60 s. A job missing from the queue is not declared lost on one obs
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shlex
 import time
@@ -31,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Deliver, LinkState
 from ccd.executors.links import HereLink, Link
 from ccd.executors.protocol import Launch, Observation
-from ccd.executors.ssh import _HELPERS, WRAPPER_NAME, SshExecutor, _Job, _parse_poll
+from ccd.executors.ssh import _HELPERS, WRAPPER_NAME, SshExecutor, _Job, _mirror, _parse_poll
 
 INTERVAL = (1.0, 30.0)  # seconds between queue queries: young jobs, old jobs
 DOWN_INTERVAL = 60.0  # most, while the controller does not answer
@@ -86,13 +88,29 @@ class Dialect(Protocol):
 
     def cancel(self, batch_id: str, force: bool) -> str: ...
 
+    def submit_array(self, launch: Launch, out_dir: str, work: str, body: str, tasks: int,
+                     throttle: int | None) -> str | None:
+        """Submit `body` as a job array of `tasks` tasks (at most `throttle` at once) so
+        that its id is printed; None if this batch system's arrays are not used."""
+
     def directives(self, script_head: list[str]) -> list[str]:
         """The batch system's own lines at the top of a job's script, kept in the batch
         script ccd submits."""
 
 
-def job_name(launch: Launch) -> str:
+def job_name(launch: Launch, batch_id: str | None = None) -> str:
+    """The batch job's name: `ccd.<run>.<job>`; a task of a job array is named after its
+    sweep's node (`ccd.<run>.<node>`), as the array is."""
+    if batch_id is not None and "_" in batch_id:
+        return f"ccd.{launch.run_id}.{sweep_node(launch)}"
     return f"ccd.{launch.run_id}.{launch.job.name}"
+
+
+def sweep_node(launch: Launch) -> str:
+    """The sweep node a job is an instance of (its name without `.param-value`s)."""
+    job = launch.job
+    suffix = "".join(f".{p}-{v}" for p, v in job.params)
+    return job.name[:-len(suffix)] if suffix and job.name.endswith(suffix) else job.name
 
 
 def batch_script(dialect: Dialect, launch: Launch, wrapper: str, args: list[str]) -> str:
@@ -134,6 +152,7 @@ class BatchExecutor(SshExecutor):
         self._here: HereLink | None = None
         # link -> (the controller's error, seconds between queries, no query before)
         self._down: dict[Link, tuple[str, float, float]] = {}
+        self._arrays: dict[tuple[object, ...], list[_Job]] = {}  # sweep instances to submit
         self.rpcs = 0  # queue queries and job lookups sent to the controller
 
     def _link(self, launch: Launch) -> Link:
@@ -145,6 +164,96 @@ class BatchExecutor(SshExecutor):
         return super()._link(launch)
 
     # -- starting -------------------------------------------------------------------------
+
+    async def start(self, launch: Launch) -> int | None:
+        """A sweep's instances that start together, with the same directives, go as one
+        job array (one submission); any other job as its own batch job."""
+        if not launch.job.params or launch.batch_id:
+            return await super().start(launch)
+        job = self._jobs.get(launch.key)
+        if job is not None and job.phase in ("starting", "running"):
+            return job.pid
+        job = self._jobs[launch.key] = _Job(launch, self._link(launch), _mirror(launch),
+                                            "starting", tstart=time.time())
+        key = (launch.run_id, sweep_node(launch), id(job.link), launch.job.batch,
+               launch.job.batch_options, launch.job.script)
+        group = self._arrays.setdefault(key, [])
+        group.append(job)
+        if len(group) == 1:  # the scheduler starts every ready job before this task runs
+            self._spawn(self._start_array(key))
+        return None
+
+    async def _start_array(self, key: tuple[object, ...]) -> None:
+        jobs = self._arrays.pop(key)
+        first = jobs[0]
+        if len(jobs) == 1:
+            await self._start(first)
+            return
+        try:
+            for job in jobs:
+                job.mirror.mkdir(parents=True, exist_ok=True)
+                prepared = self._prepared.pop(job.launch.key, None)
+                if prepared is not None:
+                    with contextlib.suppress(Exception):
+                        await prepared
+                await self._ready(job.link, job.launch)
+            root = await self._root(first.link, first.launch)
+            for job in jobs:
+                job.root = root
+            script = self._array_script(jobs)
+            status, out, err = (0, "", "") if script is None else \
+                await first.link.run(script)
+        except HostBusy as e:
+            for job in jobs:
+                self._forget(job)
+                self._report(job, nostart=str(e))
+            return
+        except ExecutorError as e:
+            for job in jobs:
+                self._forget(job)
+                self._report(job, ended=True, exit_code=None, tend=time.time(),
+                             message=str(e))
+            return
+        if script is None:  # no arrays here: one submission each
+            for job in jobs:
+                self._spawn(self._start(job))
+            return
+        self.rpcs += 1
+        array_id = self.dialect.submitted(status, out, err)
+        if array_id is None:
+            said = self.dialect.error(err)[:500] or f"exit status {status}"
+            for job in jobs:
+                self._not_begun(job, said)
+            return
+        for i, job in enumerate(jobs):
+            job.batch_id, job.phase, job.queued = f"{array_id}_{i}", "running", "submitted"
+            self._report(job, queued="submitted", batch_id=job.batch_id)
+            if job.signal:
+                self._spawn(self._send_signal(job))
+        self._poll_on(first.link)
+
+    def _array_script(self, jobs: list[_Job]) -> str | None:
+        """The submission of `jobs` as one array: task i runs the wrapper for jobs[i]."""
+        first, q = jobs[0], shlex.quote
+        wrapper = f"{first.root}/{WRAPPER_NAME}"
+        cases = []
+        for i, job in enumerate(jobs):
+            launch, d = job.launch, f"{job.root}/{job.dir}"
+            args = [d, launch.cwd_in(job.work), self._venv(job), launch.command(job.work)]
+            exports = "".join(f"export {n}={q(v)}; " for n, v in launch.job.env)
+            cases.append(f"{i}) {exports}exec sh {q(wrapper)} {' '.join(map(q, args))} ;;")
+        head = batch_script(self.dialect, first.launch, wrapper, []).splitlines()[:-1]
+        head = [line for line in head if not line.startswith("export ")]  # per task below
+        body = "\n".join([*head, 'case "$SLURM_ARRAY_TASK_ID" in', *cases,
+                          "*) exit 64 ;;", "esac"]) + "\n"
+        host = first.launch.host
+        submit = self.dialect.submit_array(
+            first.launch, f"{first.root}/runs/{first.launch.run_id}/jobs", first.work, body,
+            len(jobs), host.max_jobs if host else None)
+        if submit is None:
+            return None
+        dirs = " ".join(q(f"{j.root}/{j.dir}") for j in jobs)
+        return f"mkdir -p {dirs} {q(first.work)} || exit 1\n{submit}"
 
     def _start_script(self, job: _Job) -> str:
         launch, q = job.launch, shlex.quote
@@ -191,8 +300,8 @@ class BatchExecutor(SshExecutor):
         if down is not None and time.monotonic() < down[2]:
             return "\n".join(lines) + "\n"  # the status files only: the controller rests
         lines.append("echo '%queue'")
-        lines.append(self.dialect.query(sorted({job_name(j.launch) for j in jobs}))
-                     + ' 2>&1; echo "%rc $?"')
+        names = sorted({job_name(j.launch, j.batch_id or j.launch.batch_id) for j in jobs})
+        lines.append(self.dialect.query(names) + ' 2>&1; echo "%rc $?"')
         for job in jobs:  # left the queue without an end: ask once (not every tick)
             if job.batch_id and job.misses == MISSES:
                 lines.append(self.dialect.lookup(job.batch_id) + " 2>/dev/null")

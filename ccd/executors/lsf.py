@@ -111,6 +111,10 @@ class Lsf:
     def lookup(self, batch_id: str) -> str:
         return _bjobs(shlex.quote(batch_id))
 
+    def submit_array(self, launch: Launch, out_dir: str, work: str, body: str, tasks: int,
+                     throttle: int | None) -> str | None:
+        return None  # LSF's arrays are not used: one bsub per instance
+
     def cancel(self, batch_id: str, force: bool) -> str:
         return f"bkill {'-s KILL ' if force else ''}{shlex.quote(batch_id)}"
 

@@ -20,7 +20,23 @@ from ccd.executors.protocol import Launch
 _OPTIONS = {"partition": "--partition", "time": "--time", "nodes": "--nodes",
             "ntasks": "--ntasks", "cpus": "--cpus-per-task", "mem": "--mem",
             "gpus": "--gpus", "gres": "--gres", "account": "--account", "qos": "--qos"}
-_SCONTROL = re.compile(r"JobId=(\d+) .*?JobName=(.*?) .*?JobState=(\S+)(?: Reason=(\S+))?")
+_SCONTROL = re.compile(r"JobId=(\d+) (?:ArrayJobId=(\d+) ArrayTaskId=(\d+) )?.*?"
+                       r"JobName=(.*?) .*?JobState=(\S+)(?: Reason=(\S+))?")
+_ARRAY_ID = re.compile(r"(\d+)_(\d+|\[([0-9,\-]+)(?:%\d+)?\])")
+
+
+def _tasks(batch_id: str) -> list[str]:
+    """A job id as squeue writes it, as the ids of its tasks: an array's pending tasks are
+    one line, `12_[3-5,8%2]` -> 12_3, 12_4, 12_5, 12_8."""
+    m = _ARRAY_ID.fullmatch(batch_id)
+    if m is None or m[3] is None:
+        return [batch_id]
+    out = []
+    for part in m[3].split(","):
+        low, _, high = part.partition("-")
+        if low.isdigit() and (not high or high.isdigit()):
+            out += [f"{m[1]}_{i}" for i in range(int(low), int(high or low) + 1)]
+    return out
 
 
 class Slurm:
@@ -50,6 +66,20 @@ class Slurm:
         end = f"CCD_BATCH_{secrets.token_hex(8)}"  # no line of the script can be it
         return f"sbatch {' '.join(map(shlex.quote, options))} <<'{end}'\n{body}{end}\n"
 
+    def submit_array(self, launch: Launch, out_dir: str, work: str, body: str, tasks: int,
+                     throttle: int | None) -> str:
+        """One sbatch for the instances of a sweep node: `--array=0-(N-1)[%throttle]`,
+        named after the node; the script picks its instance by SLURM_ARRAY_TASK_ID."""
+        from ccd.executors.batch import job_name
+
+        array = f"0-{tasks - 1}" + (f"%{throttle}" if throttle else "")
+        options = [f"--job-name={job_name(launch, '0_0')}", f"--array={array}",
+                   f"--output={out_dir}/%x-%A_%a.batch.out", f"--chdir={work}", "--parsable"]
+        options += [f"{_OPTIONS[field]}={value}" for field, value in launch.job.batch]
+        options += launch.job.batch_options
+        end = f"CCD_BATCH_{secrets.token_hex(8)}"
+        return f"sbatch {' '.join(map(shlex.quote, options))} <<'{end}'\n{body}{end}\n"
+
     def submitted(self, status: int, out: str, err: str) -> str | None:
         batch_id = out.strip().split(";")[0]
         return batch_id if status == 0 and batch_id.isdigit() else None
@@ -65,13 +95,16 @@ class Slurm:
         by_name: dict[str, str] = {}
         for line in out.splitlines():
             parts = line.split("|")
-            if len(parts) == 4 and parts[0].isdigit():
+            if len(parts) == 4 and (parts[0].isdigit() or _ARRAY_ID.fullmatch(parts[0])):
                 batch_id, name, state, reason = parts
             elif (m := _SCONTROL.match(line.strip())) is not None:
-                batch_id, name, state, reason = m.group(1), m.group(2), m.group(3), m.group(4)
+                batch_id = f"{m[2]}_{m[3]}" if m[2] else m[1]  # an array's task: ID_TASK
+                name, state, reason = m[4], m[5], m[6]
             else:
                 continue
-            by_id[batch_id] = Queued(state, "" if reason in (None, "None") else reason)
+            queued = Queued(state, "" if reason in (None, "None") else reason)
+            for one in _tasks(batch_id):
+                by_id[one] = queued
             by_name.setdefault(name, batch_id)  # the newest is listed first
         return by_id, by_name
 
