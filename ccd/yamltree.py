@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ccd.errors import Problem, SpecError
 
@@ -254,10 +254,7 @@ def _build(text: str, filename: str) -> Node | None:
                 stack.append(node)  # type: ignore[arg-type]
                 keys.append(None)
     except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = " ".join(str(p) for p in (e.context, e.problem) if p)
-        raise _error(filename, line, col, f"invalid YAML: {what}") from None
+        raise _yaml_error(filename, text, e) from None
     except ReaderError as e:
         line = text.count("\n", 0, e.position) + 1
         col = e.position - text.rfind("\n", 0, e.position)
@@ -297,6 +294,24 @@ def dismantle(*roots: Node | None) -> None:
         freed += 1
         if freed % 20_000 == 0:
             time.sleep(0)  # the lock goes to whoever waits for it
+
+
+def _yaml_error(filename: str, text: str, e: Any) -> SpecError:
+    """libyaml's complaint where a user looks for it: a quote never closed at its opening
+    (not at the end of the file), a tab named as a tab."""
+    problem, context = str(e.problem or ""), str(e.context or "")
+    mark = e.problem_mark or e.context_mark
+    if "quoted scalar" in context and "end of stream" in problem and e.context_mark:
+        mark = e.context_mark
+        what = "a quoted string is never closed: its quote opens here"
+    else:
+        what = " ".join(p for p in (context, problem) if p)
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    if "cannot start any token" in problem and mark is not None:
+        at = text[mark.index] if 0 <= mark.index < len(text) else ""
+        if at == "\t":
+            what = "a tab: YAML indents with spaces only"
+    return _error(filename, line, col, f"invalid YAML: {what}")
 
 
 def _error(filename: str, line: int, col: int, message: str) -> SpecError:

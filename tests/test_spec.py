@@ -606,3 +606,14 @@ def test_repeat_is_read_and_saved_back(tmp_path: Path) -> None:
     again = write(tmp_path / "again.yaml", with_state(spec))
     reread = load_spec(again)[0].jobs["a"]
     assert (reread.repeat_until, reread.repeat_max) == (spec.jobs["a"].repeat_until, 20)
+
+
+def test_an_unclosed_quote_is_reported_where_it_opens_and_a_tab_as_a_tab(
+        tmp_path: Path) -> None:
+    quote = tmp_path / "quote.yaml"
+    quote.write_text('workflow:\n  nodes:\n    a: {exec: "echo hi}\n    b: {exec: x}\n')
+    assert errors_of(quote) == [
+        f"{quote}:3:15: invalid YAML: a quoted string is never closed: its quote opens here"]
+    tab = tmp_path / "tab.yaml"
+    tab.write_text("workflow:\n  nodes:\n\ta: {exec: x}\n")
+    assert errors_of(tab) == [f"{tab}:3:1: invalid YAML: a tab: YAML indents with spaces only"]
