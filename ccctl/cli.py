@@ -309,10 +309,18 @@ def submit(
 ) -> None:
     """Upload a workflow to the daemon and start a run; prints the run id."""
     from ccctl.remote import watch as follow
+    from ccd.errors import SpecError, UploadError
     from ccd.uploads import pack
 
+    try:
+        data, filename = pack(target)  # before the daemon: a wrong target is said at once
+    except UploadError as e:
+        raise _fail(f"ccctl: {e}", 2) from None
+    except SpecError as e:
+        raise _fail(str(e), 2) from None
+    except OSError as e:
+        raise _fail(f"ccctl: cannot read {target}: {e.strerror}", 2) from None
     with _daemon() as client:
-        data, filename = pack(target)
         params = {"filename": filename, **({"name": name} if name else {})}
         workflow = client.json("POST", "/api/v1/workflows", content=data, params=params)
         run = client.json("POST", "/api/v1/runs", json={"workflow": workflow["name"]})

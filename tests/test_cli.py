@@ -68,3 +68,21 @@ def test_graph_of_a_finished_run_is_coloured_by_state(tmp_path: Path, ccctl: Ccc
 def test_graph_of_an_unknown_run_says_so(ccctl: Ccctl) -> None:
     proc = ccctl("graph", "no-such-run")
     assert proc.returncode == 2 and "no-such-run" in proc.stderr
+
+
+@pytest.mark.parametrize(("files", "said"), [
+    ([], "holds 0 YAML files; name the one to submit"),
+    (["a.yaml", "b.yaml"], "holds 2 YAML files; name the one to submit"),
+])
+def test_submit_of_a_directory_without_one_workflow_is_one_line_before_any_daemon(
+        tmp_path: Path, ccctl: Ccctl, files: list[str], said: str) -> None:
+    folder = tmp_path / "wf"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_text("workflow: {nodes: {a: {exec: 'true'}}}\n")
+    proc = ccctl("submit", folder)  # no daemon runs: the target is checked first
+    assert proc.returncode == 2
+    assert proc.stderr == f"ccctl: {folder} {said}\n"
+    missing = ccctl("submit", tmp_path / "nowhere.yaml")
+    assert (missing.returncode, missing.stderr) == (
+        2, f"{tmp_path / 'nowhere.yaml'}:1:1: cannot read: No such file or directory\n")
