@@ -215,7 +215,7 @@ def load_spec(path: str | Path, data: bytes | None = None, display: str | None =
     if c.problems or spec is None:
         if not c.problems:
             c.problems.append(Problem(filename, 1, 1, "empty file: expected `workflow:`"))
-        raise SpecError(c.problems)
+        raise SpecError(c.problems + c.warnings)  # the warnings too: they may say why
     return spec, c.warnings
 
 

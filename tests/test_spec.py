@@ -617,3 +617,16 @@ def test_an_unclosed_quote_is_reported_where_it_opens_and_a_tab_as_a_tab(
     tab = tmp_path / "tab.yaml"
     tab.write_text("workflow:\n  nodes:\n\ta: {exec: x}\n")
     assert errors_of(tab) == [f"{tab}:3:1: invalid YAML: a tab: YAML indents with spaces only"]
+
+
+def test_warnings_are_reported_with_the_errors_in_file_order(tmp_path: Path) -> None:
+    path = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            a: {exec: 'true', colour: red}
+            b: {exec: 42}
+        """)
+    assert errors_of(path) == [
+        f"{path}:3:23: warning: unknown field 'colour' of node 'a' is ignored",
+        f"{path}:4:15: exec must be a string, not the integer 42 (quote it if you mean the "
+        "text: '42')"]
