@@ -289,6 +289,32 @@ class Api:
         run = await self.service.start_run(request.path_params["name"])
         return reply(shapes.Run.of(run), 201)
 
+    async def paper_delete(self, request: Request) -> Response:
+        """cloudmesh-cc's DELETE /workflow/{name}: the workflow, or with ?job= one job."""
+        job = request.query_params.get("job")
+        if job is None:
+            return await self.delete_workflow(request)
+        return reply(await self.service.edit_workflow(request.path_params["name"], job, None))
+
+    async def paper_add_job(self, request: Request) -> Response:
+        """cloudmesh-cc's POST /workflow/{name}?job=NAME&script=...: add or replace a job,
+        its fields as query parameters (as its curl examples send them) or a JSON body."""
+        query = dict(request.query_params)
+        job = query.pop("job", "")
+        if not job:
+            raise UploadError("name the job: POST /workflow/{name}?job=NAME&script=...", 422)
+        body = await _limited_body(request)
+        try:
+            if body.strip():
+                fields = msgspec.json.decode(body, type=shapes.JobFields)
+            else:
+                fields = msgspec.convert(query, shapes.JobFields, strict=False)
+        except msgspec.ValidationError as e:
+            raise UploadError(f"the job's fields do not fit: {e}", 422) from None
+        except msgspec.DecodeError:
+            raise UploadError("the body is not JSON") from None
+        return reply(await self.service.edit_workflow(request.path_params["name"], job, fields))
+
     # -- browser --------------------------------------------------------------------------
 
     async def login(self, request: Request) -> Response:
@@ -424,6 +450,9 @@ def build(service: Service, token: str, url: str | None = None,
         r("/workflows", api.list_workflows, ["GET"]),
         r("/workflow", api.upload_workflow, ["POST"]),
         r("/workflow/run/{name}", api.paper_run, ["GET"]),
+        r("/workflow/{name}", api.get_workflow, ["GET"]),
+        r("/workflow/{name}", api.paper_add_job, ["POST"]),
+        r("/workflow/{name}", api.paper_delete, ["DELETE"]),
     ]
     docs = WEB / "docs"
     if docs.is_dir():

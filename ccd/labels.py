@@ -7,6 +7,8 @@ A template is literal text with fields in braces, e.g.
 - any other attribute of the job as written (``user``, ``host``, ``kind``, ``script`` ...);
 - points in time ``now``, ``created``, ``t0``, ``t1``, ``tstart``, ``tend``, ``modified``
   and durations ``dt0``, ``dt1``, ``dt``, each with an optional strftime format after a dot;
+  ``start`` and ``end`` are cloudmesh-cc's first names for ``tstart`` and ``tend`` (its own
+  example labels still say ``start={start.}``), kept so those labels work;
 - ``os.VAR`` (the environment) and ``cm.VAR`` (the workflow's variables).
 
 ``--`` in the template's text and formats becomes ``:``, because a colon cannot be written
@@ -41,11 +43,15 @@ NOT_YET = "N/A"  # a time that does not exist yet, as cloudmesh writes it
 
 _POINTS = ("now", "created", "t0", "t1", "tstart", "tend", "modified")
 _DURATIONS = ("dt0", "dt1", "dt")
+# cloudmesh-cc's earlier names for the job's start and end (commit 0850c67f of its labelmaker).
+# Not reserved: a sweep's parameter may be called `start`; then `{start}` is the parameter.
+_ALIASES = {"start": "tstart", "end": "tend"}
 # Listed first in messages; `progress` and `status` are read live from the job's status.
 _LIVE = ("name", "progress", "status")
 _ATTRIBUTES = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name not in _LIVE)
 _PLAIN = frozenset(_LIVE + _ATTRIBUTES)
-_ALLOWED = ", ".join((*_LIVE, *_ATTRIBUTES, *_POINTS, *_DURATIONS, "os.VAR", "cm.VAR"))
+_ALLOWED = ", ".join((*_LIVE, *_ATTRIBUTES, *_POINTS, *_ALIASES, *_DURATIONS, "os.VAR",
+                      "cm.VAR"))
 # Names a sweep's parameter cannot take: in a label they mean something live or another
 # kind of field. A parameter named like a node field (`host`) is fine: it wins there.
 RESERVED = frozenset((*_LIVE, *_POINTS, *_DURATIONS, "os", "cm"))
@@ -173,6 +179,7 @@ def _parse(template: str) -> _Parsed:
 def _field(body: str) -> _Part | str:
     """The part for the inside of one `{...}`, or why it is not a field."""
     head, dot, rest = body.partition(".")
+    head = _ALIASES.get(head, head)
     if not body:
         return f"empty field '{{}}'; fields are: {_ALLOWED}"
     if head in ("os", "cm"):

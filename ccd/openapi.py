@@ -297,6 +297,40 @@ def paths() -> dict[str, dict[str, Any]]:
              "422": _json(_ref(shapes.InvalidWorkflow), "It no longer validates"),
              "507": _error("The state directory is full")},
             [_WORKFLOW])},
+        "/workflow/{name}": {
+            "get": _op("The paper's call: a workflow with its YAML", "paperGetWorkflow",
+                       {"200": _json(_ref(shapes.Workflow), "The workflow"),
+                        "404": _error("No such workflow")}, [_WORKFLOW]),
+            "post": _op(
+                "The paper's call: add or replace a job (a new version of the workflow); its "
+                "fields as query parameters, or as a JSON body", "paperAddJob",
+                {"200": _json(_ref(shapes.Workflow), "The new version"),
+                 "400": _error("Not JSON"), "404": _error("No such workflow"),
+                 "409": _error("The workflow was deleted meanwhile"),
+                 "413": _error("Body too large"),
+                 "422": _json({"anyOf": [_ref(shapes.InvalidWorkflow), _ref(shapes.Error)]},
+                              "No job named, fields of the wrong type, or an invalid workflow"),
+                 "507": _error("The state directory is full")},
+                [_WORKFLOW, _param("job", "query", _NAME, "The job's name (required)"),
+                 *(_param(field, "query", {"type": "string"}, f"The job's {field}")
+                   for field in ("script", "exec", "kind", "host", "user", "label", "venv",
+                                 "shape", "style", "cwd")),
+                 _param("timeout", "query", {"type": "number", "exclusiveMinimum": 0},
+                        "Seconds"),
+                 _param("retries", "query", {"type": "integer", "minimum": 0, "maximum": 100},
+                        "Retries of a failed job")],
+                _body(shapes.JobFields, required=False)),
+            "delete": _op(
+                "The paper's call: delete a workflow and its files, or with ?job= one job",
+                "paperDelete",
+                {"200": _json(_ref(shapes.Workflow), "The new version, without the job"),
+                 "204": {"description": "The workflow is deleted"},
+                 "404": _error("No such workflow or job"),
+                 "409": _error("It has active runs, or was deleted meanwhile"),
+                 "422": _json(_ref(shapes.InvalidWorkflow), "The workflow would be invalid"),
+                 "507": _error("The state directory is full")},
+                [_WORKFLOW, _param("job", "query", {"type": "string"},
+                                   "Delete only this job")])},
     }
 
 

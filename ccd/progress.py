@@ -7,6 +7,7 @@ job:
 
     from ccd.progress import progress
     progress(40)
+    progress(progress=100, filename="run.log")   # cloudmesh's spelling, as in the paper
 """
 
 from __future__ import annotations
@@ -64,10 +65,18 @@ class LogFollower:
         return False
 
 
-def progress(percent: int, status: str = "running", filename: str | None = None,
-             **fields: object) -> None:
-    """Report a job's progress (0-100) in the paper's format, to stdout or to `filename`."""
-    percent = max(0, min(100, int(percent)))
+def progress(percent: int | None = None, status: str = "running", filename: str | None = None,
+             *, progress: int | None = None, **fields: object) -> None:
+    """Report a job's progress (0-100) in the paper's format, to stdout or to `filename`.
+
+    `progress=` is cloudmesh's spelling of `percent` (the paper's Figure 6 calls
+    `progress(progress=1, filename=filename)`); give one of them.
+    """
+    given = [p for p in (percent, progress) if p is not None]
+    if len(given) != 1:
+        raise TypeError("progress() takes the percentage once: "
+                        "progress(40) or progress(progress=40)")
+    percent = max(0, min(100, int(given[0])))
     if percent == 100 and status == "running":
         status = "done"
     extra = "".join(f" {k}={v}" for k, v in fields.items())

@@ -221,26 +221,54 @@ class Workflow:
 
     def run_topo(self, order: list[str] | None = None, dryrun: bool = False, show: bool = False,
                  filename: str | Path | None = None) -> list[str] | RunState:
-        """Run one job at a time in topological order; with dryrun, only return the order."""
-        order = order or self.sequential_order()
+        """Run one job at a time in `order` (default: sequential_order()); with dryrun, only
+        return the order. `show` prints the order, then the table when the run ends;
+        `filename` gets the graph with the final states (.dot, .svg or .png).
+
+        A given order must name every job once and keep every dependency; the run follows
+        it by taking it as a chain of dependencies, so a failed job skips all after it.
+        """
+        order = self.sequential_order() if order is None else self._checked(order)
+        if show:
+            print("\n".join(order))
         if dryrun:
-            if show:
-                print("\n".join(order))
             return order
-        return self._execute(max_jobs=1)
+        state = self._execute(max_jobs=1, chain=order)
+        if show:
+            print(self.table)
+        if filename is not None:
+            self.display(filename)
+        return state
+
+    def _checked(self, order: list[str]) -> list[str]:
+        if sorted(order) != sorted(self.jobs):
+            missing = sorted(set(self.jobs) - set(order))
+            extra = sorted(set(order) - set(self.jobs))
+            raise ValueError(f"run_topo(order=...) must name every job once; missing: "
+                             f"{missing}, unknown: {extra}, repeated: "
+                             f"{sorted({n for n in order if order.count(n) > 1})}")
+        rank = {n: i for i, n in enumerate(order)}
+        broken = [f"{a} -> {b}" for a, b in self.edges if rank[a] > rank[b]]
+        if broken:
+            raise ValueError(f"run_topo(order=...) breaks dependencies: {', '.join(broken)}")
+        return list(order)
 
     def run_parallel(self, max_jobs: int | None = None) -> RunState:
         """Run every ready job at once (up to max_jobs processes); returns the run's state."""
         return self._execute(max_jobs=max_jobs)
 
-    def _execute(self, max_jobs: int | None) -> RunState:
+    def _execute(self, max_jobs: int | None, chain: list[str] | None = None) -> RunState:
         from ccd import runs, workdir
         from ccd.hosts import Hosts
         from ccd.spec import load_spec
         from ccd.store import Store
 
         # Round-trip through the YAML form: the API gets exactly the file format's checks.
-        text = export.with_state(self.spec()).encode()
+        spec = self.spec()
+        if chain:
+            extra = [e for e in itertools.pairwise(chain) if e not in self.edges]
+            spec = dataclasses.replace(spec, edges=(*spec.edges, *extra))
+        text = export.with_state(spec).encode()
         spec, _ = load_spec(self.base_dir / f"{self.name}.yaml", text)
         store = Store(self.state_dir / "ccd.db")
         try:

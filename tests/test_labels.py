@@ -107,6 +107,19 @@ def test_points_in_time_come_from_the_run_and_the_status() -> None:
     assert text.split("|") == [local(t) for t in expected]
 
 
+def test_cloudmesh_ccs_start_and_end_are_the_jobs_start_and_end() -> None:
+    # cloudmesh-cc's own example labels say start={start.}, end={end.}.
+    status = JobStatus(name="fetch", tstart=T0 + 10, tend=T0 + 20)
+    text = show("start={start.}|end={end.%H--%M}|{start}", status=status)
+    assert text == f"start={local(T0 + 10)}|end={local(T0 + 20, '%H:%M')}|{local(T0 + 10)}"
+    assert show("{start.}|{end.}") == "N/A|N/A"
+
+
+def test_a_sweep_parameter_called_start_wins_over_the_alias() -> None:
+    assert check("{start}", params=("start",)) == []
+    assert show(substitute("{start}-{end.}", {"start": "0.1"})) == "0.1-N/A"
+
+
 def test_time_before_run_start_is_na() -> None:
     before = RunTimes(created=CREATED)
     template = "{t0}|{t1}|{dt0}|{dt1}|{tstart}|{tend}|{modified}|{dt}"
@@ -176,7 +189,7 @@ def test_every_documented_field_is_accepted() -> None:
     fields = [
         "name", "progress", "status", "user", "host", "kind", "script", "exec", "venv",
         "shape", "style", "label", "now", "created", "t0", "t1", "dt0", "dt1", "tstart",
-        "tend", "modified", "dt", "t0.%Y", "dt.", "os.HOME", "cm.x",
+        "tend", "modified", "dt", "t0.%Y", "dt.", "os.HOME", "cm.x", "start.", "end.%H",
     ]  # fmt: skip
     assert check("".join(f"{{{field}}}" for field in fields)) == []
 

@@ -44,3 +44,21 @@ def test_helper_writes_the_papers_line(tmp_path: Path) -> None:
 def test_published_values_are_read_from_ccd_lines_and_the_last_one_wins() -> None:
     log = b"# ccd loss=0.5 best=no\nnoise # ccd x=1\n# ccd loss=0.31\n#ccd  n=3 \n"
     assert published(log) == {"loss": "0.31", "best": "no", "n": "3"}
+
+
+def test_helper_takes_cloudmeshs_keywords_as_the_paper_prints_them(tmp_path: Path) -> None:
+    code = ("from ccd.progress import progress; filename = 'py_script.log'\n"
+            "progress(progress=1, filename=filename)\nprogress(progress=100, filename=filename)")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    lines = (tmp_path / "py_script.log").read_text().splitlines()
+    assert lines[0].startswith("# cloudmesh status=running progress=1 pid=")
+    assert lines[1].startswith("# cloudmesh status=done progress=100 pid=")
+    assert highest_progress((tmp_path / "py_script.log").read_bytes()) == 100
+
+
+def test_helper_wants_the_percentage_exactly_once() -> None:
+    from ccd.progress import progress
+    with pytest.raises(TypeError, match="once"):
+        progress()
+    with pytest.raises(TypeError, match="once"):
+        progress(40, progress=40)

@@ -72,3 +72,35 @@ def test_load_reports_errors_with_positions(tmp_path: Path) -> None:
     path = write(tmp_path / "w.yaml", "workflow:\n  nodes: {a: {script: nope.sh}}\n")
     with pytest.raises(SpecError, match=r"w\.yaml:2:23: script file not found"):
         Workflow(filename=path)
+
+
+def test_run_topo_follows_the_given_order_and_shows_and_draws_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_dir: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    w = Workflow(name="ordered", state_dir=state_dir)
+    for name in ("a", "b", "c"):
+        w.add_job(name=name, exec=f"echo {name} >> {tmp_path / 'order.txt'}")
+    w.add_dependency("a", "c")
+    assert w.run_topo(order=["b", "a", "c"], dryrun=True) == ["b", "a", "c"]
+    assert w.run_topo(order=["b", "a", "c"], show=True, filename=tmp_path / "g.dot") \
+        is RunState.DONE
+    assert (tmp_path / "order.txt").read_text() == "b\na\nc\n"
+    out = capsys.readouterr().out
+    assert out.startswith("b\na\nc\n") and "done" in out
+    assert "digraph" in (tmp_path / "g.dot").read_text()
+
+
+@pytest.mark.parametrize(("order", "message"), [
+    (["a", "b"], "missing: \\['c'\\]"),
+    (["a", "b", "c", "x"], "unknown: \\['x'\\]"),
+    (["c", "a", "b"], "breaks dependencies: a -> c"),
+])
+def test_run_topo_refuses_an_order_that_is_not_one(order: list[str], message: str,
+                                                   tmp_path: Path) -> None:
+    w = Workflow(state_dir=tmp_path / "state")
+    for name in ("a", "b", "c"):
+        w.add_job(name=name, exec="true")
+    w.add_dependency("a", "c")
+    with pytest.raises(ValueError, match=message):
+        w.run_topo(order=order)
