@@ -33,7 +33,7 @@ from ccd.errors import CcdError, Conflict, NotFound, RunError, StateFull, Upload
 from ccd.executors.protocol import launch_for
 from ccd.hosts import Hosts
 from ccd.hostsfeed import HostsFeed
-from ccd.model import SAFE_NAME, Event, JobState, JobStatus, Run, WorkflowSpec
+from ccd.model import SAFE_NAME, Event, JobState, JobStatus, Run, RunState, WorkflowSpec
 from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
 from ccd.store import Store, WorkflowRow
@@ -141,6 +141,8 @@ class Service:
         old = await self.run(run_id)
         if not old.state.final:
             raise Conflict(f"run {run_id} is still {old.state.value}; cancel it first")
+        if old.state is RunState.DONE:
+            raise Conflict(f"run {run_id} is done: nothing to run again (no run made)")
         stored = self.store.spec_text(run_id)
         assert stored is not None
         done = {

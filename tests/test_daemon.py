@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import ROOT, Daemon, running_daemon, wait_for
+from conftest import ROOT, Ccctl, Daemon, running_daemon, wait_for
 
 EXAMPLE = ROOT / "examples" / "workflow-example"
 
@@ -395,6 +395,20 @@ def test_cancel_and_rerun(daemon: Daemon, tmp_path: Path) -> None:
         states = {j["name"]: j["state"] for j in again.json()["jobs"]}
         assert states["start"] == "done" and states["a"] in ("ready", "running")
         http.post(f"/api/v1/runs/{again.json()['run']}/cancel")
+
+
+def test_rerun_of_a_done_run_says_there_is_nothing_to_do_and_makes_no_run(
+        daemon: Daemon, ccctl: Ccctl) -> None:
+    with daemon.http() as http:
+        upload(http, QUICK)
+        run = run_to_end(http, "quick")
+        before = len(http.get("/api/v1/runs").json())
+        r = http.post(f"/api/v1/runs/{run['run']}/rerun")
+        assert r.status_code == 409
+        assert r.json()["error"] == f"run {run['run']} is done: nothing to run again (no run made)"
+        assert len(http.get("/api/v1/runs").json()) == before
+    proc = ccctl("rerun", run["run"])
+    assert proc.returncode != 0 and "nothing to run again" in proc.stderr
 
 
 def test_papers_calls_work_as_written(env: dict[str, str], state_dir: Path,

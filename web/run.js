@@ -212,7 +212,7 @@ export class RunView {
     f.message.hidden = !run.message;
     const final = isFinal(run.state);
     this.buttons.cancel.disabled = final || Boolean(this.cancelling);
-    this.buttons.rerun.disabled = !final || Object.keys(counts).every((s) => s === "done");
+    this.buttons.rerun.disabled = !final || run.state === "done"; // a done run: nothing to redo
   }
 
   // -- table -----------------------------------------------------------------------------
