@@ -193,7 +193,8 @@ def _dry_run(file: Path, json_out: bool) -> None:
 
 @app.command()
 def graph(
-    target: Annotated[str, typer.Argument(help="Workflow YAML file, or a run id")],
+    target: Annotated[str, typer.Argument(help="Workflow YAML file, or a run: its id, any "
+                                          "unique start of one, or @last")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="dot, svg or png")] = "dot",
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Write here instead of stdout")] = None,
@@ -230,6 +231,7 @@ def _dot_of(target: str, state_dir: Path | None) -> str:
     import os
     import time
 
+    from ccctl.runref import in_store
     from ccd import graph as graphs
     from ccd import runs
     from ccd.labels import RunTimes
@@ -250,7 +252,7 @@ def _dot_of(target: str, state_dir: Path | None) -> str:
             raise _fail(f"ccctl: {target!r} is neither a file nor a run in {sd}", EXIT_INVALID)
         store = Store(sd / "ccd.db")
         try:
-            run = runs.resume(store, sd, target).run
+            run = runs.resume(store, sd, in_store(store, target, f"in {sd}")).run
         finally:
             store.close()
         spec, statuses = run.spec, run.jobs
@@ -261,11 +263,12 @@ def _dot_of(target: str, state_dir: Path | None) -> str:
 def _graph_from_daemon(run_id: str) -> str | None:
     """The run's DOT from the daemon; None when no daemon is running."""
     from ccctl.client import Client
+    from ccctl.runref import on_daemon
     from ccd.errors import ClientError
 
     try:
         with Client() as client:
-            return client.request("GET", f"/api/v1/runs/{run_id}/graph").text
+            return client.request("GET", f"/api/v1/runs/{on_daemon(client, run_id)}/graph").text
     except ClientError as e:
         if e.status is None:
             return None
@@ -275,13 +278,14 @@ def _graph_from_daemon(run_id: str) -> str | None:
 # -- the daemon's commands ---------------------------------------------------------------
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+RUN_HELP = "A run id, any unique start of one, or @last (the newest run)"
 
 
 @contextlib.contextmanager
 def _daemon() -> Iterator[Client]:
     """A client of the running daemon; its errors become one line and an exit code."""
     from ccctl.client import Client
-    from ccd.errors import ClientError, SpecError
+    from ccd.errors import ClientError, RunError, SpecError
 
     try:
         with Client() as client:
@@ -289,6 +293,8 @@ def _daemon() -> Iterator[Client]:
     except ClientError as e:
         raise _fail(f"ccctl: {e}", EXIT_UNREACHABLE if e.status is None else EXIT_INVALID
                     ) from None
+    except RunError as e:
+        raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
     except SpecError as e:
         raise _fail(str(e), EXIT_INVALID) from None
 
@@ -342,8 +348,10 @@ def list_runs(json_out: JsonOut = False) -> None:
     from ccctl.live import STYLES
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("run", "workflow", "state", "jobs", "started"):
-        table.add_column(column)
+    # The id is what people copy: it never wraps or shrinks, the other columns do.
+    table.add_column("run", no_wrap=True, min_width=max((len(r["run"]) for r in runs), default=3))
+    for column in ("workflow", "state", "jobs", "started"):
+        table.add_column(column, overflow="fold")
     for r in runs:
         counts = "  ".join(f"{n} {s}" for s, n in r["counts"].items())
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["t0"])) if r["t0"] else ""
@@ -398,13 +406,16 @@ def _ago(seconds: float) -> str:
 
 @app.command()
 def status(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)],
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the run to its end")]
     = False,
     json_out: JsonOut = False,
 ) -> None:
     """A run with every job's state, progress, times and host."""
+    from ccctl.runref import on_daemon
+
     with _daemon() as client:
+        run_id = on_daemon(client, run_id)
         if watch:
             from ccctl.remote import watch as follow
 
@@ -427,15 +438,17 @@ def status(
 
 @app.command()
 def logs(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)],
     job: Annotated[str, typer.Argument(help="A job of the run")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing as it grows")]
     = False,
 ) -> None:
     """A job's log (stdout and stderr)."""
+    from ccctl.runref import on_daemon
+
     out = sys.stdout.buffer
-    path = f"/api/v1/runs/{run_id}/jobs/{job}/log"
     with _daemon() as client:
+        path = f"/api/v1/runs/{on_daemon(client, run_id)}/jobs/{job}/log"
         if not follow:
             out.write(client.request("GET", path).content)
             return
@@ -449,7 +462,7 @@ def logs(
 
 @app.command()
 def results(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)],
     job: Annotated[Optional[str], typer.Argument(help="Only this job's")] = None,  # noqa: UP045
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Download them into this directory")] = None,
@@ -459,7 +472,10 @@ def results(
     copy; -o downloads them."""
     from urllib.parse import quote
 
+    from ccctl.runref import on_daemon
+
     with _daemon() as client:
+        run_id = on_daemon(client, run_id)
         found = client.json("GET", f"/api/v1/runs/{run_id}/results",
                             params={"job": job} if job else None)
         for r in found if output is not None else ():
@@ -480,23 +496,27 @@ def results(
 
 
 @app.command()
-def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")]) -> None:
+def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)]) -> None:
     """Cancel a run: running jobs get SIGTERM, waiting ones never start."""
+    from ccctl.runref import on_daemon
+
     with _daemon() as client:
+        run_id = on_daemon(client, run_id)
         client.json("POST", f"/api/v1/runs/{run_id}/cancel")
     print(f"cancelling {run_id}")
 
 
 @app.command()
 def rerun(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A finished run")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A finished run: " + RUN_HELP)],
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the new run")] = False,
 ) -> None:
     """Run a finished run's failed, skipped and cancelled jobs again (a new run)."""
     from ccctl.remote import watch as follow
+    from ccctl.runref import on_daemon
 
     with _daemon() as client:
-        run = client.json("POST", f"/api/v1/runs/{run_id}/rerun")
+        run = client.json("POST", f"/api/v1/runs/{on_daemon(client, run_id)}/rerun")
         print(run["run"])
         if watch:
             raise _exit_for(follow(client, run["run"]).value)

@@ -68,3 +68,18 @@ def test_graph_of_a_finished_run_is_coloured_by_state(tmp_path: Path, ccctl: Ccc
 def test_graph_of_an_unknown_run_says_so(ccctl: Ccctl) -> None:
     proc = ccctl("graph", "no-such-run")
     assert proc.returncode == 2 and "no-such-run" in proc.stderr
+
+
+def test_graph_of_a_local_run_by_a_start_of_its_id_or_at_last(tmp_path: Path,
+                                                              ccctl: Ccctl) -> None:
+    first = json.loads(ccctl("run", write(tmp_path / "one.yaml", ONE), "--json").stdout)["run"]
+    last = json.loads(ccctl("run", write(tmp_path / "onf.yaml", ONE), "--json").stdout)["run"]
+    assert '"a"' in ccctl("graph", first[:5]).stdout
+    assert ccctl("graph", "@last").stdout == ccctl("graph", last).stdout
+    proc = ccctl("graph", "on")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("ccctl: 'on' is the start of more than one run in ")
+    assert f": {last}, {first}; give more of the id\n" in proc.stderr
+
+
+ONE = "workflow:\n  nodes: {a: {exec: 'true'}}\n"
