@@ -341,10 +341,10 @@ def list_runs(json_out: JsonOut = False) -> None:
     if json_out:
         _print_json(runs)
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from ccctl.console import console
     from ccctl.live import STYLES
 
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -357,7 +357,7 @@ def list_runs(json_out: JsonOut = False) -> None:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["t0"])) if r["t0"] else ""
         table.add_row(r["run"], r["workflow"], Text(r["state"], style=STYLES[r["state"]]),
                       counts, started)
-    Console().print(table if runs else "no runs yet: `ccctl submit FILE` starts one")
+    console().print(table if runs else "no runs yet: `ccctl submit FILE` starts one")
 
 
 @app.command()
@@ -368,12 +368,13 @@ def hosts(json_out: JsonOut = False) -> None:
     if json_out:
         _print_json(found)
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from ccctl.console import console
+
     if not found:
-        Console().print("no remote hosts in use: every job so far ran on this machine")
+        console().print("no remote hosts in use: every job so far ran on this machine")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("host", "kind", "address", "state", "since", "rtt ms", "channels", "jobs",
@@ -388,7 +389,7 @@ def hosts(json_out: JsonOut = False) -> None:
                       _ago(now - h["since"]), rtt, f"{h['channels']}/{h['channel_limit']}",
                       str(h["jobs"]), str(h["connections"]), str(h["commands"]),
                       str(h["rpcs"]), Text(h["error"], style="red"))
-    Console().print(table)
+    console().print(table)
 
 
 _NUMBERS = ("rtt ms", "channels", "jobs", "connections", "commands", "rpcs")

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from ccctl.console import console
 from ccd.model import Event, JobState, JobStatus, Run, RunState
 from ccd.palette import LOOKS
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import RenderableType
     from rich.live import Live
 
     from ccd.runs import Opened
@@ -49,8 +50,8 @@ class Board:
         self.run = run
         self.json_out = json_out
         self.resumed = resumed
-        self._err = _console(stderr=True)
-        self._out = _console(stderr=False)
+        self._err = console(stderr=True)
+        self._out = console()
         self.live = not json_out and self._out.is_terminal
         self._announced: set[str] = set()  # jobs whose start was printed
 
@@ -222,12 +223,6 @@ class Display(Board):
             verb = "resuming" if self.opened.resumed else "run"
             self._err.print(f"{verb} [bold]{self.run.id}[/] ({len(self.run.jobs)} jobs)",
                             highlight=False)
-
-def _console(stderr: bool) -> Console:
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False)
-
 
 def _escape(text: str) -> str:
     from rich.markup import escape

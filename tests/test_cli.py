@@ -83,3 +83,15 @@ def test_graph_of_a_local_run_by_a_start_of_its_id_or_at_last(tmp_path: Path,
 
 
 ONE = "workflow:\n  nodes: {a: {exec: 'true'}}\n"
+
+
+@pytest.mark.parametrize("columns", [None, "40"])
+def test_output_to_a_pipe_never_wraps_a_long_path(tmp_path: Path, env: dict[str, str],
+                                                  columns: str | None) -> None:
+    state = tmp_path / ("a-state-directory-with-a-long-name" * 4) / "state"
+    narrow = Ccctl({**{k: v for k, v in env.items() if k != "COLUMNS"},
+                    **({"COLUMNS": columns} if columns else {})})
+    proc = narrow("run", write(tmp_path / "w.yaml", ONE), "--state-dir", state)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = next((state / "runs").iterdir())
+    assert f"\nits files: {run_dir}\n" in proc.stderr
