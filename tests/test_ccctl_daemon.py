@@ -232,3 +232,14 @@ def test_list_shows_whole_run_ids_in_a_narrow_terminal(daemon: Daemon, env: dict
     assert proc.returncode == 0, proc.stderr
     lines = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).splitlines()  # bold headers
     assert any(run_id in line for line in lines) and max(map(len, lines)) <= 80
+
+
+def test_submit_watch_of_a_failing_run_ends_with_the_failed_jobs_log(
+        daemon: Daemon, ccctl: Ccctl, tmp_path: Path) -> None:
+    wf = write(tmp_path / "fails.yaml", "workflow:\n  nodes: {bad: {exec: 'echo why; exit 1'}}")
+    proc = ccctl("submit", wf, "--watch")
+    assert proc.returncode == 1
+    run_id = json.loads(ccctl("list", "--json").stdout)[0]["run"]
+    assert proc.stderr.endswith("\nbad failed; the last line of its log:\n  why\n"
+                                f"the whole log: ccctl logs {run_id} bad\n")
+    assert ccctl("logs", run_id, "bad").stdout == "why\n"

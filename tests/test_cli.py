@@ -95,3 +95,20 @@ def test_output_to_a_pipe_never_wraps_a_long_path(tmp_path: Path, env: dict[str,
     assert proc.returncode == 0, proc.stderr
     run_dir = next((state / "runs").iterdir())
     assert f"\nits files: {run_dir}\n" in proc.stderr
+
+
+def test_a_failed_run_ends_with_the_last_lines_of_each_failed_jobs_log(tmp_path: Path,
+                                                                       ccctl: Ccctl) -> None:
+    wf = write(tmp_path / "fails.yaml", """\
+        workflow:
+          nodes:
+            ok: {exec: 'echo fine'}
+            bad: {exec: 'seq 1 25; echo oops >&2; exit 3'}
+        """)
+    proc = ccctl("run", wf)
+    assert proc.returncode == 1
+    run_id = next((Path(ccctl.env["CCD_STATE_DIR"]) / "runs").iterdir()).name
+    lines = "".join(f"  {n}\n" for n in range(17, 26))
+    assert proc.stderr.endswith(f"\nbad failed; the last 10 lines of its log:\n{lines}  oops\n"
+                                f"the whole log: ccctl logs {run_id} bad\n")
+    assert "ok failed" not in proc.stderr
