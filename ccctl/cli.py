@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ccd.settings import default_max_jobs
+
 if TYPE_CHECKING:
     from ccctl.client import Client
 
@@ -31,10 +33,27 @@ app = typer.Typer(
 
 EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_CANCELLED = 1, 2, 3, 130
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from ccd.settings import version
+
+        print(f"ccctl {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print ccctl's version and exit")] = False,
+) -> None:
+    pass
+
 StateDir = Annotated[
     Optional[Path],  # noqa: UP045 - typer needs Optional here
-    typer.Option("--state-dir", help="State directory [default: $CCD_STATE_DIR or "
-                 "$XDG_STATE_HOME/ccd]", show_default=False),
+    typer.Option("--state-dir", help="State directory",
+                 show_default="$CCD_STATE_DIR or $XDG_STATE_HOME/ccd"),
 ]
 
 
@@ -87,8 +106,8 @@ def run(
     new: Annotated[bool, typer.Option("--new", help="Start afresh instead of resuming an "
                                       "unfinished run of this file")] = False,
     max_jobs: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        "--max-jobs", min=1, help="Processes at once [default: CPUs x 4]",
-        show_default=False)] = None,
+        "--max-jobs", min=1, help="Processes at once",
+        show_default=f"CPUs x 4, {default_max_jobs()} here")] = None,
     state_dir: StateDir = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,20 @@ def test_a_failed_run_ends_with_the_last_lines_of_each_failed_jobs_log(tmp_path:
     assert proc.stderr.endswith(f"\nbad failed; the last 10 lines of its log:\n{lines}  oops\n"
                                 f"the whole log: ccctl logs {run_id} bad\n")
     assert "ok failed" not in proc.stderr
+
+
+def test_ccctl_and_ccd_print_the_package_version(ccctl: Ccctl) -> None:
+    from importlib.metadata import version
+
+    assert ccctl("--version").stdout == f"ccctl {version('ccd')}\n"
+    ccd = subprocess.run([sys.executable, "-m", "ccd", "--version"], env=ccctl.env,
+                         capture_output=True, text=True, timeout=60)
+    assert ccd.returncode == 0 and ccd.stdout == f"ccd {version('ccd')}\n"
+
+
+def test_help_shows_the_max_jobs_default(ccctl: Ccctl) -> None:
+    here = f"CPUs x 4, {(os.cpu_count() or 1) * 4} here"
+    assert here in ccctl("run", "--help").stdout
+    ccd = subprocess.run([sys.executable, "-m", "ccd", "--help"], env=ccctl.env,
+                         capture_output=True, text=True, timeout=60)
+    assert here in " ".join(ccd.stdout.split())
