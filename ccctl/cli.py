@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from ccd.settings import default_max_jobs
+
 if TYPE_CHECKING:
     from ccctl.client import Client
 
@@ -31,10 +33,27 @@ app = typer.Typer(
 
 EXIT_FAILED, EXIT_INVALID, EXIT_UNREACHABLE, EXIT_CANCELLED = 1, 2, 3, 130
 
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from ccd.settings import version
+
+        print(f"ccctl {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option(
+        "--version", is_eager=True, callback=_print_version,
+        help="Print ccctl's version and exit")] = False,
+) -> None:
+    pass
+
 StateDir = Annotated[
     Optional[Path],  # noqa: UP045 - typer needs Optional here
-    typer.Option("--state-dir", help="State directory [default: $CCD_STATE_DIR or "
-                 "$XDG_STATE_HOME/ccd]", show_default=False),
+    typer.Option("--state-dir", help="State directory",
+                 show_default="$CCD_STATE_DIR or $XDG_STATE_HOME/ccd"),
 ]
 
 
@@ -87,8 +106,8 @@ def run(
     new: Annotated[bool, typer.Option("--new", help="Start afresh instead of resuming an "
                                       "unfinished run of this file")] = False,
     max_jobs: Annotated[Optional[int], typer.Option(  # noqa: UP045
-        "--max-jobs", min=1, help="Processes at once [default: CPUs x 4]",
-        show_default=False)] = None,
+        "--max-jobs", min=1, help="Processes at once",
+        show_default=f"CPUs x 4, {default_max_jobs()} here")] = None,
     state_dir: StateDir = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
@@ -193,7 +212,8 @@ def _dry_run(file: Path, json_out: bool) -> None:
 
 @app.command()
 def graph(
-    target: Annotated[str, typer.Argument(help="Workflow YAML file, or a run id")],
+    target: Annotated[str, typer.Argument(help="Workflow YAML file, or a run: its id, any "
+                                          "unique start of one, or @last")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="dot, svg or png")] = "dot",
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Write here instead of stdout")] = None,
@@ -230,6 +250,7 @@ def _dot_of(target: str, state_dir: Path | None) -> str:
     import os
     import time
 
+    from ccctl.runref import in_store
     from ccd import graph as graphs
     from ccd import runs
     from ccd.labels import RunTimes
@@ -250,7 +271,7 @@ def _dot_of(target: str, state_dir: Path | None) -> str:
             raise _fail(f"ccctl: {target!r} is neither a file nor a run in {sd}", EXIT_INVALID)
         store = Store(sd / "ccd.db")
         try:
-            run = runs.resume(store, sd, target).run
+            run = runs.resume(store, sd, in_store(store, target, f"in {sd}")).run
         finally:
             store.close()
         spec, statuses = run.spec, run.jobs
@@ -261,11 +282,12 @@ def _dot_of(target: str, state_dir: Path | None) -> str:
 def _graph_from_daemon(run_id: str) -> str | None:
     """The run's DOT from the daemon; None when no daemon is running."""
     from ccctl.client import Client
+    from ccctl.runref import on_daemon
     from ccd.errors import ClientError
 
     try:
         with Client() as client:
-            return client.request("GET", f"/api/v1/runs/{run_id}/graph").text
+            return client.request("GET", f"/api/v1/runs/{on_daemon(client, run_id)}/graph").text
     except ClientError as e:
         if e.status is None:
             return None
@@ -275,13 +297,14 @@ def _graph_from_daemon(run_id: str) -> str | None:
 # -- the daemon's commands ---------------------------------------------------------------
 
 JsonOut = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+RUN_HELP = "A run id, any unique start of one, or @last (the newest run)"
 
 
 @contextlib.contextmanager
 def _daemon() -> Iterator[Client]:
     """A client of the running daemon; its errors become one line and an exit code."""
     from ccctl.client import Client
-    from ccd.errors import ClientError, SpecError
+    from ccd.errors import ClientError, RunError, SpecError
 
     try:
         with Client() as client:
@@ -289,6 +312,8 @@ def _daemon() -> Iterator[Client]:
     except ClientError as e:
         raise _fail(f"ccctl: {e}", EXIT_UNREACHABLE if e.status is None else EXIT_INVALID
                     ) from None
+    except RunError as e:
+        raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
     except SpecError as e:
         raise _fail(str(e), EXIT_INVALID) from None
 
@@ -343,21 +368,23 @@ def list_runs(json_out: JsonOut = False) -> None:
     if json_out:
         _print_json(runs)
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from ccctl.console import console
     from ccctl.live import STYLES
 
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("run", "workflow", "state", "jobs", "started"):
-        table.add_column(column)
+    # The id is what people copy: it never wraps or shrinks, the other columns do.
+    table.add_column("run", no_wrap=True, min_width=max((len(r["run"]) for r in runs), default=3))
+    for column in ("workflow", "state", "jobs", "started"):
+        table.add_column(column, overflow="fold")
     for r in runs:
         counts = "  ".join(f"{n} {s}" for s, n in r["counts"].items())
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["t0"])) if r["t0"] else ""
         table.add_row(r["run"], r["workflow"], Text(r["state"], style=STYLES[r["state"]]),
                       counts, started)
-    Console().print(table if runs else "no runs yet: `ccctl submit FILE` starts one")
+    console().print(table if runs else "no runs yet: `ccctl submit FILE` starts one")
 
 
 @app.command()
@@ -368,12 +395,13 @@ def hosts(json_out: JsonOut = False) -> None:
     if json_out:
         _print_json(found)
         return
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from ccctl.console import console
+
     if not found:
-        Console().print("no remote hosts in use: every job so far ran on this machine")
+        console().print("no remote hosts in use: every job so far ran on this machine")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("host", "kind", "address", "state", "since", "rtt ms", "channels", "jobs",
@@ -388,7 +416,7 @@ def hosts(json_out: JsonOut = False) -> None:
                       _ago(now - h["since"]), rtt, f"{h['channels']}/{h['channel_limit']}",
                       str(h["jobs"]), str(h["connections"]), str(h["commands"]),
                       str(h["rpcs"]), Text(h["error"], style="red"))
-    Console().print(table)
+    console().print(table)
 
 
 _NUMBERS = ("rtt ms", "channels", "jobs", "connections", "commands", "rpcs")
@@ -406,13 +434,16 @@ def _ago(seconds: float) -> str:
 
 @app.command()
 def status(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)],
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the run to its end")]
     = False,
     json_out: JsonOut = False,
 ) -> None:
     """A run with every job's state, progress, times and host."""
+    from ccctl.runref import on_daemon
+
     with _daemon() as client:
+        run_id = on_daemon(client, run_id)
         if watch:
             from ccctl.remote import watch as follow
 
@@ -435,15 +466,17 @@ def status(
 
 @app.command()
 def logs(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)],
     job: Annotated[str, typer.Argument(help="A job of the run")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing as it grows")]
     = False,
 ) -> None:
     """A job's log (stdout and stderr)."""
+    from ccctl.runref import on_daemon
+
     out = sys.stdout.buffer
-    path = f"/api/v1/runs/{run_id}/jobs/{job}/log"
     with _daemon() as client:
+        path = f"/api/v1/runs/{on_daemon(client, run_id)}/jobs/{job}/log"
         if not follow:
             out.write(client.request("GET", path).content)
             return
@@ -457,7 +490,7 @@ def logs(
 
 @app.command()
 def results(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)],
     job: Annotated[Optional[str], typer.Argument(help="Only this job's")] = None,  # noqa: UP045
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Download them into this directory")] = None,
@@ -467,7 +500,10 @@ def results(
     copy; -o downloads them."""
     from urllib.parse import quote
 
+    from ccctl.runref import on_daemon
+
     with _daemon() as client:
+        run_id = on_daemon(client, run_id)
         found = client.json("GET", f"/api/v1/runs/{run_id}/results",
                             params={"job": job} if job else None)
         for r in found if output is not None else ():
@@ -488,23 +524,27 @@ def results(
 
 
 @app.command()
-def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN", help="A run id")]) -> None:
+def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)]) -> None:
     """Cancel a run: running jobs get SIGTERM, waiting ones never start."""
+    from ccctl.runref import on_daemon
+
     with _daemon() as client:
+        run_id = on_daemon(client, run_id)
         client.json("POST", f"/api/v1/runs/{run_id}/cancel")
     print(f"cancelling {run_id}")
 
 
 @app.command()
 def rerun(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A finished run")],
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A finished run: " + RUN_HELP)],
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the new run")] = False,
 ) -> None:
     """Run a finished run's failed, skipped and cancelled jobs again (a new run)."""
     from ccctl.remote import watch as follow
+    from ccctl.runref import on_daemon
 
     with _daemon() as client:
-        run = client.json("POST", f"/api/v1/runs/{run_id}/rerun")
+        run = client.json("POST", f"/api/v1/runs/{on_daemon(client, run_id)}/rerun")
         print(run["run"])
         if watch:
             raise _exit_for(follow(client, run["run"]).value)

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from ccctl.console import console
 from ccd.model import Event, JobState, JobStatus, Run, RunState
 from ccd.palette import LOOKS
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import RenderableType
     from rich.live import Live
 
+    from ccd.hosts import Hosts
     from ccd.runs import Opened
     from ccd.scheduler import Scheduler
 
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 STYLES = {state.value: ("bold " if state in (JobState.RUNNING, JobState.FAILED) else "")
           + (look.bar if state is not JobState.READY else "default")
           for state, look in LOOKS.items()}
+TAIL_LINES = 10  # of each failed job's log, at the end of a run
+TAIL_BYTES = 8192  # read to find them
 _ORDER = {JobState.RUNNING: 0, JobState.FAILED: 1, JobState.QUEUED: 2, JobState.READY: 3,
           JobState.CANCELLED: 4, JobState.SKIPPED: 5, JobState.DONE: 6}
 
@@ -49,8 +53,8 @@ class Board:
         self.run = run
         self.json_out = json_out
         self.resumed = resumed
-        self._err = _console(stderr=True)
-        self._out = _console(stderr=False)
+        self._err = console(stderr=True)
+        self._out = console()
         self.live = not json_out and self._out.is_terminal
         self._announced: set[str] = set()  # jobs whose start was printed
 
@@ -143,6 +147,23 @@ class Board:
                         f"\nits files: {run.run_dir}", highlight=False)
 
 
+    def failures(self, logs: dict[str, bytes]) -> None:
+        """The last lines of each failed job's log, and the command that shows all of it."""
+        if self.json_out:
+            return
+        for job, data in logs.items():
+            lines = data.decode("utf-8", "replace").splitlines()[-TAIL_LINES:]
+            head = ("its log is empty" if not lines else "the last line of its log:"
+                    if len(lines) == 1 else f"the last {len(lines)} lines of its log:")
+            sys.stderr.write(f"\n{job} failed; {head}\n"
+                             + "".join(f"  {line}\n" for line in lines)
+                             + f"the whole log: ccctl logs {self.run.id} {job}\n")
+
+    def failed(self) -> list[str]:
+        """The jobs that failed, in the workflow's order."""
+        return [s.name for s in self.run.jobs.values() if s.state is JobState.FAILED]
+
+
 class Display(Board):
     """Runs an opened run and shows it."""
 
@@ -193,11 +214,13 @@ class Display(Board):
                 else:
                     state = await runs.execute(self.opened, hosts, on_event=self.on_event,
                                                started=self._started)
+                logs = {job: await _tail(hosts, self.run, job) for job in self.failed()}
         except asyncio.CancelledError:
             raise KeyboardInterrupt from None
         finally:
             loop.remove_signal_handler(signal.SIGINT)
         self.summary()
+        self.failures(logs)
         return state
 
     def ended(self) -> None:
@@ -223,10 +246,19 @@ class Display(Board):
             self._err.print(f"{verb} [bold]{self.run.id}[/] ({len(self.run.jobs)} jobs)",
                             highlight=False)
 
-def _console(stderr: bool) -> Console:
-    from rich.console import Console
+async def _tail(hosts: Hosts, run: Run, job: str) -> bytes:
+    """The end of a job's log, from its executor (wherever the job ran); empty if unreadable."""
+    from ccd.errors import CcdError
+    from ccd.executors.protocol import launch_for
 
-    return Console(stderr=stderr, highlight=False)
+    launch = launch_for(run, job)
+    try:
+        executor = hosts.executor(launch.job.kind, launch.job.host)
+        _, size = await executor.read_log(launch, 0, 0)
+        data, _ = await executor.read_log(launch, max(0, size - TAIL_BYTES), TAIL_BYTES)
+    except (CcdError, OSError):
+        return b""
+    return data
 
 
 def _escape(text: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from ccctl.client import Client
-from ccctl.live import Board
+from ccctl.live import TAIL_BYTES, Board
 from ccd import shapes
 from ccd.errors import ClientError
 from ccd.model import (
@@ -80,7 +80,17 @@ def watch(client: Client, run_id: str, json_out: bool = False, patience: float =
         while not run.state.final:
             away.attempt(follow)
     board.summary()
+    board.failures({job: _tail(client, run_id, job) for job in board.failed()})
     return run.state
+
+
+def _tail(client: Client, run_id: str, job: str) -> bytes:
+    """The end of a job's log, as the daemon reads it; empty if it cannot."""
+    try:
+        return client.request("GET", f"/api/v1/runs/{run_id}/jobs/{job}/log",
+                              params={"tail": TAIL_BYTES}).content
+    except ClientError:
+        return b""
 
 
 class _Away:

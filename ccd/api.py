@@ -153,7 +153,7 @@ class Api:
     async def list_runs(self, request: Request) -> Response:
         q = request.query_params
         limit = _int(q.get("limit"), "limit", -1) if "limit" in q else -1
-        return reply(self.service.list_runs(q.get("workflow"), limit))
+        return reply(self.service.list_runs(q.get("workflow"), limit, q.get("prefix")))
 
     async def start_run(self, request: Request) -> Response:
         workflow = request.query_params.get("workflow")

@@ -31,9 +31,10 @@ _STOPPED: list[int] = []  # SIGTERM/SIGINT received outside uvicorn's own handle
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from ccd.settings import default_socket, state_dir
+    from ccd.settings import default_max_jobs, default_socket, state_dir, version
 
     p = argparse.ArgumentParser(prog="ccd", description="The ccd workflow daemon.")
+    p.add_argument("--version", action="version", version=f"ccd {version()}")
     p.add_argument("--socket", type=Path, default=None,
                    help=f"Unix socket path [default: {default_socket()}]")
     p.add_argument("--host", default="127.0.0.1", help="TCP address [default: 127.0.0.1]")
@@ -42,7 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--state-dir", type=Path, default=None,
                    help=f"state directory [default: {state_dir()}]")
     p.add_argument("--max-jobs", type=int, default=None,
-                   help="jobs at once, across all runs [default: CPUs x 4]")
+                   help="jobs at once, across all runs [default: CPUs x 4, "
+                        f"{default_max_jobs()} here]")
     p.add_argument("--prune-after", type=_duration, default=None, metavar="AGE",
                    help="remove runs that ended longer ago than AGE (30d, 12h), hourly "
                         "[default: keep every run]")

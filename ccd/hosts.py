@@ -20,7 +20,6 @@ the hold ends. These are the daemon's `problems`, in its health report.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -30,11 +29,7 @@ from typing import Protocol
 from ccd.executors import Executor, LinkState, MakeExecutor, executor_for
 from ccd.executors.protocol import Observation
 from ccd.model import BATCH_KINDS, JobSpec
-
-
-def default_max_jobs() -> int:
-    """Jobs at once when the user sets no limit: CPU count x 4."""
-    return (os.cpu_count() or 1) * 4
+from ccd.settings import default_max_jobs
 
 
 class Member(Protocol):

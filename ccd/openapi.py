@@ -212,7 +212,10 @@ def paths() -> dict[str, dict[str, Any]]:
                         "422": _error("Bad limit")},
                        [_param("workflow", "query", {"type": "string"},
                                "Only runs of this workflow"),
-                        _param("limit", "query", _COUNT, "At most this many, the newest")]),
+                        _param("limit", "query", _COUNT, "At most this many, the newest"),
+                        _param("prefix", "query", {"type": "string"},
+                               "Only runs whose id starts with this (how `ccctl` resolves "
+                               "a shortened run id)")]),
             "post": _op("Start a run of a stored workflow, in its own copy of the workflow's "
                         "files", "startRun",
                         {"201": _linked(_json(_ref(shapes.Run), "Started"), _RUN_LINKS),

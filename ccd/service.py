@@ -189,9 +189,11 @@ class Service:
             self._specs.pop(next(iter(self._specs)))
         return run
 
-    def list_runs(self, workflow: str | None = None, limit: int = -1) -> list[shapes.Run]:
-        """Runs, newest first (at most `limit`), with job counts and without their jobs."""
-        rows = self.store.runs(workflow=workflow, limit=limit)
+    def list_runs(self, workflow: str | None = None, limit: int = -1,
+                  prefix: str | None = None) -> list[shapes.Run]:
+        """Runs, newest first (at most `limit`, only ids starting with `prefix`), with job
+        counts and without their jobs."""
+        rows = self.store.runs(workflow=workflow, limit=limit, prefix=prefix)
         counts = self.store.counts([row.id for row in rows])
         out = []
         for row in rows:

@@ -9,6 +9,22 @@ from pathlib import Path
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+def version() -> str:
+    """The installed ccd's version (ccd and ccctl are one package)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("ccd")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def default_max_jobs() -> int:
+    """Jobs at once when the user sets no limit: CPU count x 4."""
+    return (os.cpu_count() or 1) * 4
+
+
 def state_dir() -> Path:
     """`$CCD_STATE_DIR`, else `$XDG_STATE_HOME/ccd`, else `~/.local/state/ccd`."""
     if os.environ.get("CCD_STATE_DIR"):

@@ -341,14 +341,20 @@ class Store:
     # -- reading --------------------------------------------------------------------------
 
     def runs(self, source: str | None = None, unfinished: bool = False,
-             workflow: str | None = None, limit: int = -1) -> list[RunRow]:
-        """Runs, newest first: of one workflow file or name, only unfinished, at most `limit`."""
+             workflow: str | None = None, limit: int = -1, prefix: str | None = None
+             ) -> list[RunRow]:
+        """Runs, newest first: of one workflow file or name, only unfinished, only those whose
+        id starts with `prefix`, at most `limit`."""
         sql = "SELECT id, workflow, source, state, created, t0, t1, message FROM runs"
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         for column, value in (("source", source), ("workflow", workflow)):
             if value is not None:
                 where.append(f"{column} = ?")
                 args.append(value)
+        if prefix is not None:  # substr, not LIKE: `_` and `%` are ordinary in run ids
+            where.append("substr(id, 1, ?) = ?")
+            args += [len(prefix), prefix]
         if unfinished:
             where.append("state = 'running'")
         if where:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import socket
 import tarfile
@@ -200,3 +201,45 @@ def test_token_rotate_without_a_daemon_rewrites_the_file(daemon: Daemon, ccctl: 
     assert daemon.token != old
     daemon.start()
     assert httpx.get(f"{daemon.url}/api/v1/runs", headers=cookie).status_code == 401
+
+
+def test_a_run_is_named_by_any_unique_start_of_its_id_or_by_at_last(
+        daemon: Daemon, ccctl: Ccctl, tmp_path: Path) -> None:
+    alpha = daemon.submit(write(tmp_path / "alpha.yaml", "workflow:\n  nodes: {a: {exec: echo A}}"))
+    also = daemon.submit(write(tmp_path / "also.yaml", "workflow:\n  nodes: {a: {exec: echo B}}"))
+    daemon.ended(alpha), daemon.ended(also)
+    assert json.loads(ccctl("status", "alp", "--json").stdout)["run"] == alpha
+    assert json.loads(ccctl("status", "@last", "--json").stdout)["run"] == also
+    assert ccctl("logs", "also-", "a").stdout == "B\n"
+    assert ccctl("graph", "alpha").stdout.startswith("digraph")
+    ambiguous = ccctl("status", "al")
+    assert ambiguous.returncode == 2
+    assert ambiguous.stderr == (f"ccctl: 'al' is the start of more than one run on the daemon: "
+                                f"{also}, {alpha}; give more of the id\n")
+    missing = ccctl("cancel", "beta")
+    assert missing.returncode == 2
+    assert missing.stderr == "ccctl: no run 'beta' on the daemon (`ccctl list` shows them)\n"
+
+
+def test_list_shows_whole_run_ids_in_a_narrow_terminal(daemon: Daemon, env: dict[str, str],
+                                                       tmp_path: Path) -> None:
+    name = "a-workflow-with-a-rather-long-name-indeed"
+    run_id = daemon.submit(write(tmp_path / f"{name}.yaml", "workflow:\n  nodes: {a: {exec: x}}"))
+    daemon.ended(run_id)
+    # rich's own switches: draw for an 80-column terminal, without colours
+    terminal = Ccctl({**env, "COLUMNS": "80", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"})
+    proc = terminal("list")
+    assert proc.returncode == 0, proc.stderr
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout).splitlines()  # bold headers
+    assert any(run_id in line for line in lines) and max(map(len, lines)) <= 80
+
+
+def test_submit_watch_of_a_failing_run_ends_with_the_failed_jobs_log(
+        daemon: Daemon, ccctl: Ccctl, tmp_path: Path) -> None:
+    wf = write(tmp_path / "fails.yaml", "workflow:\n  nodes: {bad: {exec: 'echo why; exit 1'}}")
+    proc = ccctl("submit", wf, "--watch")
+    assert proc.returncode == 1
+    run_id = json.loads(ccctl("list", "--json").stdout)[0]["run"]
+    assert proc.stderr.endswith("\nbad failed; the last line of its log:\n  why\n"
+                                f"the whole log: ccctl logs {run_id} bad\n")
+    assert ccctl("logs", run_id, "bad").stdout == "why\n"
