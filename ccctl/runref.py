@@ -6,6 +6,7 @@ whole list) or against a state directory's store, both with the same rule (`choo
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from ccd.errors import RunError
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from ccd.store import Store
 
 LAST = "@last"
+WHOLE = re.compile(r".+-\d{8}-\d{6}-[0-9a-f]{4}")  # as runs.new_run_id makes them
 SHOWN = 10  # candidates named in an ambiguity error
 
 
@@ -37,7 +39,10 @@ def choose(ref: str, found: list[str], where: str) -> str:
 
 
 def on_daemon(client: Client, ref: str) -> str:
-    """The id `ref` names among the daemon's runs."""
+    """The id `ref` names among the daemon's runs. A whole run id is taken as it is,
+    without asking: `status --watch` must start while the daemon restarts."""
+    if WHOLE.fullmatch(ref):
+        return ref
     params: dict[str, object] = {"limit": SHOWN + 1}
     if ref != LAST:
         params["prefix"] = ref

@@ -398,8 +398,9 @@ def test_a_workflow_of_kind_wsl_runs_from_ccctl_through_the_stand_in(
     proc = Ccctl(env)("run", wf, "--json")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     jobs = jobs_of(proc)
-    assert [jobs[n]["state"] for n in ("first", "here", "fails")] == ["done", "done", "failed"]
-    assert jobs["first"]["progress"] == 100 and jobs["fails"]["exit_code"] == 4
+    assert [jobs[n]["state"] for n in ("first", "here", "fails")] == ["done", "done", "failed"], \
+        [(jobs[n]["message"], jobs[n]["exit_code"]) for n in ("first", "here", "fails")]
+    assert jobs["first"]["progress"] == 100 and jobs["fails"]["exit_code"] == 4, jobs["fails"]
     assert log_of(jobs, "here") == "from wsl\n"
     assert {"--exec sh -s", "--distribution Ubuntu-Test --exec sh -s"} == set(
         stand_in.read_text().splitlines())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import glob
 import os
+import secrets
 import shutil
 import time
 from pathlib import Path
@@ -123,7 +124,8 @@ class HereLink:
 
     async def write(self, path: str, data: bytes) -> None:
         def write() -> None:
-            part = Path(path).with_name(f".{Path(path).name}.{os.getpid()}")
+            # Unique per write: two executors of one process may write the same file.
+            part = Path(path).with_name(f".{Path(path).name}.{secrets.token_hex(8)}")
             part.write_bytes(data)
             os.replace(part, path)
         await asyncio.to_thread(write)

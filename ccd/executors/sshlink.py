@@ -27,6 +27,7 @@ import errno
 import logging
 import os
 import posixpath
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -296,7 +297,8 @@ class SshLink:
 
     async def write(self, path: str, data: bytes) -> None:
         """Write a whole file atomically (a reader sees all of it or none)."""
-        part = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.{os.getpid()}"
+        # Unique per write: two links (aliases of one host) may write the same file.
+        part = f"{posixpath.dirname(path)}/.{posixpath.basename(path)}.{secrets.token_hex(8)}"
         async with self._files() as sftp:
             async with sftp.open(part, "wb") as f:
                 await f.write(data)
