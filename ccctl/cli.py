@@ -467,16 +467,30 @@ def status(
 @app.command()
 def logs(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)],
-    job: Annotated[str, typer.Argument(help="A job of the run")],
+    job: Annotated[Optional[str], typer.Argument(  # noqa: UP045
+        help="A job of the run; without it, the jobs are listed")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing as it grows")]
     = False,
 ) -> None:
-    """A job's log (stdout and stderr)."""
+    """A job's log (stdout and stderr); without a job, the run's jobs and their states."""
     from ccctl.runref import on_daemon
 
     out = sys.stdout.buffer
     with _daemon() as client:
-        path = f"/api/v1/runs/{on_daemon(client, run_id)}/jobs/{job}/log"
+        run_id = on_daemon(client, run_id)
+        if job is None or not follow:
+            run = client.json("GET", f"/api/v1/runs/{run_id}")
+            jobs = {j["name"]: j for j in run["jobs"]}
+            if job is None:  # which logs there are
+                for j in jobs.values():
+                    print(f"{j['name']}  {j['state']}" + (f"  {j['message']}" if j["message"]
+                                                           else ""))
+                print(f"a job's log: ccctl logs {run_id} JOB", file=sys.stderr)
+                return
+            if job in jobs and jobs[job]["state"] == "skipped":  # it never ran: say why
+                print(f"{job} did not run: {jobs[job]['message']}", file=sys.stderr)
+                return
+        path = f"/api/v1/runs/{run_id}/jobs/{job}/log"
         if not follow:
             out.write(client.request("GET", path).content)
             return

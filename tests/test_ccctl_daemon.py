@@ -243,3 +243,25 @@ def test_submit_watch_of_a_failing_run_ends_with_the_failed_jobs_log(
     assert proc.stderr.endswith("\nbad failed; the last line of its log:\n  why\n"
                                 f"the whole log: ccctl logs {run_id} bad\n")
     assert ccctl("logs", run_id, "bad").stdout == "why\n"
+
+
+def test_logs_without_a_job_lists_the_jobs_and_a_skipped_job_says_why(
+        daemon: Daemon, ccctl: Ccctl, tmp_path: Path) -> None:
+    wf = write(tmp_path / "wf.yaml", """\
+        workflow:
+          nodes:
+            bad: {exec: 'echo broken; exit 2'}
+            after: {exec: 'echo never'}
+          dependencies: ['bad,after']
+        """)
+    proc = ccctl("submit", wf, "--watch")
+    assert proc.returncode == 1, proc.stderr
+    run_id = proc.stderr.split()[1]
+    listed = ccctl("logs", run_id)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == "bad  failed  exit code 2\nafter  skipped  skipped: bad failed\n"
+    assert listed.stderr == f"a job's log: ccctl logs {run_id} JOB\n"
+    skipped = ccctl("logs", run_id, "after")
+    assert (skipped.returncode, skipped.stdout) == (0, "")
+    assert skipped.stderr == "after did not run: skipped: bad failed\n"
+    assert ccctl("logs", run_id, "bad").stdout == "broken\n"
