@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Daemon, running_daemon
+from conftest import Daemon, require, running_daemon
 
 BOMB = b"""\
 a: &a ["x","x","x","x","x","x","x","x","x"]
@@ -239,11 +239,11 @@ def full_workflows(state_dir: Path) -> Iterator[Path]:
     where = state_dir / "workflows"
     where.mkdir(parents=True)
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        require("these tests mount tmpfs and need root (CI runs as root)")
     mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(where)],
                            capture_output=True, text=True)
     if mount.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
+        require(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
     try:
         with open(where / "filler", "wb", buffering=0) as f, \
                 contextlib.suppress(OSError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -11,22 +10,20 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
-from conftest import Ccctl
+from conftest import Ccctl, require
 
 
-def require(program: str) -> str:
+def installed(program: str) -> str:
     path = shutil.which(program)
     if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{program} is not installed")
-        pytest.skip(f"{program} is not installed")
+        require(f"{program} is not installed")
+    assert path is not None
     return path
 
 
 def test_installed_unit_passes_systemd_analyze_verify(ccctl: Ccctl, env: dict[str, str],
                                                       tmp_path: Path) -> None:
-    analyze = require("systemd-analyze")
+    analyze = installed("systemd-analyze")
     proc = ccctl("service", "install")
     assert proc.returncode == 0, proc.stderr
     unit = Path(env["XDG_CONFIG_HOME"]) / "systemd" / "user" / "ccd.service"

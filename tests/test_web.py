@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 import pytest
-from conftest import ROOT, Daemon, Mount, fill, ssh_workflow, wait_for
+from conftest import ROOT, Daemon, Mount, fill, require, ssh_workflow, wait_for
 from playwright.sync_api import Browser, Locator, Page, Request, expect, sync_playwright
 from sshd import SshHosts, free_port
 
@@ -36,9 +36,7 @@ RUNNING_FILL = "#cce5ff"
 def require_chromium() -> None:
     """The browser is a real component: missing it skips locally and fails under CI=true."""
     if not CHROMIUM.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"chromium is not installed at {CHROMIUM} (make test installs it as root)")
-        pytest.skip(f"chromium is not installed at {CHROMIUM}")
+        require(f"chromium is not installed at {CHROMIUM} (make test installs it as root)")
 
 
 @pytest.fixture(scope="module")
