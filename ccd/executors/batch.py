@@ -23,7 +23,6 @@ doubles up to 60 s. A job missing from the queue is not declared lost on one obs
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import shlex
 import time
@@ -191,15 +190,7 @@ class BatchExecutor(SshExecutor):
             return
         try:
             for job in jobs:
-                job.mirror.mkdir(parents=True, exist_ok=True)
-                prepared = self._prepared.pop(job.launch.key, None)
-                if prepared is not None:
-                    with contextlib.suppress(Exception):
-                        await prepared
-                await self._ready(job.link, job.launch)
-            root = await self._root(first.link, first.launch)
-            for job in jobs:
-                job.root = root
+                await self._get_ready(job)
             script = self._array_script(jobs)
             status, out, err = (0, "", "") if script is None else \
                 await first.link.run(script)

@@ -25,6 +25,16 @@ _SCONTROL = re.compile(r"JobId=(\d+) (?:ArrayJobId=(\d+) ArrayTaskId=(\d+) )?.*?
 _ARRAY_ID = re.compile(r"(\d+)_(\d+|\[([0-9,\-]+)(?:%\d+)?\])")
 
 
+def _sbatch(launch: Launch, naming: list[str], work: str, body: str) -> str:
+    """sbatch with `body` on its standard input: how it is named and where Slurm's own
+    output goes, then the node's directives and its verbatim `sbatch:` options."""
+    options = [*naming, f"--chdir={work}", "--parsable"]
+    options += [f"{_OPTIONS[field]}={value}" for field, value in launch.job.batch]
+    options += launch.job.batch_options
+    end = f"CCD_BATCH_{secrets.token_hex(8)}"  # no line of the script can be it
+    return f"sbatch {' '.join(map(shlex.quote, options))} <<'{end}'\n{body}{end}\n"
+
+
 def _tasks(batch_id: str) -> list[str]:
     """A job id as squeue writes it, as the ids of its tasks: an array's pending tasks are
     one line, `12_[3-5,8%2]` -> 12_3, 12_4, 12_5, 12_8."""
@@ -59,12 +69,8 @@ class Slurm:
         directives, then its verbatim `sbatch:` options."""
         from ccd.executors.batch import job_name
 
-        options = [f"--job-name={job_name(launch)}", f"--output={job_dir}/batch.out",
-                   f"--chdir={work}", "--parsable"]
-        options += [f"{_OPTIONS[field]}={value}" for field, value in launch.job.batch]
-        options += launch.job.batch_options
-        end = f"CCD_BATCH_{secrets.token_hex(8)}"  # no line of the script can be it
-        return f"sbatch {' '.join(map(shlex.quote, options))} <<'{end}'\n{body}{end}\n"
+        return _sbatch(launch, [f"--job-name={job_name(launch)}",
+                                f"--output={job_dir}/batch.out"], work, body)
 
     def submit_array(self, launch: Launch, out_dir: str, work: str, body: str, tasks: int,
                      throttle: int | None) -> str:
@@ -73,12 +79,8 @@ class Slurm:
         from ccd.executors.batch import job_name
 
         array = f"0-{tasks - 1}" + (f"%{throttle}" if throttle else "")
-        options = [f"--job-name={job_name(launch, '0_0')}", f"--array={array}",
-                   f"--output={out_dir}/%x-%A_%a.batch.out", f"--chdir={work}", "--parsable"]
-        options += [f"{_OPTIONS[field]}={value}" for field, value in launch.job.batch]
-        options += launch.job.batch_options
-        end = f"CCD_BATCH_{secrets.token_hex(8)}"
-        return f"sbatch {' '.join(map(shlex.quote, options))} <<'{end}'\n{body}{end}\n"
+        return _sbatch(launch, [f"--job-name={job_name(launch, '0_0')}", f"--array={array}",
+                                f"--output={out_dir}/%x-%A_%a.batch.out"], work, body)
 
     def submitted(self, status: int, out: str, err: str) -> str | None:
         batch_id = out.strip().split(";")[0]

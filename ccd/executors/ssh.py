@@ -238,15 +238,8 @@ class SshExecutor:
         return link
 
     async def _start(self, job: _Job) -> None:
-        launch = job.launch
         try:
-            job.mirror.mkdir(parents=True, exist_ok=True)  # for the log; see `attach`
-            prepared = self._prepared.pop(launch.key, None)
-            if prepared is not None:
-                with contextlib.suppress(Exception):
-                    await prepared
-            await self._ready(job.link, launch)
-            job.root = await self._root(job.link, launch)
+            await self._get_ready(job)
             status, out, err = await job.link.run(self._start_script(job))
         except HostBusy as e:  # the link is down: not started; try again later
             self._forget(job)
@@ -261,6 +254,17 @@ class SshExecutor:
         if job.signal:
             self._spawn(self._send_signal(job))
         self._poll_on(job.link)
+
+    async def _get_ready(self, job: _Job) -> None:
+        """Everything but the start command: its log's directory here, its files there
+        (after what `prepare` began), ccd's directory there."""
+        job.mirror.mkdir(parents=True, exist_ok=True)  # for the log; see `attach`
+        prepared = self._prepared.pop(job.launch.key, None)
+        if prepared is not None:
+            with contextlib.suppress(Exception):
+                await prepared
+        await self._ready(job.link, job.launch)
+        job.root = await self._root(job.link, job.launch)
 
     def _began(self, job: _Job, status: int, out: str, err: str) -> bool:
         """Act on what the start command said: the wrapper's pid, or why not."""
