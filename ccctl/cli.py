@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -330,10 +330,21 @@ def submit(
     = False,
     name: Annotated[Optional[str], typer.Option(  # noqa: UP045
         "--name", help="Store the workflow under this name")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Carry on from the newest ended run of this workflow: keep its done "
+        "jobs that did not change, run the rest")] = False,
+    resume_from: Annotated[Optional[str], typer.Option(  # noqa: UP045
+        "--resume-from", metavar="RUN", help="Carry on from this ended run (as --resume)")]
+    = None,
     json_out: JsonOut = False,
 ) -> None:
-    """Upload a workflow to the daemon and start a run; prints the run id."""
+    """Upload a workflow to the daemon and start a run; prints the run id.
+
+    With --resume, the run carries on from an earlier one; what it keeps and why the other
+    jobs run again is printed on stderr.
+    """
     from ccctl.remote import watch as follow
+    from ccctl.runref import on_daemon
     from ccd.errors import SpecError, UploadError
     from ccd.uploads import pack
 
@@ -347,8 +358,15 @@ def submit(
         raise _fail(f"ccctl: cannot read {target}: {e.strerror}", 2) from None
     with _daemon() as client:
         params = {"filename": filename, **({"name": name} if name else {})}
+        start: dict[str, str] = {}
+        if resume_from is not None:
+            start["resume"] = on_daemon(client, resume_from)
+        elif resume:
+            start["resume"] = ""
         workflow = client.json("POST", "/api/v1/workflows", content=data, params=params)
-        run = client.json("POST", "/api/v1/runs", json={"workflow": workflow["name"]})
+        run = client.json("POST", "/api/v1/runs", json={"workflow": workflow["name"], **start})
+        if start:
+            _print_plan(run)
         if not watch:
             if json_out:
                 _print_json(run)
@@ -358,6 +376,16 @@ def submit(
         sys.stderr.write(f"run {run['run']} ({len(run['jobs'])} jobs)\n")
         state = follow(client, run["run"], json_out)
     raise _exit_for(state.value)
+
+
+def _print_plan(run: dict[str, Any]) -> None:
+    """What a run that carries on from another keeps, and why the rest runs (on stderr)."""
+    from ccd.reuse import AGAIN, summary
+
+    why = {j["name"]: "" if j["state"] == "done" else j["message"].removeprefix(AGAIN)
+           for j in run["jobs"]}
+    for line in summary(why):
+        sys.stderr.write(line + "\n")
 
 
 @app.command("list")
@@ -559,6 +587,7 @@ def rerun(
 
     with _daemon() as client:
         run = client.json("POST", f"/api/v1/runs/{on_daemon(client, run_id)}/rerun")
+        _print_plan(run)
         print(run["run"])
         if watch:
             raise _exit_for(follow(client, run["run"]).value)

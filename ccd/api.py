@@ -156,10 +156,11 @@ class Api:
         return reply(self.service.list_runs(q.get("workflow"), limit, q.get("prefix")))
 
     async def start_run(self, request: Request) -> Response:
-        workflow = request.query_params.get("workflow")
+        workflow, resume = request.query_params.get("workflow"), None
         if workflow is None:
-            workflow = (await _decode(request, shapes.StartRun, empty="{}")).workflow
-        run = await self.service.start_run(workflow)
+            body = await _decode(request, shapes.StartRun, empty="{}")
+            workflow, resume = body.workflow, body.resume
+        run = await self.service.start_run(workflow, resume)
         return reply(shapes.Run.of(run), 201)
 
     async def get_run(self, request: Request) -> Response:

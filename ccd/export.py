@@ -14,7 +14,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from ccd.model import JobSpec, JobStatus, Trigger, WorkflowSpec
+from ccd.model import JobSpec, JobState, JobStatus, Trigger, WorkflowSpec
 
 _FIELDS = ("user", "host", "kind", "label", "script", "exec", "venv", "shape", "style", "cwd")
 _HOST_FIELDS = ("hostname", "port", "user", "identity", "known_hosts", "workdir", "max_jobs",
@@ -25,8 +25,10 @@ _HOST_FIELDS = ("hostname", "port", "user", "identity", "known_hosts", "workdir"
 _ESCAPE = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\.")
 
 
-def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None) -> str:
-    """YAML text of the workflow; with statuses, each node carries status and progress."""
+def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None,
+               prints: dict[str, str] | None = None) -> str:
+    """YAML text of the workflow; with statuses, each node carries status and progress,
+    and each done one its fingerprint from `prints` (so loading it again keeps it done)."""
     q = json.dumps
     out = ["workflow:", "  nodes:"]
     for name, job in spec.jobs.items():
@@ -39,6 +41,8 @@ def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None)
         status = statuses.get(name) if statuses else None
         out.append(f"      status: {q(status.state.value if status else job.status or 'ready')}")
         out.append(f"      progress: {status.progress if status else job.progress}")
+        if status and status.state is JobState.DONE and prints and name in prints:
+            out.append(f"      fingerprint: {q(prints[name])}")
         out.extend(_extensions(job))
     out.append("  dependencies:")
     out.extend(f"    - {q(f'{a},{b}')}" for a, b in spec.edges)

@@ -100,6 +100,7 @@ class JobSpec:
     repeat_until: str | None = None  # run again after it ends done until this holds,
     repeat_max: int = 0  # at most this many times in all
     params: tuple[tuple[str, str], ...] = ()  # a sweep instance's parameters and values
+    fingerprint: str | None = None  # as saved with its state (ccd.reuse): may keep it done
 
     @property
     def is_join(self) -> bool:
@@ -212,6 +213,7 @@ class Run:
     message: str = ""
     workdir: Path | None = None  # where its jobs run; None: run_dir/work (runs before 0.2: the
     #                              workflow's own directory, kept by the store's migration)
+    prints: dict[str, str] = field(default_factory=dict)  # job -> fingerprint (ccd.reuse)
 
     @property
     def work(self) -> Path:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ccd import export, workdir
+from ccd import export, reuse, workdir
 from ccd.errors import NotFound, Problem, RunError, SpecError, StateFull
 from ccd.hosts import Hosts
 from ccd.model import Event, JobStatus, Run, RunState, WorkflowSpec
@@ -78,7 +78,8 @@ def run_dir(state_dir: Path, run_id: str) -> Path:
 
 def open_run(path: str | Path, state_dir: Path, *, new: bool = False,
              store: Store | None = None) -> Opened:
-    """Validate `path`, then resume its unfinished run in `state_dir` or create a new one.
+    """Validate `path`, then resume its unfinished run in `state_dir`, or carry on from its
+    newest run (kept: what ended done and did not change), or create a new one.
 
     Raises SpecError (nothing written) or RunError. Opens the store unless given one.
     """
@@ -88,73 +89,87 @@ def open_run(path: str | Path, state_dir: Path, *, new: bool = False,
         raise SpecError([Problem(str(path), 1, 1, f"cannot read: {e.strerror}")]) from None
     spec, warnings = load_spec(path, data)
     store = store or Store(state_dir / "ccd.db")
-    if not new:
-        unfinished = store.runs(source=str(spec.source), unfinished=True)
-        if unfinished:
-            run_id = unfinished[0].id
-            held = lock(state_dir, run_id)
-            if held is None:
-                store.close()
-                raise RunError(f"run {run_id} of {path} is being driven by another process; "
-                               "wait for it, or use --new to start another run")
-            opened = resume(store, state_dir, run_id)
-            opened.lock = held
-            if opened.run.spec != spec:
-                opened.notes.append(
-                    f"{path} changed since run {opened.run.id} started; resuming it as it was"
-                    " submitted (use --new to start afresh)")
-            opened.warnings = warnings
-            return opened
-        ended = _ended_before(store, state_dir, spec, data, path)
-        if ended is not None:
-            ended.warnings = warnings
-            return ended
     try:
-        opened = create(store, state_dir, spec, data, workdir.files_of(spec))
+        opened = _open(store, state_dir, spec, data, path, new)
     except RunError:
         store.close()
         raise
     opened.warnings = warnings
-    if not new:
-        for row in store.runs(source=str(spec.source), limit=2)[1:]:
-            opened.notes.append(f"run {row.id} of {path} ended {row.state.value}; this is a "
-                                "new run of every job")
     return opened
 
 
-def _ended_before(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes,
-                  path: str | Path) -> Opened | None:
-    """The newest run of this file if it ran to the end as the file is now: then there is
-    nothing to do (never run every job again just because the same command came twice)."""
-    newest = store.runs(source=str(spec.source), limit=1)
-    if not newest or newest[0].state is not RunState.DONE:
-        return None
-    stored = store.spec_text(newest[0].id)
-    if stored is None or stored[1] != data:
-        return None
-    opened = resume(store, state_dir, newest[0].id)
-    opened.notes.append(f"run {newest[0].id} of {path} is already done: nothing to do "
-                        "(--new runs it again)")
+def _open(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes, path: str | Path,
+          new: bool) -> Opened:
+    newest = [] if new else store.runs(source=str(spec.source), limit=1)
+    if not newest:
+        return create(store, state_dir, spec, data, workdir.files_of(spec))
+    run_id = newest[0].id
+    if not newest[0].state.final:
+        held = lock(state_dir, run_id)
+        if held is None:
+            raise RunError(f"run {run_id} of {path} is being driven by another process; "
+                           "wait for it, or use --new to start another run")
+        opened = resume(store, state_dir, run_id)
+        opened.lock = held
+        if opened.run.spec != spec:
+            opened.notes.append(
+                f"{path} changed since run {run_id} started; resuming it as it was submitted "
+                "(let it end, then run again to carry on with the changes; --new starts "
+                "afresh)")
+        return opened
+    old = resume(store, state_dir, run_id)
+    run, why = carry_on(state_dir, old.run, spec, data, workdir.files_of(spec))
+    if old.run.state is RunState.DONE and not any(why.values()):
+        shutil.rmtree(run.run_dir, ignore_errors=True)
+        old.notes.append(f"run {run_id} of {path} is done and nothing changed since: nothing "
+                         "to do (--new runs it again)")
+        return old
+    opened = record(store, state_dir, run, data)
+    opened.notes.append(f"carrying on from run {run_id} ({old.run.state.value}); --new "
+                        "runs every job")
+    opened.notes += reuse.summary(why)
     return opened
 
 
 def create(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes,
-           files: dict[str, Path], done: dict[str, JobStatus] | None = None) -> Opened:
+           files: dict[str, Path], given: dict[str, JobStatus] | None = None,
+           prints: dict[str, str] | None = None) -> Opened:
     """Make and record a new run (see `prepare`); raises RunError, leaving nothing behind."""
-    return record(store, state_dir, prepare(state_dir, spec, data, files, done), data)
+    return record(store, state_dir, prepare(state_dir, spec, data, files, given, prints), data)
+
+
+def carry_on(state_dir: Path, old: Run, spec: WorkflowSpec, data: bytes,
+             files: dict[str, Path]) -> tuple[Run, dict[str, str]]:
+    """A new run of `spec` that carries on from the ended run `old` (see ccd.reuse): the
+    jobs it keeps start done, with their results, in a working copy made of `old`'s, less
+    the results of the jobs that run again, with `files` over it. Returns the run and why
+    each job runs again ("" for a kept one). Only files: safe in a worker thread."""
+    prints = reuse.fingerprints(spec, files)
+    why = reuse.plan(spec, prints, {name: reuse.Before(s.state, old.prints.get(name))
+                                    for name, s in old.jobs.items()})
+    results = workdir.results(old.spec, old.work)
+    kept_results = {r.path for r in results if why.get(r.job) == ""}
+    stale = {r.path for r in results} - kept_results
+    tree = {rel: p for rel, p in workdir.tree(old.work).items() if rel not in stale}
+    merged = {**tree, **files, **{rel: tree[rel] for rel in kept_results if rel in tree}}
+    given = reuse.given(spec, old.jobs, why, f"run {old.id}")
+    return prepare(state_dir, spec, data, merged, given, prints), why
 
 
 def prepare(state_dir: Path, spec: WorkflowSpec, data: bytes, files: dict[str, Path],
-            done: dict[str, JobStatus] | None = None) -> Run:
+            given: dict[str, JobStatus] | None = None,
+            prints: dict[str, str] | None = None) -> Run:
     """A new run of a validated spec (`data` is its YAML as submitted) with its directory
     and its working copy holding `files` (relative path -> where to copy it from); jobs in
-    `done` start out done (a rerun keeps what succeeded). Only files: safe in a worker
-    thread. Raises RunError, leaving nothing behind."""
+    `given` start out as given (carrying on keeps what succeeded); `prints` are the jobs'
+    fingerprints if known. Only files: safe in a worker thread. Raises RunError, leaving
+    nothing behind."""
     now = time.time()
     run_id = new_run_id(spec.name, now)
     statuses = {name: JobStatus(name, host=job.host) for name, job in spec.jobs.items()}
-    statuses.update(done or {})
-    run = Run(run_id, spec, statuses, run_dir(state_dir, run_id), created=now)
+    statuses.update(given or {})
+    run = Run(run_id, spec, statuses, run_dir(state_dir, run_id), created=now,
+              prints=prints if prints is not None else reuse.fingerprints(spec, files))
     try:
         workdir.make(run.work, files)
         (run.run_dir / "jobs").mkdir()

@@ -33,7 +33,7 @@ from ccd.errors import CcdError, Conflict, NotFound, RunError, StateFull, Upload
 from ccd.executors.protocol import launch_for
 from ccd.hosts import Hosts
 from ccd.hostsfeed import HostsFeed
-from ccd.model import SAFE_NAME, Event, JobState, JobStatus, Run, RunState, WorkflowSpec
+from ccd.model import SAFE_NAME, Event, JobState, Run, RunState, WorkflowSpec
 from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
 from ccd.store import Store, WorkflowRow
@@ -122,37 +122,63 @@ class Service:
             log.info("resumed %d run(s): %s", len(resumed), ", ".join(resumed))
         return resumed
 
-    async def start_run(self, workflow: str) -> Run:
-        """Start a new run of a stored workflow, in a copy of everything uploaded with it."""
+    async def start_run(self, workflow: str, resume: str | None = None) -> Run:
+        """Start a new run of a stored workflow, in a copy of everything uploaded with it;
+        with `resume` (an ended run of it, or "" for its newest), carry on from that run:
+        its done jobs that did not change are kept (see ccd.reuse)."""
         row = self._workflow(workflow)
+        old = None if resume is None else await self._resumable(workflow, resume)
 
-        def prepare() -> tuple[Run, bytes]:
+        def prepare() -> tuple[Run, bytes, dict[str, str]]:
             path = Path(row.path)
             data = path.read_bytes()
             spec, _ = load_spec(path, data)
-            return runs.prepare(self.state_dir, spec, data, workdir.tree(path.parent)), data
+            files = workdir.tree(path.parent)
+            if old is None:
+                return runs.prepare(self.state_dir, spec, data, files), data, {}
+            run, why = runs.carry_on(self.state_dir, old, spec, data, files)
+            return run, data, why
 
-        run, data = await asyncio.to_thread(prepare)
+        run, data, why = await asyncio.to_thread(prepare)
+        if old is not None:
+            self._unless_something_to_do(old, run, why)
         return self._drive(runs.record(self.store, self.state_dir, run, data))
 
     async def rerun(self, run_id: str) -> Run:
-        """A new run of a finished run's spec, in a copy of its working copy: its done jobs
+        """A new run of an ended run's spec, in a copy of its working copy: its done jobs
         stay done (with their outputs), the rest run again."""
-        old = await self.run(run_id)
-        if not old.state.final:
-            raise Conflict(f"run {run_id} is still {old.state.value}; cancel it first")
+        old = await self._resumable(None, run_id)
         if old.state is RunState.DONE:
             raise Conflict(f"run {run_id} is done: nothing to run again (no run made)")
         stored = self.store.spec_text(run_id)
         assert stored is not None
-        done = {
-            name: JobStatus(name, JobState.DONE, 100, s.host, s.pid, s.exit_code, s.tstart,
-                            s.tend, s.modified, f"done in run {run_id}", s.attempt)
-            for name, s in old.jobs.items() if s.state is JobState.DONE
-        }
-        run = await asyncio.to_thread(runs.prepare, self.state_dir, old.spec, stored[1],
-                                      workdir.tree(old.work), done)
+        run, why = await asyncio.to_thread(runs.carry_on, self.state_dir, old, old.spec,
+                                           stored[1], workdir.tree(old.work))
+        self._unless_something_to_do(old, run, why)
         return self._drive(runs.record(self.store, self.state_dir, run, stored[1]))
+
+    async def _resumable(self, workflow: str | None, run_id: str) -> Run:
+        """An ended run to carry on from: `run_id`, or the newest of `workflow` for ""."""
+        if not run_id:
+            assert workflow is not None
+            ended = [r for r in self.store.runs(workflow=workflow) if r.state.final]
+            if not ended:
+                raise Conflict(f"workflow {workflow!r} has no ended run to carry on from")
+            run_id = ended[0].id
+        old = await self.run(run_id)
+        if not old.state.final:
+            raise Conflict(f"run {run_id} is still {old.state.value}; cancel it first")
+        if workflow is not None and old.spec.name != workflow:
+            raise Conflict(f"run {run_id} is a run of workflow {old.spec.name!r}, not "
+                           f"{workflow!r}")
+        return old
+
+    @staticmethod
+    def _unless_something_to_do(old: Run, new: Run, why: dict[str, str]) -> None:
+        if not any(why.values()):
+            shutil.rmtree(new.run_dir, ignore_errors=True)
+            raise Conflict(f"run {old.id} is {old.state.value} and nothing changed since: "
+                           "nothing to run again (no run made)")
 
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run this daemon drives."""

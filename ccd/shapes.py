@@ -122,9 +122,13 @@ class Result(Struct):
 
 
 class StartRun(Struct, forbid_unknown_fields=True):
-    """Which stored workflow to run."""
+    """Which stored workflow to run; with `resume`, carry on from an ended run of it: its
+    done jobs that did not change are kept, the others run (each job's message says why)."""
 
     workflow: Name
+    resume: Annotated[str, msgspec.Meta(
+        pattern=f"^({SAFE_NAME.pattern})?$",
+        description="an ended run of the workflow; empty: its newest ended run")] | None = None
 
 
 class JobFields(Struct, forbid_unknown_fields=True):

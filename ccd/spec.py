@@ -76,7 +76,8 @@ _CLOUDMESH_FIELDS = frozenset((
     "pid", "created", "modified", "tstart", "tend", "workflow_name", "experiment",
 ))
 _BATCH_OPTIONS = ("sbatch", "bsub")  # extra options, per batch system (BATCH_KINDS)
-_NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "env", "timeout", "retries",
+_NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "fingerprint", "env", "timeout",
+                          "retries",
                           "outputs", "parameters", "trigger", "when", "repeat", "matrix",
                           "exclude",
                           *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS))
@@ -334,6 +335,8 @@ def _fields(c: _Checker, body: Mapping, name: str) -> tuple[dict[str, object], s
             fields["kind"] = kind or "local"
         elif field == "status":
             fields["status"] = v.text if isinstance(v, Scalar) else c.string(v, "status")
+        elif field == "fingerprint":
+            fields["fingerprint"] = c.string(v, "fingerprint")
         elif field == "progress":
             fields["progress"] = c.number(v, "progress", Scalar.as_int, 0, 100) or 0
         elif field == "timeout":

@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS workflows (
 
 
 
+def _to_4(db: sqlite3.Connection) -> None:
+    """Each job's fingerprint (ccd.reuse), so a later run of an edited workflow keeps what
+    did not change. NULL for jobs of earlier runs: they are not kept."""
+    db.execute("ALTER TABLE jobs ADD COLUMN fingerprint TEXT")
+
+
 def _to_3(db: sqlite3.Connection) -> None:
     """A job's id in its batch system (Slurm, LSF), kept so a restart finds it there."""
     for table in ("jobs", "events"):
@@ -92,7 +98,7 @@ def _to_1(db: sqlite3.Connection) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4]
 VERSION = len(MIGRATIONS)
 
 
@@ -216,10 +222,11 @@ class Store:
                  run.created, run.t0, run.t1, run.message,
                  None if run.workdir is None else str(run.workdir)))
             self._mine.executemany(
-                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO jobs ({_JOB_COLUMNS}, fingerprint)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(run.id, s.name, i, s.state.value, s.progress, s.host, s.pid, s.exit_code,
-                  s.tstart, s.tend, s.modified, s.message, s.attempt, s.batch_id)
-                 for i, s in enumerate(run.jobs.values())])
+                  s.tstart, s.tend, s.modified, s.message, s.attempt, s.batch_id,
+                  run.prints.get(s.name)) for i, s in enumerate(run.jobs.values())])
 
     def record(self, event: Event) -> None:
         """Queue an event; the writer thread journals it and applies it to runs/jobs."""
@@ -432,11 +439,12 @@ class Store:
             raise NotFound(f"no run {run_id!r} in {self.path}")
         rows = self._mine.execute(
             "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message,"
-            " attempt, batch_id FROM jobs WHERE run_id=? ORDER BY position",
+            " attempt, batch_id, fingerprint FROM jobs WHERE run_id=? ORDER BY position",
             (run_id,)).fetchall()
-        jobs = {row[0]: JobStatus(row[0], JobState(row[1]), *row[2:]) for row in rows}
+        jobs = {row[0]: JobStatus(row[0], JobState(row[1]), *row[2:-1]) for row in rows}
+        prints = {row[0]: row[-1] for row in rows if row[-1] is not None}
         return Run(run_id, spec, jobs, run_dir, r[1], RunState(r[0]), r[2], r[3], r[4],
-                   Path(r[5]) if r[5] else None)
+                   Path(r[5]) if r[5] else None, prints)
 
     def last_event(self, run_id: str, own_connection: bool = False) -> Event | None:
         """The newest journalled event of a run."""

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ccd import dag, export
+from ccd import dag, export, reuse
 from ccd.model import HostSpec, JobSpec, JobState, JobStatus, Run, RunState, WorkflowSpec
 
 LOG_LIMIT = 64 * 1024 * 1024  # get_log reads at most this much
@@ -113,6 +113,9 @@ class Workflow:
         self.files = spec.files
         for job in spec.jobs.values():
             self._put(job)
+            if job.status == JobState.DONE and job.fingerprint is not None:
+                # Saved with its state: done, and kept by the next run if still the same.
+                self.statuses[job.name] = JobStatus(job.name, JobState.DONE, 100, job.host)
         self.edges += [e for e in spec.edges if e not in self.edges]
 
     def add_job(self, name: str, **fields: Any) -> Job:
@@ -197,8 +200,9 @@ class Workflow:
         export.write_atomically(Path(filename).absolute(), export.with_state(self.spec()))
 
     def save_with_state(self, filename: str | Path, stdout: bool = False) -> str | None:
-        """Write the workflow as YAML with every job's status and progress."""
-        text = export.with_state(self.spec(), self.statuses)
+        """Write the workflow as YAML with every job's status and progress, and each done
+        job's fingerprint: loading the file again keeps the done jobs that did not change."""
+        text = export.with_state(self.spec(), self.statuses, self._prints())
         export.write_atomically(Path(filename).absolute(), text)
         return text if stdout else None
 
@@ -270,9 +274,18 @@ class Workflow:
             spec = dataclasses.replace(spec, edges=(*spec.edges, *extra))
         text = export.with_state(spec).encode()
         spec, _ = load_spec(self.base_dir / f"{self.name}.yaml", text)
+        # Carry on: what is done and unchanged (as it ran here, or as the loaded file says)
+        # is kept, the rest runs.
+        files = workdir.files_of(spec)
+        prints = reuse.fingerprints(spec, files)
+        before = self._prints(ran_only=True)
+        why = reuse.plan(spec, prints, {n: reuse.Before(s.state, before.get(n))
+                                        for n, s in self.statuses.items()})
+        kept = not all(why.values())
+        given = reuse.given(spec, self.statuses, why, "an earlier run") if kept else None
         store = Store(self.state_dir / "ccd.db")
         try:
-            opened = runs.create(store, self.state_dir, spec, text, workdir.files_of(spec))
+            opened = runs.create(store, self.state_dir, spec, text, files, given, prints)
             self.run_id, self._run = opened.run.id, opened.run
             self.statuses = opened.run.jobs
 
@@ -283,6 +296,16 @@ class Workflow:
             return asyncio.run(drive())
         finally:
             store.close()
+
+    def _prints(self, ran_only: bool = False) -> dict[str, str]:
+        """Each job's fingerprint as it last ran here, else as loaded, else (unless
+        `ran_only`) as it is now."""
+        from ccd import workdir
+
+        spec = self.spec()
+        now = {} if ran_only else reuse.fingerprints(spec, workdir.files_of(spec))
+        loaded = {n: j.fingerprint for n, j in self.jobs.items() if j.fingerprint is not None}
+        return {**now, **loaded, **(self._run.prints if self._run is not None else {})}
 
     def _put(self, job: JobSpec) -> None:
         if job.name in self.jobs and self.jobs[job.name] == job:

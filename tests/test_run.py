@@ -275,7 +275,7 @@ def test_the_same_command_after_a_done_run_runs_nothing(tmp_path: Path, ccctl: C
     first = ccctl("run", wf, "--json")
     again = ccctl("run", wf, "--json")
     assert again.returncode == 0
-    assert "is already done: nothing to do (--new runs it again)" in again.stderr
+    assert "is done and nothing changed since: nothing to do (--new runs it again)" in again.stderr
     assert json.loads(again.stdout)["run"] == json.loads(first.stdout)["run"]
     assert (tmp_path / "counter").read_text().split() == ["a"]
     wf.write_text(wf.read_text().replace("echo a", "echo b"))  # a changed file runs anew
@@ -283,14 +283,14 @@ def test_the_same_command_after_a_done_run_runs_nothing(tmp_path: Path, ccctl: C
     assert (tmp_path / "counter").read_text().split() == ["a", "b"]
 
 
-def test_after_a_failed_run_a_new_run_says_so(tmp_path: Path, ccctl: Ccctl) -> None:
+def test_after_a_failed_run_the_next_carries_on_and_says_why(tmp_path: Path, ccctl: Ccctl) -> None:
     wf = write(tmp_path / "f.yaml", "workflow:\n  nodes: {a: {exec: 'exit 1'}}\n")
     first = ccctl("run", wf, "--json")
     assert first.returncode == 1
     again = ccctl("run", wf)
     assert again.returncode == 1
-    assert f"run {json.loads(first.stdout)['run']} of {wf} ended failed; this is a new run " \
-           "of every job" in again.stderr.replace("\n", " ")
+    assert f"carrying on from run {json.loads(first.stdout)['run']} (failed)" in again.stderr
+    assert "keeps no job\nruns again: a (failed before)\n" in again.stderr
 
 
 def test_invalid_file_writes_no_state_and_exits_2(tmp_path: Path, ccctl: Ccctl,
