@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Ccctl, kill_jobs, wait_for, write
+from sshd import SshHosts
+from test_ssh import explicit
 
 from ccd import Workflow
 from ccd.errors import RunError
@@ -248,3 +250,39 @@ def test_remove_workflow_refuses_while_an_interrupted_run_still_has_a_job_runnin
         w.job("sleepy").kill()
         (removed,) = w.remove_workflow()
         assert not (state_dir / "runs" / removed).exists()
+
+
+def test_sync_fetches_the_outputs_of_a_remote_job_that_ended_while_its_run_was_interrupted(
+        tmp_path: Path, ccctl: Ccctl, state_dir: Path, sshd_hosts: SshHosts) -> None:
+    server = sshd_hosts.servers[0]
+    release, started = server.workdir / "release", server.workdir / "started"
+    wait = f"touch {started}; while [ ! -f {release} ]; do sleep 0.02; done"
+    wf = write(tmp_path / "remote.yaml", f"""\
+        hosts:
+          there: {{{explicit(sshd_hosts, server)}}}
+        workflow:
+          nodes:
+            r: {{kind: ssh, host: there, outputs: [out/],
+                exec: '{wait}; mkdir -p out && echo from there > out/r.txt'}}
+          dependencies: []
+        """)
+    proc = ccctl.start("run", wf)
+    try:
+        wait_for(started.exists, timeout=60, what="the remote job to start")
+        proc.send_signal(signal.SIGKILL)  # nobody drives the run while the job ends there
+        proc.wait(timeout=30)
+        release.touch()
+        wait_for(lambda: any("exit=" in p.read_text()
+                             for p in server.workdir.glob("runs/*/jobs/r/status")),
+                 what="the remote job to end")
+        w = Workflow(filename=wf, state_dir=state_dir)
+        (work,) = state_dir.glob("runs/*/work")
+        assert not (work / "out" / "r.txt").exists()  # still there only
+        assert w.job("r").sync() == [work / "out" / "r.txt"]
+        assert (work / "out" / "r.txt").read_text() == "from there\n"
+        (copied,) = w.job("r").sync(tmp_path / "got")
+        assert copied.read_text() == "from there\n"
+    finally:
+        release.touch()
+        proc.kill()
+        proc.communicate(timeout=30)
