@@ -300,6 +300,8 @@ async def _running(run: Run) -> list[str]:
 def _try_take(run: Run) -> runs.Opened | None:
     """The run rebuilt from the store and locked by this process; None if another holds it."""
     state_dir = run.run_dir.parent.parent
+    if not run.run_dir.is_dir():
+        raise RunError(f"run {run.id} is no longer in {state_dir} (removed)")
     held = runs.lock(state_dir, run.id)
     if held is None:
         return None
