@@ -228,8 +228,11 @@ def test_remove_workflow_deletes_its_runs_but_not_while_one_is_driven(
     unrelated = Workflow(name="unrelated", state_dir=state_dir)
     unrelated.add_job("a", exec="true")
     assert unrelated.run_parallel() is RunState.DONE
+    held = w.job("sleepy")
     removed = w.remove_workflow()
     assert sorted(removed) == sorted([first, second])
+    with pytest.raises(RunError, match=r"no longer in .* \(removed\)"):
+        held.watch()
     assert [p.name for p in (state_dir / "runs").iterdir()] == [unrelated.run_id]
     assert w.job("sleepy").get_status() == "ready"
     with pytest.raises(RunError, match="has not run"):
