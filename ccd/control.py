@@ -131,7 +131,11 @@ def kill(run: Run, name: str, timeout: float | None = 60.0) -> JobStatus:
         if job.is_join:
             obs = Observation(run.id, name)
         else:
-            obs = asyncio.run(_follow(opened.run, name, kill=True, timeout=timeout))
+            try:
+                obs = asyncio.run(_follow(opened.run, name, kill=True, timeout=timeout))
+            except TimeoutError:
+                raise TimeoutError(f"job {name!r} of run {run.id} did not end within "
+                                   f"{timeout:g} s of Job.kill()") from None
         if obs.ended and not obs.message.startswith(KILLED):
             return _ended(status, obs)  # it ended by itself while nobody watched
         _record(opened, name, JobState.CANCELLED, obs, obs.message or KILLED)
@@ -264,8 +268,9 @@ class _Follower:
 
 async def _follow(run: Run, name: str, *, kill: bool = False, wait: bool = True,
                   timeout: float | None = None) -> Observation:
-    """What the job's executor finds of it (its status file); with `kill`, stop it first;
-    with `wait` (or `kill`), until it ends. TimeoutError after `timeout` s."""
+    """What the job's executor finds of it (its status file); with `kill`, stop it if it
+    runs (then, and only then, the end's message starts with KILLED); with `wait` (or
+    `kill`), until it ends. TimeoutError after `timeout` s."""
     job = run.spec.jobs[name]
     launch = launch_for(run, name)
     async with Hosts() as hosts:

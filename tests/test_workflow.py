@@ -181,6 +181,10 @@ def test_watch_of_an_interrupted_run_reads_the_end_from_the_status_file(
         assert (status.state, status.exit_code, status.progress) == ("failed", 3, 40)
         with pytest.raises(RunError, match="has not started and no process drives the run"):
             w.job("after").watch(timeout=60)
+        killed = w.job("after").kill()  # not started: it never will
+        assert (killed.state, killed.message) == ("cancelled", "killed by Job.kill()")
+        assert w.job("after").watch().state == "cancelled"
+    assert not (tmp_path / "after.ran").exists()
 
 
 def test_sync_gives_a_local_jobs_outputs_and_copies_them_into_a_directory(
