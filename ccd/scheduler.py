@@ -57,6 +57,8 @@ class Scheduler:
         self._observed: deque[Observation] = deque()
         self._wake = asyncio.Event()
         self._cancel_reason: str | None = None
+        self._kills: dict[str, str] = {}  # job -> why: asked to end it alone (`kill`)
+        self._killed: set[str] = set()  # stopped by `kill`: it ends cancelled, not retried
         self._unfinished = sum(not s.state.final for s in run.jobs.values())
         self._failed_attempts: list[tuple[str, str, dict[str, Any]]] = []  # may try again
         self._failure: str | None = None  # why this process stopped driving the run
@@ -76,6 +78,13 @@ class Scheduler:
         """Stop the run: no new job starts; running jobs get SIGTERM, then SIGKILL."""
         if self._cancel_reason is None:
             self._cancel_reason = reason
+        self._wake.set()
+
+    def kill(self, name: str, reason: str) -> None:
+        """End one job, cancelled: a running one is stopped like a cancelled run's (SIGTERM
+        to its process group, SIGKILL after the grace); a waiting one never starts. Its
+        descendants are skipped; the rest of the run goes on."""
+        self._kills.setdefault(name, reason)
         self._wake.set()
 
     async def run_to_end(self) -> RunState:
@@ -101,6 +110,7 @@ class Scheduler:
                     await self._repeat_or_end()
                     await self._enforce_deadlines()
                     await self._check_conditions()
+                    await self._kill_asked()
                     await self._launch()
             except Exception as e:  # a run must end, whatever the bug
                 log.exception("run %s: stopped driving it", run.id)
@@ -357,7 +367,9 @@ class Scheduler:
                      exit_code=obs.exit_code, pid=obs.pid if obs.pid is not None else status.pid)
         progress = max(status.progress, obs.progress or 0)
         stopping = self._stopping.pop(name, None)
-        if stopping is not None and self._cancel_reason is not None:
+        killed = name in self._killed
+        self._killed.discard(name)
+        if stopping is not None and (self._cancel_reason is not None or killed):
             self._set(status, JobState.CANCELLED, progress=progress, message=stopping[0],
                       **ended)
             self._decide([name])
@@ -469,6 +481,24 @@ class Scheduler:
         for name in list(self._running):
             if name not in self._stopping:
                 await self._stop(name, self._cancel_reason)
+
+    async def _kill_asked(self) -> None:
+        """Act on `kill`: stop a running job, cancel a waiting one. A job between attempts
+        (ended, not yet set to start again) is acted on once it is either."""
+        for name, reason in list(self._kills.items()):
+            status = self.run.jobs[name]
+            if name in self._running:
+                if name not in self._stopping:
+                    self._killed.add(name)
+                    await self._stop(name, reason)
+                del self._kills[name]
+            elif status.state is JobState.READY:
+                self._ready.pop(name, None)
+                self._set(status, JobState.CANCELLED, message=reason)
+                self._decide([name])
+                del self._kills[name]
+            elif status.state.final:
+                del self._kills[name]
 
     def _due(self, name: str) -> float | None:
         """When a running job's `timeout` runs out."""

@@ -28,10 +28,12 @@ LOG_LIMIT = 64 * 1024 * 1024  # get_log reads at most this much
 class Job:
     """One job of a workflow: what it runs (`spec`) and what it is doing (`status`)."""
 
-    def __init__(self, spec: JobSpec, status: JobStatus, run: Run | None = None) -> None:
+    def __init__(self, spec: JobSpec, status: JobStatus, run: Run | None = None,
+                 workflow: Workflow | None = None) -> None:
         self.spec = spec
         self.status = status
         self._run = run
+        self._workflow = workflow
 
     @property
     def name(self) -> str:
@@ -64,6 +66,50 @@ class Job:
                 return data
 
         return asyncio.run(read()).decode(errors="replace")
+
+    def kill(self, period: float = 1, timeout: float | None = 60) -> JobStatus:
+        """End the job, cancelled, and return its status then: a running job's process group
+        gets SIGTERM, then SIGKILL 5 s later; one not started yet never starts; one that
+        ended is left as it is. Works on a run this process drives (in another thread) or one
+        left running by an interrupted run; RunError if another process (the daemon, a
+        `ccctl run`) drives it. `period` is cloudmesh-cc's and not needed here."""
+        from ccd import control
+
+        self.status = control.kill(self._current_run(), self.name, timeout)
+        return self.status
+
+    def watch(self, period: float = 10, timeout: float | None = None) -> JobStatus:
+        """Wait until the job ends (whatever its progress says) and return its status then.
+        A run driven here or by no one is followed as it changes; one another process drives,
+        every `period` s. TimeoutError after `timeout` s."""
+        from ccd import control
+
+        self.status = control.watch(self._current_run(), self.name, period, timeout)
+        return self.status
+
+    def sync(self, directory: str | Path | None = None) -> list[Path]:
+        """The job's declared outputs (`outputs:`), fetched into its run's working copy, or
+        copied into `directory`; the paths. A remote job's come back by themselves when it
+        ends (one that ended while its run was interrupted is collected now); a local job's
+        are in the working copy already, so without `directory` nothing is copied."""
+        from ccd import control
+
+        return control.sync(self._current_run(), self.name,
+                            None if directory is None else Path(directory))
+
+    def _current_run(self) -> Run:
+        """The run this job is part of: its workflow's in this process, else the newest run
+        of its workflow in the state directory."""
+        from ccd import control
+        from ccd.errors import RunError
+
+        if self._run is None and self._workflow is not None:
+            w = self._workflow
+            self._run = control.newest_run(w.state_dir, w.source())
+        if self._run is None:
+            where = f" in {self._workflow.state_dir}" if self._workflow else ""
+            raise RunError(f"job {self.name!r} has not run: its workflow has no run{where}")
+        return self._run
 
     def __getitem__(self, key: str) -> Any:
         """The paper's dict access: job["status"], job["progress"], job["script"], ..."""
@@ -156,7 +202,7 @@ class Workflow:
 
     def job(self, name: str) -> Job:
         """A job by name."""
-        return Job(self.jobs[name], self.statuses[name], self._run)
+        return Job(self.jobs[name], self.statuses[name], self._run, self)
 
     def update_status(self, name: str, status: str) -> None:
         """Set a job's state by hand."""
@@ -190,6 +236,10 @@ class Workflow:
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
                          for r in rows)
 
+    def source(self) -> Path:
+        """The workflow file its runs are recorded under in the state directory."""
+        return (self.base_dir / f"{self.name}.yaml").absolute()
+
     def spec(self) -> WorkflowSpec:
         """The workflow as a spec (not yet validated)."""
         return WorkflowSpec(self.name, self.base_dir / f"{self.name}.yaml", dict(self.jobs),
@@ -220,6 +270,19 @@ class Workflow:
             fmt = path.suffix.lstrip(".")
             path.write_bytes(dot.encode() if fmt == "dot" else graph.render(dot, fmt))
         return dot
+
+    def remove_workflow(self) -> list[str]:
+        """Delete the workflow's runs from the state directory (their records, working
+        copies and logs); the ids removed. Refused (RunError, nothing removed) while one is
+        being driven, or an interrupted one still has a job running. The workflow itself
+        (in memory, and its YAML file) stays: it can run again."""
+        from ccd import control
+
+        removed = control.remove_runs(self.state_dir, self.source())
+        self.run_id, self._run = None, None
+        self.statuses = {n: JobStatus(n, host=j.host, progress=j.progress)
+                         for n, j in self.jobs.items()}
+        return removed
 
     # -- running --------------------------------------------------------------------------
 
@@ -262,7 +325,7 @@ class Workflow:
         return self._execute(max_jobs=max_jobs)
 
     def _execute(self, max_jobs: int | None, chain: list[str] | None = None) -> RunState:
-        from ccd import runs, workdir
+        from ccd import control, runs, workdir
         from ccd.hosts import Hosts
         from ccd.spec import load_spec
         from ccd.store import Store
@@ -289,11 +352,16 @@ class Workflow:
             self.run_id, self._run = opened.run.id, opened.run
             self.statuses = opened.run.jobs
 
-            async def drive() -> RunState:
-                async with Hosts(max_jobs) as hosts:
-                    return await runs.execute(opened, hosts)
+            with control.driving(opened.run) as driven:  # so Job.kill/watch reach it
+                async def drive() -> RunState:
+                    async with Hosts(max_jobs) as hosts:
+                        return await runs.execute(opened, hosts, on_event=driven.event,
+                                                  started=driven.started)
 
-            return asyncio.run(drive())
+                try:
+                    return asyncio.run(drive())
+                finally:
+                    opened.release()  # interrupted: another may drive it (or Job.kill)
         finally:
             store.close()
 

@@ -165,6 +165,30 @@ def test_cancel_stops_running_jobs_and_cancels_waiting_ones() -> None:
     assert run.message == "stop"
 
 
+def test_kill_ends_one_job_cancelled_without_retry_and_the_rest_of_the_run_goes_on() -> None:
+    jobs = [JobSpec("a", exec="x", retries=3), JobSpec("b", exec="x"), JobSpec("c", exec="x"),
+            JobSpec("w", exec="x"), JobSpec("after-w", exec="x")]
+    run = make_run(jobs, [("a", "b"), ("c", "w"), ("w", "after-w")])
+    h = Harness(run, max_jobs=10)
+
+    async def scenario() -> RunState:
+        task = asyncio.create_task(h.scheduler.run_to_end())
+        await h.until(lambda: h.running("a") and h.running("c"))
+        h.scheduler.kill("a", "killed")  # running: stopped
+        h.scheduler.kill("w", "killed")  # waiting for c: never starts
+        await h.until(lambda: run.jobs["w"].state is JobState.CANCELLED)
+        await h.finish("c")
+        return await task
+
+    assert asyncio.run(scenario()) is RunState.FAILED
+    assert {n: s.state for n, s in run.jobs.items()} == {
+        "a": JobState.CANCELLED, "b": JobState.SKIPPED, "c": JobState.DONE,
+        "w": JobState.CANCELLED, "after-w": JobState.SKIPPED}
+    assert run.jobs["a"].message == "killed" and run.jobs["a"].attempt == 1
+    assert h.ex.cancelled == [("r1", "a")]
+    assert ("r1", "w") not in h.ex.started
+
+
 def test_resumed_run_reattaches_started_jobs_instead_of_starting_them() -> None:
     run = make_run([JobSpec("a", exec="x"), JobSpec("b", exec="x")], [("a", "b")])
     run.t0 = 1.0  # it ran before, in a process that started a
