@@ -295,9 +295,10 @@ async def _follow(run: Run, name: str, *, kill: bool = False, wait: bool = True,
 
 
 async def _running(run: Run) -> list[str]:
-    """The jobs of `run` that its executors find running now."""
+    """The jobs of `run` that its executors find running now: any job not final, since one
+    may have started just before its driver died, before the store heard of it."""
     names = [n for n, s in run.jobs.items()
-             if s.state.started and not s.state.final and not run.spec.jobs[n].is_join]
+             if not s.state.final and not run.spec.jobs[n].is_join]
     found = await asyncio.gather(*(_follow(run, n, wait=False) for n in names))
     return [n for n, obs in zip(names, found, strict=True) if obs.started and not obs.ended]
 

@@ -220,7 +220,10 @@ def paths() -> dict[str, dict[str, Any]]:
                         "files", "startRun",
                         {"201": _linked(_json(_ref(shapes.Run), "Started"), _RUN_LINKS),
                          "400": _error("Not JSON"),
-                         "404": _error("No such workflow"), "413": _error("Body too large"),
+                         "404": _error("No such workflow, or no such run to resume"),
+                         "409": _error("The run to resume has not ended, is of another "
+                                       "workflow, or nothing changed since it: no run made"),
+                         "413": _error("Body too large"),
                          "422": _json({"anyOf": [_ref(shapes.InvalidWorkflow),
                                                  _ref(shapes.Error)]},
                                       "No workflow named, or it no longer validates"),

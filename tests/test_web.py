@@ -362,6 +362,30 @@ def test_cancel_and_rerun_from_the_page(web: Web, daemon: Daemon, tmp_path: Path
     web.assert_not_reloaded_and_clean()
 
 
+def test_carry_on_after_a_fix_keeps_the_done_jobs_and_runs_the_fixed_one(
+        web: Web, daemon: Daemon, tmp_path: Path) -> None:
+    text = f"""\
+workflow:
+  nodes:
+    first: {{exec: 'echo first >> {tmp_path}/ran'}}
+    second: {{exec: 'exit 3'}}
+  dependencies: ['first,second']
+"""
+    upload(daemon, text, "fixme")
+    web.login()
+    web.page.locator('tr[data-key="workflow:fixme"]').get_by_role("button", name="Run").click()
+    head = web.page.locator(".run-head")
+    expect(head).to_have_attribute("data-state", "failed", timeout=PUSH_MS)
+    upload(daemon, text.replace("exit 3", "echo fixed"), "fixme")  # the fix, stored
+    first = web.page.url
+    web.page.get_by_role("button", name="Carry on").click()
+    expect(web.page).not_to_have_url(first)
+    expect(head).to_have_attribute("data-state", "done", timeout=PUSH_MS)
+    expect(web.job_row("first")).to_have_attribute("data-state", "done")
+    assert (tmp_path / "ran").read_text() == "first\n"  # kept, not run again
+    web.assert_not_reloaded_and_clean()
+
+
 def test_a_failed_run_says_why_and_its_jobs_show_their_attempts_in_the_daemons_colours(
         web: Web, daemon: Daemon) -> None:
     upload(daemon, """\

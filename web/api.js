@@ -65,7 +65,10 @@ export const resultPath = (id, path) =>
   `${runPath(id)}/results/${path.split("/").map(encodeURIComponent).join("/")}`;
 
 /** Start a run of a stored workflow; resolves to the new run. */
-export const startRun = (workflow) => json("POST", "/api/v1/runs", { workflow });
+/** A new run of a stored workflow; with `resume` (an ended run of it), carrying on from it:
+ * its done jobs that did not change are kept. */
+export const startRun = (workflow, resume) =>
+  json("POST", "/api/v1/runs", resume === undefined ? { workflow } : { workflow, resume });
 
 /** Upload a workflow file (YAML, .tar or .tar.gz) as a multipart form. */
 export async function upload(file, name) {

@@ -1,5 +1,5 @@
-// One run: its header (state, counts, times, Run again / Cancel / Rerun), a Table tab and a
-// Graph tab, and the detail of one job with its live log and its results. Job and run
+// One run: its header (state, counts, times, Run again / Cancel / Rerun / Carry on), a Table
+// tab and a Graph tab, and the detail of one job with its live log and its results. Job and run
 // events from the page's stream change the rows in place; the graph is fetched again after
 // each change, a job's results when it ends.
 
@@ -185,6 +185,12 @@ export class RunView {
           const next = await json("POST", `${runPath(run.run)}/rerun`);
           location.hash = route("runs", next.run);
         }),
+      carryOn: button("Carry on",
+        "A new run of the workflow as it is now (with your edits) that keeps this run's done " +
+        "jobs that did not change; each other job says why it runs again", "", async () => {
+          const next = await startRun(run.workflow, run.run);
+          location.hash = route("runs", next.run);
+        }),
     };
     const f = this.facts;
     fill(this.header,
@@ -213,6 +219,7 @@ export class RunView {
     const final = isFinal(run.state);
     this.buttons.cancel.disabled = final || Boolean(this.cancelling);
     this.buttons.rerun.disabled = !final || run.state === "done"; // a done run: nothing to redo
+    this.buttons.carryOn.disabled = !final;
   }
 
   // -- table -----------------------------------------------------------------------------
