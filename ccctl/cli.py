@@ -1,6 +1,7 @@
 """`ccctl`: the command line of ccd.
 
-`validate`, `run` and `graph` work without a daemon (the paper's "command line mode").
+`validate`, `run`, `graph` and `example` work without a daemon (the paper's "command line
+mode").
 Exit codes: 0 every job done, 1 a job failed, 2 invalid input or refused by the daemon,
 3 no daemon to talk to (not running, not answering, or a socket we do not trust), 130
 cancelled.
@@ -12,18 +13,42 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+import typer.core
+from typer.models import CommandFunctionType
 
 from ccd.settings import default_max_jobs
 
 if TYPE_CHECKING:
     from ccctl.client import Client
 
-app = typer.Typer(
+
+class _Command(typer.core.TyperCommand):
+    """A command whose usage line names its arguments as `RUN [JOB]`, whatever typer's
+    version: typer 0.27 and later write `{RUN} [job]`, braces no shell accepts."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:  # Any: click's or typer's copy
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.human_readable_name.upper() + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class _Typer(typer.Typer):
+    """typer.Typer whose commands are _Command."""
+
+    def command(self, *args: Any, **kwargs: Any
+                ) -> Callable[[CommandFunctionType], CommandFunctionType]:
+        return super().command(*args, **{"cls": _Command, **kwargs})
+
+
+app = _Typer(
     name="ccctl",
     help="Run and watch ccd workflows.",
     no_args_is_help=True,
@@ -221,13 +246,15 @@ def graph(
 ) -> None:
     """The workflow as a graph: nodes coloured by state, with their labels."""
     from ccd import graph as graphs
-    from ccd.errors import CcdError, SpecError
+    from ccd.errors import CcdError, GraphvizMissing, SpecError
 
     if fmt not in ("dot", "svg", "png"):
         raise _fail(f"ccctl: unknown format {fmt!r}; use dot, svg or png", EXIT_INVALID)
     try:
         dot = _dot_of(target, state_dir)
         data = dot.encode() if fmt == "dot" else graphs.render(dot, fmt)
+    except GraphvizMissing:
+        raise _fail(f"ccctl: {GRAPHVIZ_MISSING}", EXIT_INVALID) from None
     except SpecError as e:
         raise _fail(str(e), EXIT_INVALID) from None
     except CcdError as e:
@@ -243,6 +270,11 @@ def graph(
         raise _fail("ccctl: not writing PNG to a terminal; use -o FILE", EXIT_INVALID)
     else:
         sys.stdout.buffer.write(data)
+
+
+GRAPHVIZ_MISSING = ("-f svg and -f png need Graphviz's `dot` program, which is not on PATH: "
+                    "install it (Debian/Ubuntu: sudo apt-get install -y graphviz), or use -f dot, "
+                    "or see the graph on the page (ccctl open), which draws it without Graphviz")
 
 
 def _dot_of(target: str, state_dir: Path | None) -> str:
@@ -292,6 +324,41 @@ def _graph_from_daemon(run_id: str) -> str | None:
         if e.status is None:
             return None
         raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
+
+
+@app.command()
+def example(
+    name: Annotated[Optional[str], typer.Argument(  # noqa: UP045
+        metavar="NAME", help="An example; without it, the examples are listed")] = None,
+    directory: Annotated[Optional[Path], typer.Argument(  # noqa: UP045
+        metavar="DIR", help="Copy it into this directory, made if missing; never over files "
+        "there", show_default="./NAME")] = None,
+) -> None:
+    """The example workflows that come with ccd: lists them, or copies one to run or edit."""
+    from ccctl import examples as shipped
+
+    try:
+        found = shipped.examples()
+    except FileNotFoundError as e:
+        raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
+    listing = "".join(f"{n:<{max(map(len, found))}}  {e.description}\n" for n, e in found.items())
+    if name is None:
+        print(listing, end="")
+        sys.stderr.write("copy one: ccctl example NAME [DIR]\n")
+        return
+    if name not in found:
+        raise _fail(f"ccctl: no example {name!r}; these come with ccd:\n{listing}", EXIT_INVALID)
+    chosen, target = found[name], directory if directory is not None else Path(name)
+    try:
+        shipped.copy(chosen, target)
+    except FileExistsError as e:
+        raise _fail(f"ccctl: {e}; not overwriting it (copy into a new directory)",
+                    EXIT_INVALID) from None
+    except OSError as e:
+        raise _fail(f"ccctl: cannot copy into {target}: {e.strerror}", EXIT_INVALID) from None
+    workflow = target / chosen.workflow
+    print(f"copied the example {name} to {target}; run it here: ccctl run {workflow}, "
+          f"or on the daemon: ccctl submit {workflow}")
 
 
 # -- the daemon's commands ---------------------------------------------------------------
@@ -390,7 +457,7 @@ def _print_plan(run: dict[str, Any]) -> None:
 
 @app.command("list")
 def list_runs(json_out: JsonOut = False) -> None:
-    """Runs the daemon knows, newest first."""
+    """Runs the daemon knows, newest first (run, workflow, state, jobs, started)."""
     with _daemon() as client:
         runs = client.json("GET", "/api/v1/runs")
     if json_out:
@@ -467,7 +534,8 @@ def status(
     = False,
     json_out: JsonOut = False,
 ) -> None:
-    """A run with every job's state, progress, times and host."""
+    """A run's jobs (job, state, progress, elapsed, exit, message; past 40 jobs, those not
+    done), then the run's state; --watch follows it to its end instead."""
     from ccctl.runref import on_daemon
 
     with _daemon() as client:
@@ -578,10 +646,12 @@ def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)])
 
 @app.command()
 def rerun(
-    run_id: Annotated[str, typer.Argument(metavar="RUN", help="A finished run: " + RUN_HELP)],
+    run_id: Annotated[str, typer.Argument(
+        metavar="RUN", help="A finished run: its id, any unique start of one, or @last")],
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the new run")] = False,
 ) -> None:
-    """Run a finished run's failed, skipped and cancelled jobs again (a new run)."""
+    """Run a finished run's failed, skipped and cancelled jobs again: a new run, whose id
+    it prints."""
     from ccctl.remote import watch as follow
     from ccctl.runref import on_daemon
 
@@ -611,7 +681,7 @@ def open_browser(
         webbrowser.open(f"{url}{link}")
 
 
-tokens = typer.Typer(help="The daemon's token, which TCP clients and browser sessions need.",
+tokens = _Typer(help="The daemon's token, which TCP clients and browser sessions need.",
                      no_args_is_help=True)
 app.add_typer(tokens, name="token")
 
@@ -652,7 +722,7 @@ def ping() -> None:
         print(f"problem: {problem}")
 
 
-service = typer.Typer(help="Run ccd as a systemd user service.", no_args_is_help=True)
+service = _Typer(help="Run ccd as a systemd user service.", no_args_is_help=True)
 app.add_typer(service, name="service")
 
 

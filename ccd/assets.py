@@ -1,7 +1,7 @@
-"""Files that ship with ccd but live outside its Python code: `web/` and `systemd/`.
+"""Files that ship with ccd but live outside its Python code: `web/`, `systemd/`, `examples/`.
 
 In a source checkout they sit at the top of the repository; in a wheel they are packaged
-as `ccd/web` and `ccd/systemd` (see pyproject.toml).
+as `ccd/web`, `ccd/systemd` and `ccd/examples` (see pyproject.toml), so git holds one copy.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ _HERE = Path(__file__).resolve().parent
 
 
 def asset_dir(name: str) -> Path:
-    """The directory `web` or `systemd`, wherever this installation keeps it."""
+    """The directory `web`, `systemd` or `examples`, wherever this installation keeps it."""
     for candidate in (_HERE / name, _HERE.parent / name):
         if candidate.is_dir():
             return candidate

@@ -38,7 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--socket", type=Path, default=None,
                    help=f"Unix socket path [default: {default_socket()}]")
     p.add_argument("--host", default="127.0.0.1", help="TCP address [default: 127.0.0.1]")
-    p.add_argument("--port", type=int, default=8000, help="TCP port; 0 picks a free one")
+    p.add_argument("--port", type=int, default=8000,
+                   help="TCP port; 0 picks a free one [default: 8000]")
     p.add_argument("--no-tcp", action="store_true", help="serve the Unix socket only")
     p.add_argument("--state-dir", type=Path, default=None,
                    help=f"state directory [default: {state_dir()}]")
