@@ -9,6 +9,8 @@ import json
 import os
 import random
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -627,3 +629,19 @@ def test_a_full_state_directory_shows_a_banner_until_there_is_room(
     expect(banner).to_be_hidden(timeout=PUSH_MS)
     expect(web.job_row("wait")).to_have_attribute("data-state", "done", timeout=PUSH_MS)
     web.assert_not_reloaded_and_clean()
+
+
+def test_the_example_cards_commands_work_as_typed_in_a_new_directory(web: Web,
+                                                                     tmp_path: Path) -> None:
+    web.login()
+    hint = web.page.locator("section.example p.hint")
+    expect(hint).to_contain_text("ccctl example workflow-example")
+    typed = [c for c in hint.locator("code").all_inner_texts() if c.startswith("ccctl ")]
+    assert len(typed) == 2
+    for command in typed:  # where a wheel user is: no checkout, no examples/ directory
+        proc = subprocess.run([sys.executable, "-m", "ccctl", *command.split()[1:]],
+                              cwd=tmp_path, env={**web.daemon.env, "PYTHONPATH": str(ROOT)},
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, f"{command}: {proc.stderr}"
+    web.page.reload()
+    expect(web.page.get_by_role("button", name="Run the example")).to_be_visible()

@@ -120,8 +120,8 @@ export class WorkflowsView extends Listing {
 function workflowTable(workflows) {
   if (!workflows.length) {
     return h("p", { class: "empty" }, "No workflows yet. Upload a workflow YAML file, or a ",
-      ".tar.gz holding the YAML and its scripts. ", h("code", null, "make run"),
-      " starts ccd with the example uploaded.");
+      ".tar.gz holding the YAML and its scripts. ", h("code", null, "ccctl example"),
+      " lists the examples that come with ccd.");
   }
   return h("table", { class: "workflows" },
     h("thead", null, h("tr", null, ["Workflow", "Jobs", "Uploaded", "Runs", "Last run", ""]
@@ -148,8 +148,11 @@ function fillExample(card, present) {
                 runButton(EXAMPLE, "Run the example"),
                 link(route("workflows", EXAMPLE), "Its YAML and runs")));
   } else {
-    put(card, h("p", { class: "hint" }, "Not uploaded to this ccd. ", h("code", null, "make run"),
-      " uploads it; so does ", h("code", null, "ccctl submit examples/workflow-example"), "."));
+    put(card, h("p", { class: "hint" }, "Not uploaded to this ccd. ",
+      h("code", null, "ccctl example workflow-example"), " copies it into ",
+      h("code", null, "workflow-example/"), "; ",
+      h("code", null, "ccctl submit workflow-example/workflow-example.yaml"),
+      " uploads and runs it (", h("code", null, "make run"), " in a checkout uploads it)."));
   }
 }
 
