@@ -239,7 +239,8 @@ def _dry_run(file: Path, json_out: bool) -> None:
 def graph(
     target: Annotated[str, typer.Argument(help="Workflow YAML file, or a run: its id, any "
                                           "unique start of one, or @last")],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="dot, svg or png")] = "dot",
+    fmt: Annotated[str, typer.Option(
+        "--format", "-f", help="dot, svg or png (svg and png need Graphviz's dot)")] = "dot",
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Write here instead of stdout")] = None,
     state_dir: StateDir = None,
@@ -341,7 +342,8 @@ def example(
         found = shipped.examples()
     except FileNotFoundError as e:
         raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
-    listing = "".join(f"{n:<{max(map(len, found))}}  {e.description}\n" for n, e in found.items())
+    width = max(map(len, found), default=0)
+    listing = "".join(f"{n:<{width}}  {e.description}\n" for n, e in found.items())
     if name is None:
         print(listing, end="")
         sys.stderr.write("copy one: ccctl example NAME [DIR]\n")
@@ -682,7 +684,7 @@ def open_browser(
 
 
 tokens = _Typer(help="The daemon's token, which TCP clients and browser sessions need.",
-                     no_args_is_help=True)
+                no_args_is_help=True)
 app.add_typer(tokens, name="token")
 
 

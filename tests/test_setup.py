@@ -50,6 +50,21 @@ def test_the_wheel_builds_without_a_warning(wheel: tuple[Path, str]) -> None:
     assert said == []
 
 
+def test_an_editable_install_builds_without_a_warning_and_uses_the_checkout(
+        wheel: tuple[Path, str]) -> None:
+    """`pip install -e .`: what the build backend says, and what the installed .pth names."""
+    src = wheel[0].parent.parent / "src"
+    build = subprocess.run(
+        [sys.executable, "-W", "error", "-c",
+         "import hatchling.build as b, sys; sys.stdout.write(b.build_editable('editable'))"],
+        cwd=src, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0 and build.stderr == "", build.stderr
+    with zipfile.ZipFile(src / "editable" / build.stdout) as editable:
+        (pth,) = [n for n in editable.namelist() if n.endswith(".pth")]
+        assert editable.read(pth).decode().split() == [str(src)]
+        assert not [n for n in editable.namelist() if n.startswith("ccd/")]  # no stale copies
+
+
 def test_the_wheel_holds_what_ccd_runs_with(wheel: tuple[Path, str]) -> None:
     names = set(zipfile.ZipFile(wheel[0]).namelist())
     needed = {"ccd/executors/job.sh", "ccd/executors/remote.sh", "ccd/systemd/ccd.service",
