@@ -128,8 +128,9 @@ def run(
     file: Annotated[Path, typer.Argument(help="Workflow YAML file")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the order; run nothing")]
     = False,
-    new: Annotated[bool, typer.Option("--new", help="Start afresh instead of resuming an "
-                                      "unfinished run of this file")] = False,
+    new: Annotated[bool, typer.Option("--new", help="Start afresh: run every job, instead "
+                                      "of resuming or carrying on from the last run of this "
+                                      "file")] = False,
     max_jobs: Annotated[Optional[int], typer.Option(  # noqa: UP045
         "--max-jobs", min=1, help="Processes at once",
         show_default=f"CPUs x 4, {default_max_jobs()} here")] = None,
@@ -139,8 +140,10 @@ def run(
     """Run a workflow here, in the foreground, with a live table (no daemon needed).
 
     Run again after an interruption to resume: finished jobs are not rerun, running jobs
-    are re-attached, never restarted. After a run that ended done, the same command says
-    so and runs nothing; --new runs it again.
+    are re-attached, never restarted. After the last run of the file ended (failed,
+    cancelled, or done before you edited something), the same command carries on from it:
+    done jobs that did not change are kept, the rest run, and it prints why. Done and
+    nothing changed: it says so and runs nothing.
     """
     from ccd.errors import CcdError, SpecError
 
