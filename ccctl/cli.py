@@ -154,20 +154,23 @@ def run(
 
     from ccctl.live import Display
     from ccd import runs
+    from ccd.settings import notifiers
 
     try:
+        notify, warnings = notifiers()
         opened = runs.open_run(file, _state_dir(state_dir), new=new)
     except SpecError as e:
         raise _fail(str(e), EXIT_INVALID) from None
     except CcdError as e:
         raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
+    opened.warnings[:0] = warnings
     display = Display(opened, json_out=json_out)
     if opened.run.state.final:  # it ended as the file is now: nothing to run
         display.ended()
         opened.store.close()
         raise _exit_for(opened.run.state.value)
     try:
-        state = asyncio.run(display.drive(max_jobs))
+        state = asyncio.run(display.drive(max_jobs, notify))
     except CcdError as e:
         raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ccctl.console import console
-from ccd.model import Event, JobState, JobStatus, Run, RunState
+from ccd.model import Event, JobState, JobStatus, NotifySpec, Run, RunState
 from ccd.palette import LOOKS
 
 if TYPE_CHECKING:
@@ -173,13 +173,16 @@ class Display(Board):
         self._scheduler: Scheduler | None = None
         self._interrupted = 0
 
-    async def drive(self, max_jobs: int | None) -> RunState:
-        """Execute the run while showing it; Ctrl-C cancels, a second Ctrl-C leaves."""
+    async def drive(self, max_jobs: int | None, notify: tuple[NotifySpec, ...] = ()
+                    ) -> RunState:
+        """Execute the run while showing it, then tell the run's notifiers and `notify` (the
+        settings') that it ended; Ctrl-C cancels, a second Ctrl-C leaves."""
         import asyncio
         import signal
 
         from ccd import runs
         from ccd.hosts import Hosts
+        from ccd.notify import Notifier
 
         self._intro()
         loop = asyncio.get_running_loop()
@@ -197,7 +200,8 @@ class Display(Board):
 
         loop.add_signal_handler(signal.SIGINT, on_sigint)
         try:
-            async with Hosts(max_jobs) as hosts:
+            # Outermost: the news of the run's end goes out while the summary is shown.
+            async with Notifier(notify) as notifier, Hosts(max_jobs) as hosts:
 
                 def trouble(why: str | None) -> None:  # the state cannot be saved (full disk)
                     hosts.pause(why)
@@ -210,17 +214,18 @@ class Display(Board):
                 self.opened.store.on_trouble = from_writer
                 if self.live:
                     with self.live_view():
-                        state = await runs.execute(self.opened, hosts, started=self._started)
+                        state = await runs.execute(self.opened, hosts, started=self._started,
+                                                   notifier=notifier)
                 else:
                     state = await runs.execute(self.opened, hosts, on_event=self.on_event,
-                                               started=self._started)
+                                               started=self._started, notifier=notifier)
                 logs = {job: await _tail(hosts, self.run, job) for job in self.failed()}
+                self.summary()
+                self.failures(logs)
         except asyncio.CancelledError:
             raise KeyboardInterrupt from None
         finally:
             loop.remove_signal_handler(signal.SIGINT)
-        self.summary()
-        self.failures(logs)
         return state
 
     def ended(self) -> None:

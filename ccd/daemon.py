@@ -23,8 +23,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
+
+if TYPE_CHECKING:
+    from ccd.model import NotifySpec
 
 log = logging.getLogger("ccd")
 _STOPPED: list[int] = []  # SIGTERM/SIGINT received outside uvicorn's own handlers
@@ -148,16 +152,19 @@ def sd_notify(message: str) -> bool:
 async def serve(args: argparse.Namespace) -> None:
     """Run the daemon until SIGTERM or SIGINT."""
     from ccd.auth import load_or_create_token
-    from ccd.settings import default_socket, state_dir
+    from ccd.settings import default_socket, notifiers, state_dir
 
     state = (args.state_dir.expanduser().absolute() if args.state_dir else state_dir())
+    notify, warnings = notifiers()  # a bad settings file stops the start (file:line)
+    for w in warnings:
+        log.warning("%s", w)
     sock_path = args.socket or default_socket()
     token = load_or_create_token()
     listeners = [unix_listener(sock_path)]
     try:
         if not args.no_tcp:
             listeners.append(tcp_listener(args.host, args.port))
-        await _serve(args, state, token, listeners, sock_path)
+        await _serve(args, state, token, listeners, sock_path, notify)
     finally:
         for sock in listeners:
             sock.close()
@@ -166,12 +173,14 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 async def _serve(args: argparse.Namespace, state: Path, token: str,
-                 listeners: list[socket.socket], sock_path: Path) -> None:
+                 listeners: list[socket.socket], sock_path: Path,
+                 notify: tuple[NotifySpec, ...]) -> None:
     from ccd import api
     from ccd.service import Service
     from ccd.uploads import pack
 
-    async with Service(state, max_jobs=args.max_jobs, prune_after=args.prune_after) as service:
+    async with Service(state, max_jobs=args.max_jobs, prune_after=args.prune_after,
+                       notify=notify) as service:
         for path in args.upload:
             row = await service.add_workflow(*pack(path))
             log.info("uploaded workflow %s from %s", row.name, path)

@@ -14,7 +14,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from ccd.model import JobSpec, JobState, JobStatus, Trigger, WorkflowSpec
+from ccd.model import JobSpec, JobState, JobStatus, NotifySpec, Trigger, WorkflowSpec
 
 _FIELDS = ("user", "host", "kind", "label", "script", "exec", "venv", "shape", "style", "cwd")
 _HOST_FIELDS = ("hostname", "port", "user", "identity", "known_hosts", "workdir", "max_jobs",
@@ -60,6 +60,10 @@ def with_state(spec: WorkflowSpec, statuses: dict[str, JobStatus] | None = None,
             fields = [f"\n    {k}: {q(v) if isinstance(v, str) else v}"
                       for k in _HOST_FIELDS if (v := getattr(h, k)) is not None]
             out.append(f"  {q(h.name)}:{''.join(fields) or ' {}'}")
+    if spec.notify:
+        out.append("notify:")
+        for n in spec.notify:
+            out.extend(_notifier(n))
     return _yaml_escapes("\n".join(out) + "\n")
 
 
@@ -89,6 +93,18 @@ def _extensions(job: JobSpec) -> list[str]:
     if job.batch_options:
         out.append(f"      {'bsub' if job.kind == 'lsf' else 'sbatch'}:")
         out.extend(f"        - {json.dumps(option)}" for option in job.batch_options)
+    return out
+
+
+def _notifier(n: NotifySpec) -> list[str]:
+    value = "true" if n.kind == "desktop" else json.dumps(n.target[0]) \
+        if n.kind != "command" else f"[{', '.join(json.dumps(a) for a in n.target)}]"
+    out = [f"  - {n.kind}: {value}"]
+    default = NotifySpec(n.kind)
+    if n.on != default.on:
+        out.append(f"    on: [{', '.join(s.value for s in n.on)}]")
+    if n.timeout != default.timeout:
+        out.append(f"    timeout: {n.timeout:g}")
     return out
 
 

@@ -138,6 +138,22 @@ class HostSpec:
     poll: float | None = None  # batch systems: the most seconds between two queue queries
 
 
+NOTIFIERS = ("command", "desktop", "webhook", "apprise")  # the kinds of a `notify:` entry
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySpec:
+    """An entry of `notify:` (a workflow's, or the settings'): whom to tell that a run
+    ended, and for which of its ends."""
+
+    kind: str  # one of NOTIFIERS
+    # command: its arguments, with `{name}` placeholders (ccd.notify); webhook, apprise: the
+    # URL alone; desktop: nothing
+    target: tuple[str, ...] = ()
+    on: tuple[RunState, ...] = (RunState.DONE, RunState.FAILED, RunState.CANCELLED)
+    timeout: float = 10.0  # seconds; then it is given up (a command is killed)
+
+
 @dataclass(frozen=True, slots=True)
 class WorkflowSpec:
     """A validated workflow: jobs in file order and the edges between them."""
@@ -151,6 +167,7 @@ class WorkflowSpec:
     files: tuple[str, ...] = ()  # more files of the workflow (globs), copied for each run
     # Nodes with a matrix -> their number of instances (which are in `jobs`, see sweeps).
     sweeps: dict[str, int] = field(default_factory=dict)
+    notify: tuple[NotifySpec, ...] = ()
 
     @property
     def base_dir(self) -> Path:

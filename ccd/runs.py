@@ -23,6 +23,7 @@ from ccd import export, reuse, workdir
 from ccd.errors import NotFound, Problem, RunError, SpecError, StateFull
 from ccd.hosts import Hosts
 from ccd.model import Event, JobStatus, Run, RunState, WorkflowSpec
+from ccd.notify import Notifier
 from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
 from ccd.store import Store
@@ -217,9 +218,10 @@ def parse_stored(run_id: str, source: str, data: bytes) -> WorkflowSpec:
 
 async def execute(opened: Opened, hosts: Hosts, *,
                   on_event: Callable[[Event], None] | None = None,
-                  started: Callable[[Scheduler], None] | None = None) -> RunState:
+                  started: Callable[[Scheduler], None] | None = None,
+                  notifier: Notifier | None = None) -> RunState:
     """Drive the run to its end with the process's executors; every event goes to the
-    store, then to `on_event`."""
+    store, then to `on_event`; once its end is saved, `notifier` tells whom it concerns."""
     if opened.lock is None:
         raise RunError(f"run {opened.run.id} is not locked by this process")
     store = opened.store
@@ -243,6 +245,8 @@ async def execute(opened: Opened, hosts: Hosts, *,
         await asyncio.to_thread(store.flush)
         if run.state.final:
             opened.release()
+    if notifier is not None:
+        notifier.run_ended(run)
     return state
 
 

@@ -33,7 +33,8 @@ from ccd.errors import CcdError, Conflict, NotFound, RunError, StateFull, Upload
 from ccd.executors.protocol import launch_for
 from ccd.hosts import Hosts
 from ccd.hostsfeed import HostsFeed
-from ccd.model import SAFE_NAME, Event, JobState, Run, RunState, WorkflowSpec
+from ccd.model import SAFE_NAME, Event, JobState, NotifySpec, Run, RunState, WorkflowSpec
+from ccd.notify import Notifier
 from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
 from ccd.store import Store, WorkflowRow
@@ -55,9 +56,12 @@ class Service:
     """Workflows and runs of one state directory, driven in this process."""
 
     def __init__(self, state_dir: Path, max_jobs: int | None = None,
-                 journal_poll: float = 0.25, prune_after: float | None = None) -> None:
+                 journal_poll: float = 0.25, prune_after: float | None = None,
+                 notify: tuple[NotifySpec, ...] = ()) -> None:
         self.state_dir = state_dir
         self.hosts = Hosts(max_jobs)
+        # Besides each workflow's own; a stop waits a little for notifications under way.
+        self.notifier = Notifier(notify, grace=5.0)
         self.bus = Bus()
         self.feed = HostsFeed(self.hosts, self.bus)
         self.hosts.on_change = self.feed.changed
@@ -78,6 +82,7 @@ class Service:
 
     async def __aenter__(self) -> Service:
         self._remove_half_stored()
+        await self.notifier.__aenter__()
         await self._group.__aenter__()
         self._tasks.add(self._group.create_task(self._follow_journal()))
         self._tasks.add(self._group.create_task(self.feed.refresh_forever()))
@@ -93,6 +98,7 @@ class Service:
         try:
             await self._group.__aexit__(kind, exc, tb)
         finally:
+            await self.notifier.__aexit__(None, None, None)
             self.hosts.on_change = None
             self.feed.close()
             await self.hosts.aclose()
@@ -278,7 +284,7 @@ class Service:
 
         async def drive() -> None:
             try:
-                await runs.execute(opened, self.hosts, started=started)
+                await runs.execute(opened, self.hosts, started=started, notifier=self.notifier)
             except asyncio.CancelledError:
                 raise  # the daemon is stopping: detach, the jobs go on
             except Exception as e:  # the scheduler ends its run itself; this is the rest

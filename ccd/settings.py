@@ -1,10 +1,16 @@
-"""Where ccd keeps things on this machine (XDG base directories), and the user's variables."""
+"""Where ccd keeps things on this machine (XDG base directories), the user's variables, and
+the settings file."""
 
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ccd.errors import Problem
+    from ccd.model import NotifySpec
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -75,6 +81,28 @@ def variables() -> dict[str, str]:
         return {}
     pairs = root.pairs
     return {k.text: v.text for k, v in pairs if isinstance(k, Scalar) and isinstance(v, Scalar)}
+
+
+def settings_path() -> Path:
+    """`config_dir()/settings.yaml`: what holds for every run this user's ccd drives."""
+    return config_dir() / "settings.yaml"
+
+
+def notifiers() -> tuple[tuple[NotifySpec, ...], list[Problem]]:
+    """The `notify:` entries of the settings file, which apply to every run the daemon or
+    `ccctl run` drives besides the workflow's own, and the file's warnings; none without
+    the file. Raises SpecError (file:line:col) for a bad one."""
+    from ccd.errors import Problem, SpecError
+    from ccd.spec import parse_settings
+
+    path = settings_path()
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return (), []
+    except OSError as e:
+        raise SpecError([Problem(str(path), 1, 1, f"cannot read: {e.strerror}")]) from None
+    return parse_settings(data, str(path))
 
 
 def duration(text: str) -> float:

@@ -15,7 +15,8 @@ files the job makes, relative to the run's working copy) and a notebook's `param
 (papermill injects them; a sweep's parameters are added); a top-level
 `hosts:` inventory (how to reach each host over SSH: hostname, port, user, identity,
 known_hosts, workdir, max_sessions, poll; and max_jobs); a top-level `files:` list of paths or
-globs beside the workflow file (data, modules) that belong to it and are copied with it.
+globs beside the workflow file (data, modules) that belong to it and are copied with it; a
+top-level `notify:` list of whom to tell when a run ends (see `ccd.notify`).
 Fields cloudmesh-cc writes into saved workflows are accepted and ignored; any other unknown
 field is a warning, not an error, so files written for cloudmesh-cc load unchanged.
 
@@ -38,21 +39,25 @@ import itertools
 import keyword
 import os
 import re
+import shlex
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ccd import conditions, dag, labels, notebooks, sweeps
+from ccd import conditions, dag, labels, notebooks, notify, sweeps
 from ccd.errors import Problem, SpecError
 from ccd.model import (
     BATCH_FIELDS,
     BATCH_KINDS,
     KINDS,
+    NOTIFIERS,
     RUNNABLE_KINDS,
     SAFE_NAME,
     HostSpec,
     JobSpec,
+    NotifySpec,
     Param,
+    RunState,
     Trigger,
     WorkflowSpec,
 )
@@ -84,7 +89,7 @@ _NODE_FIELDS = frozenset(("name", "kind", "status", "progress", "fingerprint", "
 # The fields of a sweep's node where `{param}` is replaced (label has its own templates).
 _TEMPLATED = frozenset(("env", "outputs", *_STRING_FIELDS, *BATCH_FIELDS, *_BATCH_OPTIONS)
                        ) - {"label"}
-_TOP_LEVEL = ("workflow", "colors", "hosts", "files")
+_TOP_LEVEL = ("workflow", "colors", "hosts", "files", "notify")
 MAX_SUGGESTIONS = 20  # "did you mean" hints per file
 MAX_MESSAGE = 500  # characters of one problem's message
 
@@ -278,6 +283,7 @@ def _workflow(c: _Checker, root: Node | None, source: Path) -> WorkflowSpec | No
         hosts=hosts,
         files=_relative_paths(c, top.get("files"), "files", "the workflow file's directory"),
         sweeps={node: len(names) for node, (_, names) in c.sweeps.items()},
+        notify=_notify(c, top.get("notify")),
     )
 
 
@@ -952,6 +958,174 @@ def _host_string(c: _Checker, node: Node, field: str) -> str | None:
         c.error(node, f"{field} must be an absolute path or start with ~/, not {text!r}")
         return None
     return text
+
+
+_NOTIFY_FIELDS = (*NOTIFIERS, "on", "timeout")
+_RUN_ENDS = tuple(s.value for s in RunState if s.final)
+_SHELLS = ("sh", "bash", "dash", "zsh", "ksh", "fish")
+
+
+def parse_settings(data: bytes, filename: str
+                   ) -> tuple[tuple[NotifySpec, ...], list[Problem]]:
+    """The daemon's settings file (`ccd.settings.notifiers`): its `notify:`, read as a
+    workflow's, and its warnings. Raises SpecError listing every problem."""
+    with paused_gc():
+        root = load(data, filename)
+        c = _Checker(filename)
+        found: tuple[NotifySpec, ...] = ()
+        top = c.mapping(root, "the settings file")
+        for key, value in c.unique_pairs(top, "setting") if top else ():
+            if key.text == "notify":
+                found = _notify(c, value)
+            else:
+                c.warn(key, f"unknown setting {key.text!r} is ignored"
+                            f"{c.did_you_mean(key.text, ('notify',))}")
+        dismantle(root)
+    if c.problems:
+        raise SpecError(c.problems + c.warnings)
+    return found, c.warnings
+
+
+def _notify(c: _Checker, node: Node | None) -> tuple[NotifySpec, ...]:
+    """`notify:`, a list of entries, each one notifier (`command:`, `desktop:`, `webhook:`
+    or `apprise:`) with optional `on:` (which ends of a run) and `timeout:`."""
+    if node is None or (isinstance(node, Scalar) and node.is_null):
+        return ()
+    if not isinstance(node, Sequence):
+        c.error(node, "notify must be a list of notifiers like `- webhook: URL` (each one of "
+                      f"{', '.join(NOTIFIERS)}), not {_described(node)}")
+        return ()
+    out = []
+    for item in node.items:
+        if not isinstance(item, Mapping):
+            c.error(item, "an entry of notify must be a mapping like `webhook: URL`, not "
+                          f"{_described(item)}")
+            continue
+        entry = _notifier(c, item)
+        if entry is not None:
+            out.append(entry)
+    return tuple(out)
+
+
+def _notifier(c: _Checker, entry: Mapping) -> NotifySpec | None:
+    kinds: list[tuple[Scalar, Node]] = []
+    fields: dict[str, object] = {}
+    for k, v in c.unique_pairs(entry, "field of a notify entry"):
+        if k.text in NOTIFIERS:
+            kinds.append((k, v))
+        elif k.text == "on":
+            fields["on"] = _run_ends(c, v)
+        elif k.text == "timeout":
+            fields["timeout"] = c.number(v, "timeout (seconds)", Scalar.as_float, 0.1, 600)
+        else:
+            c.warn(k, f"unknown field {k.text!r} of a notify entry is ignored"
+                      f"{c.did_you_mean(k.text, _NOTIFY_FIELDS)}")
+    if len(kinds) != 1:
+        which = f"not both {kinds[0][0].text}: and {kinds[1][0].text}:" if kinds else \
+            "it has none"
+        c.error(kinds[1][0] if kinds else entry, "a notify entry needs one of "
+                f"{', '.join(f'{k}:' for k in NOTIFIERS)} ({which})")
+        return None
+    key, value = kinds[0]
+    if key.text == "desktop":
+        if not isinstance(value, Scalar) or value.core_type != "boolean":
+            c.error(value, f"desktop must be true or false, not {_described(value)}")
+            return None
+        target: tuple[str, ...] | None = () if value.text.lower() == "true" else None
+    elif key.text == "command":
+        target = _command(c, value)
+    else:
+        target = _notify_url(c, value, key.text)
+    if target is None or None in fields.values():
+        return None
+    return NotifySpec(key.text, target, **fields)  # type: ignore[arg-type]
+
+
+def _run_ends(c: _Checker, node: Node) -> tuple[RunState, ...] | None:
+    """`on:`: one end of a run or a list of them."""
+    items = node.items if isinstance(node, Sequence) else [node]
+    out: list[RunState] = []
+    for item in items:
+        text = c.string(item, "on: an end of a run")
+        if text is None:
+            return None
+        if text not in _RUN_ENDS:
+            c.error(item, f"on: {text!r} is not an end of a run; the ends are "
+                          f"{', '.join(_RUN_ENDS)}{c.did_you_mean(text, _RUN_ENDS)}")
+            return None
+        out.append(RunState(text))
+    if not out:
+        c.error(node, f"on: is empty; give some of {', '.join(_RUN_ENDS)}, or drop the entry")
+        return None
+    return tuple(dict.fromkeys(out))
+
+
+def _command(c: _Checker, node: Node) -> tuple[str, ...] | None:
+    """A command's arguments: a list, or a string split as a shell would (no shell runs
+    it); `{name}` placeholders (ccd.notify.PLACEHOLDERS) are filled in each argument."""
+    ok = True
+    if isinstance(node, Sequence):
+        args = []
+        for item in node.items:
+            text = c.string(item, "command: an argument")
+            if text is None:
+                c.error(item, "command: an argument cannot be null")
+                return None
+            ok = _placeholders_known(c, item, text) and ok
+            args.append(text)
+    else:
+        text = c.string(node, "command")
+        if text is None:
+            c.error(node, "command needs a command line or a list of its arguments")
+            return None
+        ok = _placeholders_known(c, node, text)
+        try:
+            args = shlex.split(text)
+        except ValueError as e:
+            c.error(node, f"command: {e} (the line is split as a shell would split it, but "
+                          "no shell runs it)")
+            return None
+    if not args:
+        c.error(node, "command is empty")
+        return None
+    if os.path.basename(args[0]) in _SHELLS and any(notify.placeholders(a) for a in args[1:]):
+        c.warn(node, f"a placeholder in a script for {args[0]} would be read as shell code: "
+                     "read the values from the environment there ($CCD_RUN, $CCD_STATE, ...)")
+    return tuple(args) if ok else None
+
+
+def _placeholders_known(c: _Checker, node: Node, text: str) -> bool:
+    quote = 1 if isinstance(node, Scalar) and node.quoted else 0
+    problems = notify.template_problems(text)
+    for offset, message in problems:
+        c.error(node, f"command: {message}", quote + offset)
+    return not problems
+
+
+def _notify_url(c: _Checker, node: Node, kind: str) -> tuple[str, ...] | None:
+    """A webhook's http(s) URL, or an apprise URL of a service apprise knows. The URL is
+    not quoted in messages: it may hold a password or a token."""
+    text = c.string(node, kind)
+    if not text or any(ch.isspace() for ch in text):
+        c.error(node, f"{kind} needs a URL, without spaces")
+        return None
+    if kind == "webhook":
+        problem = notify.webhook_problem(text)
+        if problem is not None:
+            c.error(node, f"webhook: {problem}")
+            return None
+    elif "://" not in text:
+        c.error(node, "apprise needs a service's URL like mailto://user:password@host or "
+                      "tgram://token/chat (apprise's documentation lists them)")
+        return None
+    elif not c.stored and not notify.apprise_installed():
+        c.warn(node, "apprise is not installed here (pip install 'ccd[notify]'): this "
+                     "notifier will fail")
+    elif not c.stored and not notify.apprise_knows(text):
+        c.error(node, "apprise does not know this URL: its service is unknown or the URL "
+                      "lacks what the service needs (apprise's documentation lists them)")
+        return None
+    return (text,)
 
 
 def _colors(c: _Checker, node: Node | None) -> dict[str, str]:

@@ -20,7 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from ccd import dag, export, reuse
-from ccd.model import HostSpec, JobSpec, JobState, JobStatus, Run, RunState, WorkflowSpec
+from ccd.model import (
+    HostSpec,
+    JobSpec,
+    JobState,
+    JobStatus,
+    NotifySpec,
+    Run,
+    RunState,
+    WorkflowSpec,
+)
 
 LOG_LIMIT = 64 * 1024 * 1024  # get_log reads at most this much
 
@@ -136,6 +145,7 @@ class Workflow:
         self.colors: dict[str, str] = {}
         self.hosts: dict[str, HostSpec] = {}
         self.files: tuple[str, ...] = ()
+        self.notify: tuple[NotifySpec, ...] = ()
         self.statuses: dict[str, JobStatus] = {}
         self.state_dir = Path(state_dir) if state_dir else default_state_dir()
         self.run_id: str | None = None
@@ -157,6 +167,7 @@ class Workflow:
         self.colors = dict(spec.colors)
         self.hosts = dict(spec.hosts)
         self.files = spec.files
+        self.notify = spec.notify
         for job in spec.jobs.values():
             self._put(job)
             if job.status == JobState.DONE and job.fingerprint is not None:
@@ -243,7 +254,8 @@ class Workflow:
     def spec(self) -> WorkflowSpec:
         """The workflow as a spec (not yet validated)."""
         return WorkflowSpec(self.name, self.base_dir / f"{self.name}.yaml", dict(self.jobs),
-                            tuple(self.edges), dict(self.colors), dict(self.hosts), self.files)
+                            tuple(self.edges), dict(self.colors), dict(self.hosts), self.files,
+                            notify=self.notify)
 
     def save(self, filename: str | Path) -> None:
         """Write the workflow as YAML (no state)."""
