@@ -182,7 +182,8 @@ class Notifier:
     def __init__(self, targets: tuple[NotifySpec, ...] = (), grace: float | None = None,
                  max_at_once: int = MAX_AT_ONCE) -> None:
         self.targets = targets
-        self.outcomes: Counter[tuple[str, str]] = Counter()  # (kind, sent|failed|timeout|dropped)
+        # (kind, outcome): sent, failed, timeout, dropped (too many pending), cancelled (by a stop)
+        self.outcomes: Counter[tuple[str, str]] = Counter()
         self._grace = grace
         self._slots = asyncio.Semaphore(max_at_once)
         self._group = asyncio.TaskGroup()
@@ -227,6 +228,11 @@ class Notifier:
             try:
                 async with asyncio.timeout(target.timeout):
                     await _SEND[target.kind](target, news)
+            except asyncio.CancelledError:
+                self.outcomes[target.kind, "cancelled"] += 1
+                log.warning("run %s: %s was under way when ccd stopped; given up",
+                            news.run_id, _what(target))
+                raise
             except TimeoutError:
                 outcome = "timeout"
                 log.warning("run %s: %s did not finish in %g s; given up", news.run_id,
