@@ -37,6 +37,7 @@ from ccd.auth import SESSION_TTL, Guard, Sessions
 from ccd.bus import Subscription, event_frame
 from ccd.errors import CcdError, Problem, RequestError, SpecError, UploadError
 from ccd.labels import RunTimes
+from ccd.metrics import CONTENT_TYPE, Metrics
 from ccd.model import Event, JobState
 from ccd.openapi import document
 from ccd.service import Service
@@ -90,6 +91,7 @@ class Api:
         self.archive_dirs = archive_dirs
         self._meta = msgspec.json.encode(shapes.meta())  # neither changes while we run
         self._document = msgspec.json.encode(document())
+        self._metrics = Metrics(service)
 
     # -- health ---------------------------------------------------------------------------
 
@@ -99,6 +101,9 @@ class Api:
             "ok", os.getpid(), self.url, round(time.time() - s.started, 3), str(s.state_dir),
             s.active, s.bus.subscribers, s.bus.published, s.bus.last_id, s.hosts.counters(),
             s.problems()))
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(await self._metrics.scrape(), media_type=CONTENT_TYPE)
 
     async def meta(self, request: Request) -> Response:
         return Response(self._meta, media_type="application/json")
@@ -426,6 +431,7 @@ def build(service: Service, token: str, url: str | None = None,
         r("/logout", api.logout, ["POST"]),
         r("/openapi.json", api.openapi, ["GET"]),
         r("/api/v1/health", api.health, ["GET"]),
+        r("/metrics", api.metrics, ["GET"]),
         r("/api/v1/meta", api.meta, ["GET"]),
         r("/api/v1/hosts", api.hosts, ["GET"]),
         r("/api/v1/login-links", api.login_link, ["POST"]),

@@ -168,9 +168,15 @@ class Hosts:
         return {
             "max_jobs": self.max_jobs, "running": self.running, "problems": self.problems(),
             "runs": len(self._members), "runs_waiting_for_a_slot": len(self._blocked),
-            "executors": {f"{kind}:{host}": {**e.counters(), "running": self._running[kind, host]}
-                          for (kind, host), e in self._executors.items()},
+            "executors": {f"{kind}:{host}": counters
+                          for (kind, host), counters in self.executor_counters().items()},
         }
+
+    def executor_counters(self) -> dict[tuple[str, str], dict[str, int]]:
+        """Each executor's own counters (jobs, polls, ...) and its jobs running, by (kind,
+        host)."""
+        return {(kind, host): {**e.counters(), "running": self._running[kind, host]}
+                for (kind, host), e in self._executors.items()}
 
     async def aclose(self) -> None:
         """Close every executor; running jobs go on."""

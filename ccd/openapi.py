@@ -155,6 +155,14 @@ def paths() -> dict[str, dict[str, Any]]:
                                      public=True)},
         "/api/v1/health": {"get": _op("Liveness and the daemon's counters", "health",
                                       {"200": _json(_ref(shapes.Health), "Counters")})},
+        "/metrics": {"get": _op(
+            "The daemon's metrics in Prometheus's text format: runs and jobs by state, runs "
+            "driven here, events published, event-stream clients, store commit times, each "
+            "remote host's link (up, round trip, commands, batch-system calls), executor "
+            "polls, notifications by outcome, the process's CPU and memory. Over TCP a "
+            "scraper sends the token (Prometheus: `authorization: {credentials_file: "
+            "~/.config/ccd/token}`)", "metrics",
+            {"200": _text("text/plain", "Prometheus text format 0.0.4")})},
         "/api/v1/meta": {"get": _op(
             "States, their colours, kinds and the name rule, as the page uses them", "meta",
             {"200": _json(_ref(shapes.Meta), "What never changes while the daemon runs")})},

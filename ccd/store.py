@@ -17,6 +17,7 @@ refused rather than misread.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import os
@@ -24,8 +25,8 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -35,6 +36,9 @@ from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
 
 log = logging.getLogger("ccd.store")
 COMMIT_EVERY = 0.02  # seconds
+# Bounds of the commit-time histogram (seconds): a commit takes about a millisecond; past a
+# second, the disk is full or another process holds the lock.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _JOB_COLUMNS = ("run_id, name, position, state, progress, host, pid, exit_code, tstart, tend,"
                 " modified, message, attempt, batch_id")
 _EVENT_COLUMNS = ("run_id, job, state, progress, time, exit_code, pid, message, tstart, tend,"
@@ -116,6 +120,20 @@ class RunRow:
     message: str
 
 
+@dataclass(slots=True)
+class CommitTimes:
+    """How long the writer's commits took, retries while they fail included: how many fell
+    in each bucket of COMMIT_BUCKETS (the last counts those past them all) and their sum.
+    The writer thread adds; `/metrics` reads."""
+
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(COMMIT_BUCKETS) + 1))
+    seconds: float = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.buckets[bisect.bisect_left(COMMIT_BUCKETS, seconds)] += 1
+        self.seconds += seconds
+
+
 @dataclass(frozen=True, slots=True)
 class WorkflowRow:
     """A workflow uploaded to the daemon: its main YAML file and its size."""
@@ -193,6 +211,7 @@ class Store:
         self.on_trouble: Callable[[str | None], None] | None = None
         self._flushing: set[threading.Event] = set()  # flush() calls waiting
         self._abandoned = False  # closed with events it could not save
+        self.commit_times = CommitTimes()
         # Two connections: one only the writer thread uses, one for the caller's thread (reads
         # and rare writes). A connection shared between threads would mix their transactions.
         try:
@@ -285,8 +304,10 @@ class Store:
                 except queue.Empty:
                     break
             if batch:
+                began = time.monotonic()
                 committed = self._commit_until_it_works(db, batch)
                 last_commit = time.monotonic()
+                self.commit_times.add(last_commit - began)
                 if self._on_commit is not None:
                     self._on_commit(committed)
             for w in waiters:
@@ -380,6 +401,23 @@ class Store:
                     f"({','.join('?' * len(chunk))}) GROUP BY run_id, state", chunk):
                 out.setdefault(run_id, {})[state] = n
         return out
+
+    def totals(self, known: Mapping[str, dict[str, int]]
+               ) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+        """Every run's state, and its jobs by state, except the runs in `known` (which the
+        caller counted when they had ended: they never change). On a connection of its own,
+        for a worker thread."""
+        db = connect(self.path)
+        try:
+            states = dict(db.execute("SELECT id, state FROM runs"))
+            jobs: dict[str, dict[str, int]] = {}
+            for run_id in states.keys() - known.keys():
+                jobs[run_id] = dict(db.execute(
+                    "SELECT state, count(*) FROM jobs WHERE run_id = ? GROUP BY state",
+                    (run_id,)))
+            return states, jobs
+        finally:
+            db.close()
 
     def run_summaries(self) -> dict[str, tuple[int, RunRow]]:
         """Per workflow name: how many runs it has, and its newest."""

@@ -1,0 +1,93 @@
+"""`GET /metrics`: Prometheus's text format, read by prometheus_client's own parser, from a
+real daemon; behind the API's auth; in the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from conftest import Daemon, write
+from prometheus_client.parser import text_string_to_metric_families
+
+from ccd import api
+from ccd.openapi import document
+from ccd.service import Service
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample by name and labels, as Prometheus's parser reads the text."""
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def test_metrics_show_a_finished_runs_jobs_by_state(tmp_path: Path, daemon: Daemon) -> None:
+    wf = write(tmp_path / "mixed.yaml", """\
+        workflow:
+          nodes:
+            ok: {exec: 'true'}
+            ok2: {exec: 'true'}
+            bad: {exec: 'exit 1'}
+            below: {exec: 'true'}
+          dependencies: ['bad,below']
+        """)
+    run_id = daemon.submit(wf)
+    assert daemon.ended(run_id)[""]["state"] == "failed"
+    with daemon.http() as http:
+        response = http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    got = samples(response.text)
+    jobs = {state: got["ccd_jobs", (("state", state),)] for state in
+            ("ready", "queued", "running", "done", "failed", "skipped", "cancelled")}
+    assert jobs == {"ready": 0, "queued": 0, "running": 0, "done": 2, "failed": 1,
+                    "skipped": 1, "cancelled": 0}
+    assert got["ccd_runs", (("state", "failed"),)] == 1
+    assert got["ccd_runs", (("state", "running"),)] == 0
+    assert got["ccd_runs_driven", ()] == 0
+    assert got["ccd_events_total", ()] >= 9  # the run starts and ends, 3 jobs too, 1 skipped
+    assert got["ccd_sse_clients", ()] == 0
+    assert got["ccd_store_commit_seconds_count", ()] >= 1
+    assert got["ccd_store_commit_seconds_bucket", (("le", "+Inf"),)] == \
+        got["ccd_store_commit_seconds_count", ()]
+    assert got["ccd_executor_polls_total", (("host", "localhost"), ("kind", "local"))] >= 0
+    assert got["process_resident_memory_bytes", ()] > 0
+
+    # A second run: the first one's jobs, remembered, and the new one's, counted.
+    second = daemon.submit(wf)
+    daemon.ended(second)
+    with daemon.http() as http:
+        again = samples(http.get("/metrics").text)
+    assert again["ccd_jobs", (("state", "done"),)] == 4
+    assert again["ccd_runs", (("state", "failed"),)] == 2
+
+
+def test_metrics_over_tcp_need_the_token(daemon: Daemon) -> None:
+    assert httpx.get(f"{daemon.url}/metrics").status_code == 401
+    response = httpx.get(f"{daemon.url}/metrics",
+                         headers={"Authorization": f"Bearer {daemon.token}"})
+    assert response.status_code == 200
+    assert ("ccd_runs_driven", ()) in samples(response.text)
+
+
+def test_metrics_are_in_the_openapi_document() -> None:
+    operation = document()["paths"]["/metrics"]["get"]
+    assert operation["operationId"] == "metrics"
+    assert "text/plain" in operation["responses"]["200"]["content"]
+    assert "401" in operation["responses"]
+
+
+def test_two_apps_in_one_process_have_their_own_metrics(tmp_path: Path) -> None:
+    async def scrape(state: Path) -> str:
+        async with Service(state) as service:
+            app, _ = api.build(service, "token")
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1",
+                                         headers={"Authorization": "Bearer token"}) as client:
+                return (await client.get("/metrics")).text
+
+    async def both() -> list[str]:
+        return list(await asyncio.gather(scrape(tmp_path / "a"), scrape(tmp_path / "b")))
+
+    for text in asyncio.run(both()):
+        assert samples(text)["ccd_runs", (("state", "done"),)] == 0
