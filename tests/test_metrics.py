@@ -7,8 +7,9 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from conftest import Daemon, write
+from conftest import DEAD, Daemon, ssh_workflow, wait_for, write
 from prometheus_client.parser import text_string_to_metric_families
+from sshd import SshHosts, free_port
 
 from ccd import api
 from ccd.openapi import document
@@ -60,6 +61,32 @@ def test_metrics_show_a_finished_runs_jobs_by_state(tmp_path: Path, daemon: Daem
         again = samples(http.get("/metrics").text)
     assert again["ccd_jobs", (("state", "done"),)] == 4
     assert again["ccd_runs", (("state", "failed"),)] == 2
+
+
+def test_metrics_show_each_remote_hosts_link(daemon: Daemon, sshd_hosts: SshHosts) -> None:
+    b = sshd_hosts.servers[1]
+    with daemon.http() as http:
+        text = ssh_workflow(sshd_hosts, free_port(DEAD))
+        assert http.post("/api/v1/workflows", content=text.encode(),
+                         params={"name": "remote", "filename": "remote.yaml"}).status_code == 201
+        run = http.post("/api/v1/runs", json={"workflow": "remote"}).json()["run"]
+        up = ("ccd_host_up", (("address", f"{sshd_hosts.user}@{b.address}:{b.port}"),
+                              ("host", "b"), ("kind", "ssh")))
+        polls = ("ccd_executor_polls_total", (("host", "b"), ("kind", "ssh")))
+
+        def watched() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            got = samples(http.get("/metrics").text)
+            return got if got.get(up) == 1 and got.get(("ccd_host_jobs", up[1])) == 1 \
+                and got.get(polls, 0) >= 1 else {}
+
+        wait_for(watched, what="the job on host b to be watched")
+        got = watched()
+        http.post(f"/api/v1/runs/{run}/cancel")
+    assert got["ccd_host_commands_total", up[1]] >= 1
+    assert got["ccd_host_connections_total", up[1]] == 1
+    assert 0 < got["ccd_host_rtt_seconds", up[1]] < 30
+    assert got["ccd_runs_driven", ()] == 1
+    assert got["ccd_jobs", (("state", "running"),)] == 1
 
 
 def test_metrics_over_tcp_need_the_token(daemon: Daemon) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Ccctl, Daemon, jobs_of, wait_for, write
+from prometheus_client.parser import text_string_to_metric_families
 
 from ccd import export, notify
 from ccd.errors import SpecError
@@ -290,6 +291,16 @@ def test_the_daemon_posts_once_per_run_end_and_runs_the_command(
     second = daemon.submit(wf)
     assert daemon.ended(second)[""]["state"] == "done"
     wait_for(lambda: len(receiver.posts) == 2, what="the second notification")
+
+    def told_in_metrics() -> dict[tuple[str, str], float]:
+        with daemon.http() as http:
+            text = http.get("/metrics").text
+        return {(s.labels["kind"], s.labels["outcome"]): s.value
+                for family in text_string_to_metric_families(text)
+                if family.name == "ccd_notifications" for s in family.samples}
+
+    wait_for(lambda: told_in_metrics() == {("webhook", "sent"): 2, ("command", "sent"): 2},
+             what="the notifications in /metrics")
     assert daemon.stop() == 0  # a stop waits for notifications still under way
     assert [(b["run"], b["state"]) for b in receiver.bodies()] == \
         [(first, "done"), (second, "done")]
