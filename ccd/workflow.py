@@ -339,6 +339,8 @@ class Workflow:
     def _execute(self, max_jobs: int | None, chain: list[str] | None = None) -> RunState:
         from ccd import control, runs, workdir
         from ccd.hosts import Hosts
+        from ccd.notify import Notifier
+        from ccd.settings import notifiers
         from ccd.spec import load_spec
         from ccd.store import Store
 
@@ -366,9 +368,9 @@ class Workflow:
 
             with control.driving(opened.run) as driven:  # so Job.kill/watch reach it
                 async def drive() -> RunState:
-                    async with Hosts(max_jobs) as hosts:
+                    async with Notifier(notifiers()[0]) as notifier, Hosts(max_jobs) as hosts:
                         return await runs.execute(opened, hosts, on_event=driven.event,
-                                                  started=driven.started)
+                                                  started=driven.started, notifier=notifier)
 
                 try:
                     return asyncio.run(drive())
