@@ -1048,6 +1048,8 @@ def _run_ends(c: _Checker, node: Node) -> tuple[RunState, ...] | None:
     for item in items:
         text = c.string(item, "on: an end of a run")
         if text is None:
+            if _null(item):  # (anything else is reported already)
+                c.error(item, f"on: needs some of {', '.join(_RUN_ENDS)}")
             return None
         if text not in _RUN_ENDS:
             c.error(item, f"on: {text!r} is not an end of a run; the ends are "
@@ -1069,14 +1071,16 @@ def _command(c: _Checker, node: Node) -> tuple[str, ...] | None:
         for item in node.items:
             text = c.string(item, "command: an argument")
             if text is None:
-                c.error(item, "command: an argument cannot be null")
+                if _null(item):  # (anything else is reported already)
+                    c.error(item, "command: an argument cannot be null")
                 return None
             ok = _placeholders_known(c, item, text) and ok
             args.append(text)
     else:
         text = c.string(node, "command")
         if text is None:
-            c.error(node, "command needs a command line or a list of its arguments")
+            if _null(node):
+                c.error(node, "command needs a command line or a list of its arguments")
             return None
         ok = _placeholders_known(c, node, text)
         try:
@@ -1106,6 +1110,8 @@ def _notify_url(c: _Checker, node: Node, kind: str) -> tuple[str, ...] | None:
     """A webhook's http(s) URL, or an apprise URL of a service apprise knows. The URL is
     not quoted in messages: it may hold a password or a token."""
     text = c.string(node, kind)
+    if text is None and not _null(node):
+        return None  # reported already
     if not text or any(ch.isspace() for ch in text):
         c.error(node, f"{kind} needs a URL, without spaces")
         return None
@@ -1126,6 +1132,10 @@ def _notify_url(c: _Checker, node: Node, kind: str) -> tuple[str, ...] | None:
                       "lacks what the service needs (apprise's documentation lists them)")
         return None
     return (text,)
+
+
+def _null(node: Node) -> bool:
+    return isinstance(node, Scalar) and node.is_null
 
 
 def _colors(c: _Checker, node: Node | None) -> dict[str, str]:

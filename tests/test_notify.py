@@ -276,6 +276,17 @@ def test_apprise_delivers_to_a_local_json_endpoint(tmp_path: Path, ccctl: Ccctl,
     assert str(body["message"]).startswith(f"run {run_id} done after ")
 
 
+def test_the_python_api_notifies_too(tmp_path: Path, receiver: Receiver,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from ccd import Workflow
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    wf = _workflow(tmp_path / "w.yaml", f"  - webhook: {receiver.url}/python\n")
+    w = Workflow(filename=wf, state_dir=tmp_path / "state")
+    assert w.run_parallel().value == "done"
+    assert [(b["run"], b["state"]) for b in receiver.bodies()] == [(w.run_id, "done")]
+
+
 # -- the daemon -----------------------------------------------------------------------------
 
 def test_the_daemon_posts_once_per_run_end_and_runs_the_command(
