@@ -7,9 +7,12 @@ import asyncio
 from pathlib import Path
 
 import httpx
-from conftest import DEAD, Daemon, ssh_workflow, wait_for, write
+from conftest import DEAD, Ccctl, Daemon, ssh_workflow, wait_for, write
 from prometheus_client.parser import text_string_to_metric_families
 from sshd import SshHosts, free_port
+
+# The Slurm suite's fixtures (a daemon on the real cluster, a shim counting its commands).
+from test_slurm import shim_of, slurm_daemon, slurm_env  # noqa: F401
 
 from ccd import api
 from ccd.openapi import document
@@ -87,6 +90,38 @@ def test_metrics_show_each_remote_hosts_link(daemon: Daemon, sshd_hosts: SshHost
     assert 0 < got["ccd_host_rtt_seconds", up[1]] < 30
     assert got["ccd_runs_driven", ()] == 1
     assert got["ccd_jobs", (("state", "running"),)] == 1
+
+
+def test_metrics_count_a_clusters_queue_queries(
+        tmp_path: Path, slurm_daemon: Daemon) -> None:  # noqa: F811 (the fixture, imported)
+    wf = write(tmp_path / "held.yaml", """\
+        workflow:
+          nodes:
+            held: {kind: slurm, exec: 'true', sbatch: [--hold]}
+        """)
+    run_id = slurm_daemon.submit(wf)
+    wait_for(lambda: slurm_daemon.jobs(run_id)["held"]["message"] == "JobHeldUser",
+             what="the job held in the queue")
+    at = (("host", "localhost"), ("kind", "slurm"))
+    shim = shim_of(slurm_daemon.env)
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with slurm_daemon.http() as http:
+            return samples(http.get("/metrics").text)
+
+    first, squeues = scrape()["ccd_executor_polls_total", at], shim.counts()["squeue"]
+    wait_for(lambda: scrape()["ccd_executor_polls_total", at] >= first + 3,
+             what="three more queue queries")
+    got = scrape()
+    more_squeues = shim.counts()["squeue"] - squeues
+    more_polls = got["ccd_executor_polls_total", at] - first
+    assert more_squeues in (more_polls, more_polls + 1)  # one may be under way
+    called = shim.counts()
+    (calls,) = [v for (name, labels), v in scrape().items()
+                if name == "ccd_host_batch_calls_total" and ("kind", "slurm") in labels]
+    assert calls >= called["sbatch"] + called["squeue"] - 1 >= 4  # one may be under way
+    assert got["ccd_jobs", (("state", "queued"),)] == 1
+    assert Ccctl(slurm_daemon.env)("cancel", run_id).returncode == 0
 
 
 def test_metrics_over_tcp_need_the_token(daemon: Daemon) -> None:
