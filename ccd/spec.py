@@ -1032,6 +1032,9 @@ def _notifier(c: _Checker, entry: Mapping) -> NotifySpec | None:
             c.error(value, f"desktop must be true or false, not {_described(value)}")
             return None
         target: tuple[str, ...] | None = () if value.text.lower() == "true" else None
+        if target is not None and not c.stored and shutil.which("notify-send") is None:
+            c.warn(value, "notify-send is not installed here (Debian and Ubuntu: "
+                          "libnotify-bin): this notifier will fail")
     elif key.text == "command":
         target = _command(c, value)
     else:
