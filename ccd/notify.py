@@ -179,13 +179,13 @@ class Notifier:
     off the caller's path. Use as an async context manager; on exit, deliveries still
     under way get `grace` seconds (None: their own timeouts) and are then cancelled."""
 
-    def __init__(self, targets: tuple[NotifySpec, ...] = (), grace: float | None = None,
-                 max_at_once: int = MAX_AT_ONCE) -> None:
+    def __init__(self, targets: tuple[NotifySpec, ...] = (), grace: float | None = None
+                 ) -> None:
         self.targets = targets
         # (kind, outcome): sent, failed, timeout, dropped (too many pending), cancelled (by a stop)
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self._grace = grace
-        self._slots = asyncio.Semaphore(max_at_once)
+        self._slots = asyncio.Semaphore(MAX_AT_ONCE)
         self._group = asyncio.TaskGroup()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -200,11 +200,6 @@ class Notifier:
         for task in self._tasks:
             task.cancel()
         await self._group.__aexit__(kind, exc, tb)
-
-    @property
-    def pending(self) -> int:
-        """Deliveries waiting for a slot or under way."""
-        return len(self._tasks)
 
     def run_ended(self, run: Run) -> None:
         """Tell every notifier of the run, and of the settings, whose `on:` has its state.
@@ -224,29 +219,28 @@ class Notifier:
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, target: NotifySpec, news: News) -> None:
-        async with self._slots:
-            try:
-                async with asyncio.timeout(target.timeout):
-                    await _SEND[target.kind](target, news)
-            except asyncio.CancelledError:
-                self.outcomes[target.kind, "cancelled"] += 1
-                log.warning("run %s: %s was under way when ccd stopped; given up",
-                            news.run_id, _what(target))
-                raise
-            except TimeoutError:
-                outcome = "timeout"
-                log.warning("run %s: %s did not finish in %g s; given up", news.run_id,
-                            _what(target), target.timeout)
-            except (NotifyFailed, OSError) as e:
-                outcome = "failed"
-                log.warning("run %s: %s failed: %s", news.run_id, _what(target), e)
-            except Exception:  # a bug here must not end the other deliveries
-                outcome = "failed"
-                log.exception("run %s: %s failed", news.run_id, _what(target))
-            else:
-                outcome = "sent"
-                log.info("run %s: told %s", news.run_id, _what(target))
-            self.outcomes[target.kind, outcome] += 1
+        try:  # its timeout runs from when it has a slot
+            async with self._slots, asyncio.timeout(target.timeout):
+                await _SEND[target.kind](target, news)
+        except asyncio.CancelledError:
+            self.outcomes[target.kind, "cancelled"] += 1
+            log.warning("run %s: %s was not done when ccd stopped; given up", news.run_id,
+                        _what(target))
+            raise
+        except TimeoutError:
+            outcome = "timeout"
+            log.warning("run %s: %s did not finish in %g s; given up", news.run_id,
+                        _what(target), target.timeout)
+        except (NotifyFailed, OSError) as e:
+            outcome = "failed"
+            log.warning("run %s: %s failed: %s", news.run_id, _what(target), e)
+        except Exception:  # a bug here must not end the other deliveries
+            outcome = "failed"
+            log.exception("run %s: %s failed", news.run_id, _what(target))
+        else:
+            outcome = "sent"
+            log.info("run %s: told %s", news.run_id, _what(target))
+        self.outcomes[target.kind, outcome] += 1
 
 
 def _what(target: NotifySpec) -> str:

@@ -333,5 +333,5 @@ def test_a_hanging_webhook_does_not_hold_the_daemon(tmp_path: Path, daemon: Daem
     assert len(hanging.posts) == 2
     given_up = [json.loads(line)["message"] for line in daemon.log if "given up" in line]
     assert sorted(given_up) == sorted(
-        f"run {run}: webhook http://127.0.0.1:{hanging.url.rsplit(':', 1)[1]} was under way "
+        f"run {run}: webhook http://127.0.0.1:{hanging.url.rsplit(':', 1)[1]} was not done "
         "when ccd stopped; given up" for run in (first, second))
