@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -316,6 +318,18 @@ def test_the_daemon_posts_once_per_run_end_and_runs_the_command(
     assert [(b["run"], b["state"]) for b in receiver.bodies()] == \
         [(first, "done"), (second, "done")]
     assert told.read_text().splitlines() == [f"{first} done", f"{second} done"]
+
+
+def test_a_bad_settings_file_stops_the_daemons_start_at_its_line(
+        env: dict[str, str], state_dir: Path) -> None:
+    settings = write(Path(env["XDG_CONFIG_HOME"]) / "ccd" / "settings.yaml",
+                     "notify:\n  - webhook: http://127.0.0.1:9/\n    on: [finished]\n")
+    proc = subprocess.run([sys.executable, "-m", "ccd", "--state-dir", str(state_dir),
+                           "--port", "0"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == (
+        f"ccd: {settings}:3:10: on: 'finished' is not an end of a run; the ends are done, "
+        "failed, cancelled")
 
 
 def test_a_hanging_webhook_does_not_hold_the_daemon(tmp_path: Path, daemon: Daemon,
