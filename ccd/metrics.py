@@ -90,8 +90,6 @@ class Metrics:
                                   value=s.bus.published)
         yield GaugeMetricFamily("ccd_sse_clients", "Clients following an event stream",
                                 value=s.bus.subscribers)
-        yield GaugeMetricFamily("ccd_start_time_seconds", "When the daemon started",
-                                value=s.started)
         times = s.store.commit_times
         cumulative, buckets = 0, []
         for bound, n in zip((*COMMIT_BUCKETS, float("inf")), times.buckets, strict=True):
