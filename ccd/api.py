@@ -262,8 +262,10 @@ class Api:
         try:
             svg = (await asyncio.to_thread(graph.render, dot, "svg")).decode()
             drawn = report.Graph(dot, svg)
-        except (GraphvizMissing, GraphvizFailed) as e:  # the DOT, as text
-            drawn = report.Graph(dot, why_not=str(e).split(";")[0])
+        except (GraphvizMissing, GraphvizFailed):  # drawn by the page's viz.js, inlined
+            renderer = WEB / "vendor" / "viz" / "viz.js"
+            drawn = report.Graph(dot, renderer=await asyncio.to_thread(
+                renderer.read_text, "utf-8") if renderer.is_file() else None)
         html = report.render(shapes.Run.of(run), segments, tails, drawn)
         return Response(html, media_type="text/html; charset=utf-8", headers={
             "Content-Security-Policy": report.CSP,

@@ -4,15 +4,20 @@ string; the daemon gathers those (`GET /api/v1/runs/{run}/report`, which `ccctl 
 saves), and anything else that has a run and its logs (a state directory read without a
 daemon) can call it the same way.
 
-Everything is inline (style, the timeline as SVG, the graph as Graphviz's SVG when the
-daemon has Graphviz, else its DOT text), every text is escaped, and a Content-Security-
-Policy of `default-src 'none'` forbids the file any request and any script, so it opens
-offline and a label holding `<script>` is only text. Numeric job fields beyond the ones
-known here (a trace's CPU time, peak memory, ...) become columns of the table as they come.
+Everything is inline: the style, the timeline as SVG, and the graph as Graphviz's SVG when
+the daemon has Graphviz, else its DOT with the page's vendored renderer (viz.js, 1.2 MB,
+the one script, allowed by its hash) to draw it when the file is opened. Every text is
+escaped, and a Content-Security-Policy of `default-src 'none'` forbids the file any request
+and any other script, so it opens offline and a label holding `<script>` is only text.
+Numeric job fields beyond the ones known here (a trace's CPU time, peak memory, ...) become
+columns of the table as they come.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,19 +44,37 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-siz
 table{border-collapse:collapse}td,th{border-bottom:1px solid #dde2e8;padding:3px 8px;
 text-align:left;vertical-align:top}th{background:#f4f6f8}td.n{text-align:right;
 font-variant-numeric:tabular-nums}.badge{padding:0 6px;border-radius:8px;border:1px solid}
-pre{background:#f4f6f8;padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap}
+pre{background:#f4f6f8;padding:8px;overflow:auto;white-space:pre-wrap}
 .muted{color:#5d6877}.graph svg{max-width:100%;height:auto}.facts span{margin-right:16px}
 """
 
 
+# Draws the DOT with the inlined viz.js (its module text, without its exports, comes first).
+_DRAW = """
+instance().then((viz) => {
+  const dot = document.getElementById("dot");
+  document.getElementById("graph").replaceChildren(viz.renderSVGElement(dot.textContent));
+  dot.hidden = true;
+}).catch((e) => {
+  document.getElementById("graph").textContent = `The graph cannot be drawn: ${e.message}`;
+});
+"""
+# A NUL and the backslashes before it: an HTML parser reads a NUL in a script as U+FFFD (and
+# the hash would no longer match); viz.js has them in one string literal, where \x00 says
+# the same (a NUL after an odd number of backslashes is itself escaped: `\<NUL>` is NUL).
+_NUL = re.compile(r"(\\*)\0")
+# What could end or nest a <script> element early ("<!--" alone cannot).
+_SCRIPT_TAG = re.compile(r"</?script", re.IGNORECASE)
+
+
 @dataclass(frozen=True, slots=True)
 class Graph:
-    """The run's graph: Graphviz's SVG when it could be drawn, and the DOT it was drawn
-    from (shown as text without the SVG)."""
+    """The run's graph: Graphviz's SVG when it could be drawn; else its DOT, drawn when the
+    file opens by `renderer` (the text of the vendored viz.js module) if given."""
 
     dot: str
     svg: str | None = None
-    why_not: str = ""  # why there is no SVG
+    renderer: str | None = None
 
 
 def render(run: shapes.Run, segments: Sequence[shapes.Segment], tails: Mapping[str, str],
@@ -61,18 +84,25 @@ def render(run: shapes.Run, segments: Sequence[shapes.Segment], tails: Mapping[s
     now = time.time() if now is None else now
     jobs = run.jobs or []
     title = f"{run.workflow} · run {run.run} · {run.state.value}"
+    drawing, script = _graph(graph)
+    policy = CSP
+    if script is not None:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        policy += f"; script-src 'sha256-{digest}' 'wasm-unsafe-eval'"
     parts = [
         "<!doctype html>\n<html lang=en><head><meta charset=utf-8>",
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">',
         f"<title>{escape(title)} · ccd report</title><style>{_STYLE}</style></head><body>",
         f"<h1>{escape(run.workflow)}</h1>",
         _facts(run, jobs, now),
-        "<h2>Graph</h2>", _graph(graph),
+        "<h2>Graph</h2>", drawing,
         "<h2>Timeline</h2>", timeline_svg(jobs, segments, now),
         "<h2>Jobs</h2>", _table(jobs),
         "<h2>Hosts</h2>", _hosts(jobs, segments, now),
         "<h2>Logs of failed jobs</h2>", _logs(jobs, tails),
-        f'<p class=muted>Made by ccd at {escape(_time(now))}.</p></body></html>\n',
+        f'<p class=muted>Made by ccd at {escape(_time(now))}.</p>',
+        "" if script is None else f"<script type=module>{script}</script>",
+        "</body></html>\n",
     ]
     return "\n".join(parts)
 
@@ -89,12 +119,25 @@ def _facts(run: shapes.Run, jobs: Sequence[shapes.Job], now: float) -> str:
     return f"<p class=facts>{spans}</p>{message}"
 
 
-def _graph(graph: Graph) -> str:
+def _graph(graph: Graph) -> tuple[str, str | None]:
+    """The graph's HTML, and the script that draws it (None: nothing to run)."""
     if graph.svg is not None:
         svg = graph.svg[graph.svg.find("<svg"):]  # without the XML prologue and DOCTYPE
-        return f'<div class=graph role=img aria-label="The workflow graph">{svg}</div>'
-    return (f"<p class=muted>The graph is given as DOT ({escape(graph.why_not)}); "
-            f"draw it with <code>dot -Tsvg</code>.</p><pre>{escape(graph.dot)}</pre>")
+        return f'<div class=graph role=img aria-label="The workflow graph">{svg}</div>', None
+    dot = f"<pre id=dot>{escape(graph.dot)}</pre>"
+    module = graph.renderer
+    if module is not None and "\nexport {" in module:
+        module = _NUL.sub(_nul, module[:module.rindex("\nexport {")]) + _DRAW
+        if not _SCRIPT_TAG.search(module) and "\r" not in module:  # read as written
+            return (f'<div class=graph id=graph role=img aria-label="The workflow graph">'
+                    f"<p class=muted>Drawing the graph…</p></div>{dot}", module)
+    return (f"<p class=muted>Graphviz is not installed where this report was made: the "
+            f"graph is given as DOT; draw it with <code>dot -Tsvg</code>.</p>{dot}", None)
+
+
+def _nul(m: re.Match[str]) -> str:
+    slashes = m.group(1)
+    return (slashes[:-1] if len(slashes) % 2 else slashes) + "\\x00"
 
 
 def timeline_svg(jobs: Sequence[shapes.Job], segments: Sequence[shapes.Segment],
@@ -183,8 +226,8 @@ def _hosts(jobs: Sequence[shapes.Job], segments: Sequence[shapes.Segment], now: 
                     f"<td class=n>{failed}</td><td class=n>{max(0, retried)}</td>"
                     f"<td class=n>{_duration(span)}</td><td class=n>{_duration(busy)}</td>"
                     f"<td class=n>{_duration(queued)}</td></tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("Host", "Jobs", "Failed", "Failed attempts "
-                   "retried", "Wall time", "Job time (sum)", "Queued (sum)"))
+    head = "".join(f"<th>{h}</th>" for h in ("Host", "Jobs", "Failed", "Retried attempts",
+                                              "Wall time", "Job time (sum)", "Queued (sum)"))
     return (f"<table class=hosts><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 

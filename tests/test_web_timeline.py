@@ -10,21 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import test_web
 from conftest import Daemon, wait_for
 from playwright.sync_api import expect
-from test_web import (  # noqa: F401 - `browser` and `web` are fixtures
-    PUSH_MS,
-    Web,
-    browser,
-    gated,
-    random_event,
-    screenshot,
-    start,
-    upload,
-    web,
-)
+from test_web import PUSH_MS, Web, gated, random_event, screenshot, start, upload
 
 from ccd.timeline import segments
+
+browser, web = test_web.browser, test_web.web  # the page's fixtures
 
 
 def boxes(web: Web, job: str) -> list[dict[str, Any]]:
