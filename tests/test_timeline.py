@@ -1,9 +1,14 @@
 """A run's timeline folded from its events: each attempt's wait in a batch queue and its run
-as segments, as the page and the report draw them."""
+as segments, as the page and the report draw them; and a real Slurm job's wait and run."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import test_slurm
+from conftest import Daemon, wait_for, write
+from slurm import Cluster
 
 from ccd.model import Event, JobState, JobStatus
 from ccd.timeline import segments
@@ -55,3 +60,34 @@ def test_a_reruns_kept_job_without_events_is_drawn_from_its_status() -> None:
     kept = JobStatus("a", JobState.DONE, 100, tstart=3, tend=8, attempt=1)
     assert [(s.job, s.start, s.end, s.state) for s in segments([], {"a": kept})] == [
         ("a", 3, 8, JobState.DONE)]
+
+
+# -- a real batch queue ------------------------------------------------------------------
+
+
+slurm_env, slurm_daemon = test_slurm.slurm_env, test_slurm.slurm_daemon  # its fixtures
+
+
+def test_a_slurm_jobs_wait_in_the_queue_and_its_run_are_two_segments(
+        tmp_path: Path, slurm_cluster: Cluster, slurm_daemon: Daemon) -> None:
+    gate = tmp_path / "gate"
+    wf = write(tmp_path / "wf.yaml", f"""\
+        workflow:
+          nodes:
+            held: {{kind: slurm, sbatch: [--hold],
+                    exec: 'while [ ! -f {gate} ]; do sleep 0.1; done'}}
+        """)
+    run_id = slurm_daemon.submit(wf)
+    wait_for(lambda: slurm_daemon.jobs(run_id)["held"]["message"] == "JobHeldUser",
+             what="the job held in the queue")
+    slurm_cluster.run("scontrol", "release", str(slurm_daemon.jobs(run_id)["held"]["batch_id"]))
+    wait_for(lambda: slurm_daemon.jobs(run_id)["held"]["state"] == "running",
+             what="the job to run")
+    gate.touch()
+    assert slurm_daemon.ended(run_id)[""]["state"] == "done"
+    with slurm_daemon.http() as http:
+        timeline = http.get(f"/api/v1/runs/{run_id}/timeline").json()
+    queued, ran = timeline["segments"]
+    assert (queued["phase"], queued["state"], ran["phase"], ran["state"]) == (
+        "queued", "queued", "running", "done")
+    assert queued["start"] < queued["end"] == ran["start"] < ran["end"]
