@@ -31,19 +31,11 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ccd import graph, model, report, shapes, timeline
+from ccd import graph, report, shapes, timeline
 from ccd.assets import asset_dir
 from ccd.auth import SESSION_TTL, Guard, Sessions
 from ccd.bus import Subscription, event_frame
-from ccd.errors import (
-    CcdError,
-    GraphvizFailed,
-    GraphvizMissing,
-    Problem,
-    RequestError,
-    SpecError,
-    UploadError,
-)
+from ccd.errors import CcdError, Problem, RequestError, SpecError, UploadError
 from ccd.labels import RunTimes
 from ccd.model import Event, JobState
 from ccd.openapi import document
@@ -239,37 +231,23 @@ class Api:
 
     async def run_timeline(self, request: Request) -> Response:
         run = await self.service.run(request.path_params["run"])
-        return reply(await self._timeline(run))
-
-    async def _timeline(self, run: model.Run) -> shapes.Timeline:
-        """The run's segments from its journal, read in a worker thread."""
-        store = self.service.store
-
-        def read() -> shapes.Timeline:
-            events = list(store.events(run.id, own_connection=True))
-            return shapes.Timeline(events[-1][0] if events else 0,
-                                   timeline.segments((e for _, e in events), run.jobs))
-
-        return await asyncio.to_thread(read)
+        events = await self._events(run.id)
+        return reply(shapes.Timeline(events[-1].id if events else 0,
+                                     timeline.segments(events, run.jobs)))
 
     async def run_report(self, request: Request) -> Response:
         run = await self.service.run(request.path_params["run"])
-        segments = (await self._timeline(run)).segments
-        tails = {name: await self._tail(run.id, name) for name, s in run.jobs.items()
-                 if s.state is JobState.FAILED}
-        dot = graph.to_dot(run.spec, run.jobs, RunTimes(run.created, run.t0, run.t1),
-                           time.time(), variables(), os.environ)
-        try:
-            svg = (await asyncio.to_thread(graph.render, dot, "svg")).decode()
-            drawn = report.Graph(dot, svg)
-        except (GraphvizMissing, GraphvizFailed):  # drawn by the page's viz.js, inlined
-            renderer = WEB / "vendor" / "viz" / "viz.js"
-            drawn = report.Graph(dot, renderer=await asyncio.to_thread(
-                renderer.read_text, "utf-8") if renderer.is_file() else None)
-        html = report.render(shapes.Run.of(run), segments, tails, drawn)
+        html = await report.build(run, await self._events(run.id),
+                                  lambda job: self._tail(run.id, job))
         return Response(html, media_type="text/html; charset=utf-8", headers={
             "Content-Security-Policy": report.CSP,
             "Content-Disposition": f'inline; filename="report-{run.id}.html"'})
+
+    async def _events(self, run_id: str) -> list[Event]:
+        """A run's journal, oldest first, read in a worker thread."""
+        store = self.service.store
+        return await asyncio.to_thread(
+            lambda: [e for _, e in store.events(run_id, own_connection=True)])
 
     async def _tail(self, run_id: str, job: str) -> str:
         """The end of a job's log, or why it cannot be read (its host is down)."""

@@ -1,8 +1,9 @@
 """A run's report: one self-contained HTML file to mail to a colleague or attach to a paper.
-Pure: a function from the run, its timeline, its failed jobs' log tails and its graph to a
-string; the daemon gathers those (`GET /api/v1/runs/{run}/report`, which `ccctl report`
-saves), and anything else that has a run and its logs (a state directory read without a
-daemon) can call it the same way.
+`render` is pure: a function from the run, its timeline, its failed jobs' log tails and its
+graph to a string. `build` gathers those from a run, its journal's events and a way to read
+the end of a job's log (and draws the graph with Graphviz, in a thread): the daemon serves
+it (`GET /api/v1/runs/{run}/report`, which `ccctl report` saves), and a state directory read
+without a daemon can call it the same way.
 
 Everything is inline: the style, the timeline as SVG, and the graph as Graphviz's SVG when
 the daemon has Graphviz, else its DOT with the page's vendored renderer (viz.js, 1.2 MB,
@@ -15,19 +16,26 @@ columns of the table as they come.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
 import msgspec
 
-from ccd import shapes
-from ccd.model import JobState
+from ccd import graph as graphs
+from ccd import model, shapes, timeline
+from ccd.assets import asset_dir
+from ccd.errors import GraphvizFailed, GraphvizMissing
+from ccd.labels import RunTimes
+from ccd.model import Event, JobState
 from ccd.palette import LOOKS
+from ccd.settings import variables
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 TAIL_LINES = 40  # of each failed job's log
@@ -75,6 +83,29 @@ class Graph:
     dot: str
     svg: str | None = None
     renderer: str | None = None
+
+
+async def build(run: model.Run, events: Iterable[Event],
+                tail: Callable[[str], Awaitable[str]], now: float | None = None) -> str:
+    """The report of `run` from its journal's `events`; `tail(job)` reads the end of a
+    failed job's log."""
+    now = time.time() if now is None else now
+    tails = {name: await tail(name) for name, s in run.jobs.items()
+             if s.state is JobState.FAILED}
+    dot = graphs.to_dot(run.spec, run.jobs, RunTimes(run.created, run.t0, run.t1), now,
+                        variables(), os.environ)
+    drawn = await asyncio.to_thread(draw, dot)
+    return render(shapes.Run.of(run), timeline.segments(events, run.jobs), tails, drawn, now)
+
+
+def draw(dot: str) -> Graph:
+    """The graph drawn by Graphviz; without it, the vendored viz.js to draw it when the
+    file opens (blocks: Graphviz may take seconds)."""
+    try:
+        return Graph(dot, graphs.render(dot, "svg").decode())
+    except (GraphvizMissing, GraphvizFailed):
+        viz = asset_dir("web") / "vendor" / "viz" / "viz.js"
+        return Graph(dot, renderer=viz.read_text("utf-8") if viz.is_file() else None)
 
 
 def render(run: shapes.Run, segments: Sequence[shapes.Segment], tails: Mapping[str, str],

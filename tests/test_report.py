@@ -7,8 +7,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import test_web
-from conftest import ROOT, Ccctl, Daemon
+from conftest import Ccctl, Daemon
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from test_web import OUT, start, upload
 
@@ -96,14 +97,16 @@ def offline(browser: Browser, file: Path) -> tuple[BrowserContext, Page, list[st
 
 
 def test_without_graphviz_the_inlined_renderer_draws_the_graph_offline(
-        browser: Browser, tmp_path: Path) -> None:
+        browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = shapes.Run("r", "wf", RunState.DONE, 1.0, 1.0, 2.0, "", "/x", {"done": 1}, jobs=[
         shapes.Job("a", JobState.DONE, 100, "localhost", "local", None, None, 0, 1.0, 2.0, 2.0,
                    1, "", [])])
     dot = 'digraph { "<a>" -> b }'
-    viz = (ROOT / "web" / "vendor" / "viz" / "viz.js").read_text()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Graphviz here
+    graph = report.draw(dot)
+    assert graph.svg is None and graph.renderer is not None
     drawn = tmp_path / "drawn.html"
-    drawn.write_text(report.render(run, [], {}, report.Graph(dot, renderer=viz), now=3.0))
+    drawn.write_text(report.render(run, [], {}, graph, now=3.0))
     context, page, requests = offline(browser, drawn)
     try:
         expect(page.locator("#graph svg g.node")).to_have_count(2, timeout=30_000)

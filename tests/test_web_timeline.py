@@ -144,6 +144,8 @@ workflow:
               f"{sorted(drawn)[len(drawn) // 2]:.2f} ms, p95 {p95:.2f} ms, max {max(drawn):.2f} ms")
         assert p95 < 50, f"p95 draw time {what}: {p95:.1f} ms"
     assert [b["open"] for b in boxes(web, "wait")] == [True]
+    web.page.evaluate("document.querySelector('.timeline-scroll').scrollTop = 0")
+    screenshot(web.page, "timeline-500")
     gate.touch()
     expect(web.page.locator(".run-head")).to_have_attribute("data-state", "done",
                                                             timeout=PUSH_MS)
