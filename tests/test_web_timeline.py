@@ -79,6 +79,10 @@ def test_a_job_that_fails_and_retries_shows_two_segments_live_and_after_a_reload
     live = boxes(web, "flaky")
     assert live[0]["x"] + live[0]["width"] <= live[1]["x"] + 1, "the retry comes after"
     screenshot(web.page, "timeline")
+    with web.page.expect_download() as saved:
+        web.page.get_by_role("link", name="Report").click()
+    assert saved.value.suggested_filename == f"report-{run_id}.html"
+    assert "flaky · attempt 1 · running · failed" in Path(saved.value.path()).read_text()
 
     web.page.reload()  # now from the journal, through GET .../timeline
     web.wait_live()

@@ -229,7 +229,10 @@ export class RunView {
         h("span", null, "started ", f.started), h("span", null, "elapsed ", f.elapsed),
         f.counts),
       f.message,
-      h("div", { class: "actions" }, Object.values(this.buttons)));
+      h("div", { class: "actions" }, Object.values(this.buttons),
+        h("a", { class: "button", href: `${runPath(run.run)}/report`,
+                 download: `report-${run.run}.html`,
+                 title: "Save the run's report: one HTML file that opens offline" }, "Report")));
   }
 
   renderHeader() {
