@@ -1,6 +1,7 @@
 """The run's timeline in a real browser against a real daemon: bars appear and grow by push,
-a retried job shows its two attempts, a click opens the job's log, the page folds events as
-ccd/timeline.py does, and 500 jobs keep the drawing fast."""
+jobs are grouped by host (a remote one over the loopback sshd too), a retried job shows its
+two attempts, a click opens the job's log, the page folds events as ccd/timeline.py does,
+and 500 jobs keep the drawing fast."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 
 import msgspec
 import test_web
-from conftest import Daemon, wait_for
+from conftest import Daemon, ssh_workflow, wait_for
 from playwright.sync_api import expect
+from sshd import SshHosts, free_port
 from test_web import PUSH_MS, Web, gated, random_event, screenshot, start, upload
 
 from ccd.timeline import segments
@@ -52,6 +54,29 @@ def test_bars_appear_and_grow_while_a_job_runs_and_a_click_opens_its_log(
     wait_for(lambda: [(b["open"], b["state"]) for b in boxes(web, "wait")] == [(False, "done")],
              what="the bar to end done")
     assert [b["state"] for b in boxes(web, "end")] == ["done"]
+    web.assert_not_reloaded_and_clean()
+
+
+def test_jobs_are_grouped_by_host_with_a_remote_jobs_bar_growing(
+        web: Web, daemon: Daemon, sshd_hosts: SshHosts) -> None:
+    hostile = "<img src=x onerror=window.pwned=1>"  # a host's name, drawn as written
+    upload(daemon, ssh_workflow(sshd_hosts, free_port("127.0.0.9"), gone=hostile), "remote")
+    run_id = start(daemon, "remote")
+    web.login()
+    web.open(f"#/runs/{run_id}?tab=timeline")
+    wait_for(lambda: [b["open"] for b in boxes(web, "j")] == [True], what="j running on b")
+    first = boxes(web, "j")[0]["width"]
+    wait_for(lambda: boxes(web, "j")[0]["width"] > first + 2, what="j's bar to grow")
+    rows = web.page.evaluate("document.querySelector('.timeline').view.rows")
+    assert rows == [{"host": "b", "count": 1}, {"job": "j"}, {"host": hostile, "count": 1},
+                    {"job": "k"}]
+    wait_for(lambda: [(b["state"], b["open"]) for b in boxes(web, "k")] == [("failed", False)],
+             what="k to fail: its host refuses connections")
+    assert web.page.evaluate("window.pwned") is None
+    with daemon.http() as http:
+        http.post(f"/api/v1/runs/{run_id}/cancel")
+    wait_for(lambda: [b["state"] for b in boxes(web, "j")] == ["cancelled"],
+             what="j's bar to end cancelled")
     web.assert_not_reloaded_and_clean()
 
 
