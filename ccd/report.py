@@ -39,6 +39,7 @@ from ccd.settings import variables
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 TAIL_LINES = 40  # of each failed job's log
+TAIL_JOBS = 100  # failed jobs whose log tails are in the report (the rest are named)
 ROW = 18  # the timeline's row height, px
 LEFT = 220  # its label column, px
 WIDTH = 1100  # the whole timeline, px
@@ -90,8 +91,8 @@ async def build(run: model.Run, events: Iterable[Event],
     """The report of `run` from its journal's `events`; `tail(job)` reads the end of a
     failed job's log."""
     now = time.time() if now is None else now
-    tails = {name: await tail(name) for name, s in run.jobs.items()
-             if s.state is JobState.FAILED}
+    failed = [name for name, s in run.jobs.items() if s.state is JobState.FAILED]
+    tails = {name: await tail(name) for name in failed[:TAIL_JOBS]}
     dot = graphs.to_dot(run.spec, run.jobs, RunTimes(run.created, run.t0, run.t1), now,
                         variables(), os.environ)
     drawn = await asyncio.to_thread(draw, dot)
@@ -269,10 +270,17 @@ def _logs(jobs: Sequence[shapes.Job], tails: Mapping[str, str]) -> str:
         return "<p class=muted>No job failed.</p>"
     out = []
     for j in failed:
-        lines = tails.get(j.name, "").splitlines()[-TAIL_LINES:]
+        if j.name not in tails:
+            continue
+        lines = tails[j.name].splitlines()[-TAIL_LINES:]
         text = "\n".join(lines) if lines else "(the log is empty)"
         out.append(f"<h3>{escape(j.name)} <span class=muted>{escape(j.message)}</span></h3>"
                    f"<pre class=log>{escape(text)}</pre>")
+    left = [j.name for j in failed if j.name not in tails]
+    if left:
+        out.append(f"<p class=muted>The logs of {len(left)} more failed jobs are left out "
+                   f"(<code>ccctl logs RUN JOB</code> shows them): "
+                   f"{escape(', '.join(left))}.</p>")
     return "".join(out)
 
 

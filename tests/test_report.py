@@ -118,3 +118,13 @@ def test_without_graphviz_the_inlined_renderer_draws_the_graph_offline(
     html = report.render(run, [], {}, report.Graph(dot), now=3.0)  # no renderer either
     assert "digraph { &quot;&lt;a&gt;&quot; -&gt; b }" in html
     assert "<script" not in html
+
+
+def test_past_the_tail_limit_failed_jobs_are_named_not_their_logs() -> None:
+    jobs = [shapes.Job(n, JobState.FAILED, 0, "localhost", "local", None, None, 1, 1.0, 2.0,
+                       2.0, 1, "exit code 1", []) for n in ("a", "<b>")]
+    run = shapes.Run("r", "wf", RunState.FAILED, 1.0, 1.0, 2.0, "", "/x", {"failed": 2},
+                     jobs=jobs)
+    html = report.render(run, [], {"a": "the end of a"}, report.Graph("digraph {}"), now=3.0)
+    assert "the end of a" in html
+    assert "The logs of 1 more failed jobs are left out" in html and "&lt;b&gt;." in html
