@@ -47,6 +47,12 @@ def test_bars_appear_and_grow_while_a_job_runs_and_a_click_opens_its_log(
     web.page.mouse.click(bar["x"] + bar["width"] / 2, bar["y"])
     expect(web.page).to_have_url(f"{web.daemon.url}/#/runs/{run_id}?tab=timeline&job=wait")
     expect(web.page.locator("pre.log")).to_have_text("before\n", timeout=PUSH_MS)
+    web.page.locator(".timeline canvas").focus()  # the keyboard: the next job, and back
+    web.page.keyboard.press("ArrowDown")
+    expect(web.page).to_have_url(f"{web.daemon.url}/#/runs/{run_id}?tab=timeline&job=end")
+    expect(web.page.locator(".timeline canvas")).to_be_focused()
+    web.page.keyboard.press("ArrowUp")
+    expect(web.page).to_have_url(f"{web.daemon.url}/#/runs/{run_id}?tab=timeline&job=wait")
 
     gate.touch()
     expect(web.page.locator(".run-head")).to_have_attribute("data-state", "done",

@@ -30,7 +30,10 @@ export class RunView {
     this.pending = null; // events that arrive while the run is being fetched
     this.graphStale = true;
     this.graph = new GraphView((job) => this.go({ job }));
-    this.timeline = new TimelineView((job) => this.go({ job }));
+    this.timeline = new TimelineView((job, keyboard) => {
+      this.stayInTimeline = keyboard; // arrow keys go on from there
+      this.go({ job });
+    });
     this.timelinePending = null; // events that arrive while the timeline is being fetched
     this.drawGraph = coalesced(() => this.fetchGraph(), 100);
     this.reload = coalesced(() => this.load());
@@ -72,7 +75,8 @@ export class RunView {
     if (where.job !== this.jobName) {
       this.jobName = where.job;
       this.showDetail();
-      this.side.querySelector("h2")?.focus(); // the person asked for it: take them there
+      if (!this.stayInTimeline) this.side.querySelector("h2")?.focus(); // asked: go there
+      this.stayInTimeline = false;
     }
   }
 

@@ -63,7 +63,8 @@ export class Fold {
 }
 
 export class TimelineView {
-  /** `onJob(name)` is called when a job's row or bar is clicked. */
+  /** `onJob(name, keyboard)` is called when a job's row or bar is clicked, or an arrow key
+   *  moves to it (`keyboard`: the focus stays on the timeline). */
   constructor(onJob) {
     this.onJob = onJob;
     this.fold = null;
@@ -74,8 +75,9 @@ export class TimelineView {
     this.t1 = null; // the right end of the axis while the run runs (moved on when reached)
     this.frame = 0;
     this.drawTimes = [];
-    this.canvas = h("canvas", { role: "img", "aria-label": "Timeline: a bar per attempt of " +
-                                "each job, grouped by host; the table has the same times" });
+    this.canvas = h("canvas", { tabindex: 0, role: "img", "aria-label": "Timeline: a bar " +
+                                "per attempt of each job, grouped by host; up and down arrows " +
+                                "open the previous or next job; the table has the same times" });
     this.spacer = h("div", { class: "timeline-spacer" });
     this.scroller = h("div", { class: "timeline-scroll" }, this.canvas, this.spacer);
     this.message = h("p", { class: "graph-message", role: "status" }, "Loading the timeline…");
@@ -91,6 +93,7 @@ export class TimelineView {
       this.canvas.style.cursor = job ? "pointer" : "";
       this.canvas.title = job ? this.describe(job, this.timeAt(e)) : "";
     });
+    this.canvas.addEventListener("keydown", (e) => this.key(e));
     this.resize = new ResizeObserver(() => this.draw());
     this.resize.observe(this.scroller);
   }
@@ -267,6 +270,25 @@ export class TimelineView {
       g.fillRect(x, AXIS - 6, 1, 6);
       if (x + 3 + g.measureText(label).width < width) g.fillText(label, x + 3, AXIS / 2);
     }
+  }
+
+  /** Up and down: the previous or next job (its log opens), scrolled into view. */
+  key(e) {
+    const step = { ArrowDown: 1, ArrowUp: -1 }[e.key];
+    if (!step) return;
+    e.preventDefault();
+    const jobs = this.rows.flatMap((r, i) => (r.job === undefined ? [] : [i]));
+    if (!jobs.length) return;
+    const at = jobs.findIndex((i) => this.rows[i].job === this.selected);
+    const next = jobs[at < 0 ? 0 : Math.max(0, Math.min(jobs.length - 1, at + step))];
+    const y = next * ROW;
+    const view = this.scroller.clientHeight - AXIS;
+    if (y < this.scroller.scrollTop) this.scroller.scrollTop = y;
+    else if (y + ROW > this.scroller.scrollTop + view) this.scroller.scrollTop = y + ROW - view;
+    const job = this.rows[next].job;
+    if (job === this.selected) return;
+    this.select(job); // now: the page's own selection follows when the URL has changed
+    this.onJob(job, true);
   }
 
   /** The job of the row under a mouse event, if any. */
