@@ -642,6 +642,27 @@ def results(
 
 
 @app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="The HTML file to write")] = Path("report.html"),
+) -> None:
+    """Save a run's report: one HTML file that opens offline (graph, jobs, timeline, hosts,
+    failed jobs' logs), to mail or attach to a paper."""
+    from ccctl.runref import on_daemon
+
+    with _daemon() as client:
+        run_id = on_daemon(client, run_id)
+        html = client.request("GET", f"/api/v1/runs/{run_id}/report").content
+    target = output.expanduser().absolute()
+    try:
+        target.write_bytes(html)
+    except OSError as e:
+        raise _fail(f"ccctl: cannot write {output}: {e.strerror or e}", EXIT_INVALID) from None
+    print(target)
+
+
+@app.command()
 def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)]) -> None:
     """Cancel a run: running jobs get SIGTERM, waiting ones never start."""
     from ccctl.runref import on_daemon

@@ -31,7 +31,7 @@ from starlette.responses import (
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ccd import graph, shapes
+from ccd import graph, report, shapes, timeline
 from ccd.assets import asset_dir
 from ccd.auth import SESSION_TTL, Guard, Sessions
 from ccd.bus import Subscription, event_frame
@@ -47,6 +47,7 @@ from ccd.uploads import MAX_BODY, form_file, server_file
 log = logging.getLogger("ccd.api")
 WEB = asset_dir("web")
 LOG_LIMIT = 1 << 20
+REPORT_TAIL = 16_384  # bytes of each failed job's log in a run's report
 REPLAY_LIMIT = 100_000  # events sent at once to a reconnecting client; it resyncs for more
 _NOT_QUOTED = ("invalid here (a file named by archive= is not quoted; check it with "
                "`ccctl validate FILE` on the daemon's machine)")
@@ -232,6 +233,36 @@ class Api:
             return Response(dot, media_type="text/vnd.graphviz")
         svg = await asyncio.to_thread(graph.render, dot, "svg")
         return Response(svg, media_type="image/svg+xml")
+
+    async def run_timeline(self, request: Request) -> Response:
+        run = await self.service.run(request.path_params["run"])
+        events = await self._events(run.id)
+        return reply(shapes.Timeline(events[-1].id if events else 0,
+                                     timeline.segments(events, run.jobs)))
+
+    async def run_report(self, request: Request) -> Response:
+        run = await self.service.run(request.path_params["run"])
+        html = await report.build(run, await self._events(run.id),
+                                  lambda job: self._tail(run.id, job))
+        return Response(html, media_type="text/html; charset=utf-8", headers={
+            "Content-Security-Policy": report.CSP,
+            "Content-Disposition": f'inline; filename="report-{run.id}.html"'})
+
+    async def _events(self, run_id: str) -> list[Event]:
+        """A run's journal, oldest first, read in a worker thread."""
+        store = self.service.store
+        return await asyncio.to_thread(
+            lambda: [e for _, e in store.events(run_id, own_connection=True)])
+
+    async def _tail(self, run_id: str, job: str) -> str:
+        """The end of a job's log, or why it cannot be read (its host is down)."""
+        try:
+            _, size, _ = await self.service.read_log(run_id, job, 0, 0)
+            start = max(0, size - REPORT_TAIL)
+            data, _, _ = await self.service.read_log(run_id, job, start, REPORT_TAIL)
+        except CcdError as e:
+            return f"(the log cannot be read: {e})"
+        return data.decode("utf-8", "replace")
 
     # -- events ---------------------------------------------------------------------------
 
@@ -449,6 +480,8 @@ def build(service: Service, token: str, url: str | None = None,
         r("/api/v1/runs/{run}/rerun", api.rerun, ["POST"]),
         r("/api/v1/runs/{run}/jobs/{job}/log", api.job_log, ["GET"]),
         r("/api/v1/runs/{run}/graph", api.run_graph, ["GET"]),
+        r("/api/v1/runs/{run}/timeline", api.run_timeline, ["GET"]),
+        r("/api/v1/runs/{run}/report", api.run_report, ["GET"]),
         r("/api/v1/runs/{run}/results", api.results, ["GET"]),
         r("/api/v1/runs/{run}/results/{path:path}", api.result_file, ["GET"]),
         r("/api/v1/runs/{run}/events", api.events, ["GET"]),

@@ -269,6 +269,17 @@ def paths() -> dict[str, dict[str, Any]]:
              "422": _error("Unknown format")},
             [_RUN, _param("format", "query", {"type": "string", "enum": ["dot", "svg"]},
                           "dot (default) or svg")])},
+        "/api/v1/runs/{run}/timeline": {"get": _op(
+            "Where the run's time went: each attempt of each job as segments, waiting in a "
+            "batch queue or running, from its journal (fold later events onto it as the "
+            "page does)", "runTimeline",
+            {"200": _json(_ref(shapes.Timeline), "Segments, oldest first"), **unknown_run},
+            [_RUN])},
+        "/api/v1/runs/{run}/report": {"get": _op(
+            "The run's report: one self-contained HTML file (graph, jobs, timeline, "
+            "per-host summary, failed jobs' log tails) that opens offline; what `ccctl "
+            "report` saves", "runReport",
+            {"200": _text("text/html", "The report"), **unknown_run}, [_RUN])},
         "/api/v1/runs/{run}/results": {"get": _op(
             "The run's results: files in its working copy that its jobs declare as outputs, "
             "and executed notebooks",

@@ -402,8 +402,10 @@ class Scheduler:
             except ExecutorError as e:
                 self._fail(status, f"{reason}; {e}", **ended)
                 continue
-            self._set(status, JobState.READY, progress=0, tstart=None, tend=None,
-                      exit_code=None, pid=None, message=f"{reason} ({of}); trying again")
+            # The attempt's end and exit code stay until the next starts (the timeline's).
+            self._set(status, JobState.READY, progress=0, tstart=None, tend=ended["tend"],
+                      exit_code=ended["exit_code"], pid=None,
+                      message=f"{reason} ({of}); trying again")
             self._ready[name] = None
 
     async def _repeat_or_end(self) -> None:
@@ -435,8 +437,8 @@ class Scheduler:
             except ExecutorError as e:
                 self._fail(status, f"repeat: cannot run it again: {e}", **ended)
                 continue
-            self._set(status, JobState.READY, progress=0, tstart=None, tend=None,
-                      exit_code=None, pid=None,
+            self._set(status, JobState.READY, progress=0, tstart=None, tend=ended["tend"],
+                      exit_code=ended["exit_code"], pid=None,
                       message=f"repeat: {text} is false after run {done} of at most "
                               f"{job.repeat_max}; again")
             self._ready[name] = None

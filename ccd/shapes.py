@@ -150,6 +150,27 @@ class JobFields(Struct, forbid_unknown_fields=True):
     outputs: list[str] | None = None
 
 
+class Segment(Struct):
+    """One stretch of a job on the timeline: an attempt waiting in a batch queue (`queued`)
+    or running (`running`), from `start` to `end` (None while it lasts); `state` is how it
+    ended (a retried attempt: failed, or done before a `repeat`), or `queued`/`running`."""
+
+    job: str
+    attempt: int
+    phase: Literal["queued", "running"]
+    start: Seconds
+    end: Seconds | None
+    state: JobState
+
+
+class Timeline(Struct):
+    """A run's segments, oldest first, folded from its journal up to `last_event` (the page
+    folds the events after it as they come, the same way: web/timeline.js)."""
+
+    last_event: int
+    segments: list[Segment]
+
+
 class LoginLink(Struct):
     """Open http://HOST:PORT + path once in a browser."""
 
@@ -236,4 +257,5 @@ def meta() -> Meta:
 
 # Every shape the OpenAPI document declares; it names each after its class.
 SCHEMAS: tuple[type, ...] = (Error, InvalidWorkflow, Workflow, Run, Job, Event, Result,
-                             StartRun, JobFields, LoginLink, Health, Host, Meta)
+                             StartRun, JobFields, Segment, Timeline, LoginLink, Health, Host,
+                             Meta)

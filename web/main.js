@@ -2,7 +2,7 @@
 //   #/                     workflows, upload, the example, recent runs
 //   #/workflows/NAME       one workflow: its runs and YAML
 //   #/runs                 every run
-//   #/runs/RUN?tab=graph&job=NAME   one run, its table or graph, one job's detail
+//   #/runs/RUN?tab=graph&job=NAME   one run, its table, graph or timeline, one job's detail
 //   #/hosts                how ccd reaches its remote hosts
 
 import { get, LOGGED_OUT, request } from "./api.js";
@@ -11,7 +11,7 @@ import { HostsView } from "./hosts.js";
 import { Live } from "./live.js";
 import { showError, showProblems } from "./messages.js";
 import { setPalette, useStates } from "./states.js";
-import { RunView } from "./run.js";
+import { RunView, TABS } from "./run.js";
 import { RunsView, WorkflowView, WorkflowsView } from "./workflows.js";
 
 const main = document.getElementById("main");
@@ -30,7 +30,8 @@ function parse(hash) {
   const params = new URLSearchParams(query ?? "");
   if (parts[0] === "runs" && parts[1]) {
     return { view: "run", key: parts[1], run: parts[1],
-             tab: params.get("tab") === "graph" ? "graph" : "table", job: params.get("job") };
+             tab: TABS.includes(params.get("tab")) ? params.get("tab") : "table",
+             job: params.get("job") };
   }
   if (parts[0] === "runs") return { view: "runs", key: "" };
   if (parts[0] === "hosts") return { view: "hosts", key: "" };

@@ -1,7 +1,7 @@
-// One run: its header (state, counts, times, Run again / Cancel / Rerun / Carry on), a Table
-// tab and a Graph tab, and the detail of one job with its live log and its results. Job and run
-// events from the page's stream change the rows in place; the graph is fetched again after
-// each change, a job's results when it ends.
+// One run: its header (state, counts, times, Run again / Cancel / Rerun / Carry on), a
+// Table, a Graph and a Timeline tab, and the detail of one job with its live log and its
+// results. Job and run events from the page's stream change the rows in place and grow the
+// timeline; the graph is fetched again after each change, a job's results when it ends.
 
 import { get, json, resultPath, runPath, startRun, text } from "./api.js";
 import { fill, h, link, put, route, setText } from "./dom.js";
@@ -12,9 +12,11 @@ import { coalesced } from "./live.js";
 import { LogTail } from "./log.js";
 import { showError, showInfo } from "./messages.js";
 import { badge, bar, countsBar, isFinal, setPalette, updateBadge, updateBar } from "./states.js";
+import { TimelineView } from "./timeline.js";
 
 const COLUMNS = ["Job", "State", "Progress", "Host", "Kind", "Start", "Elapsed", "Exit code"];
-const TABS = ["table", "graph"];
+export const TABS = ["table", "graph", "timeline"];
+const TAB_NAMES = { table: "Table", graph: "Graph", timeline: "Timeline" };
 
 export class RunView {
   constructor(where, live) {
@@ -28,6 +30,11 @@ export class RunView {
     this.pending = null; // events that arrive while the run is being fetched
     this.graphStale = true;
     this.graph = new GraphView((job) => this.go({ job }));
+    this.timeline = new TimelineView((job, keyboard) => {
+      this.stayInTimeline = keyboard; // arrow keys go on from there
+      this.go({ job });
+    });
+    this.timelinePending = null; // events that arrive while the timeline is being fetched
     this.drawGraph = coalesced(() => this.fetchGraph(), 100);
     this.reload = coalesced(() => this.load());
     this.detail = null;
@@ -37,7 +44,7 @@ export class RunView {
     this.tabButtons = TABS.map((tab) => h("button", {
       type: "button", role: "tab", id: `tab-${tab}`, "aria-controls": `panel-${tab}`,
       onclick: () => this.go({ tab }), onkeydown: (e) => this.tabKey(e, tab),
-    }, tab === "table" ? "Table" : "Graph"));
+    }, TAB_NAMES[tab]));
     this.tbody = h("tbody");
     this.tablePanel = h("div", { role: "tabpanel", id: "panel-table",
                                  "aria-labelledby": "tab-table", class: "panel" },
@@ -46,13 +53,16 @@ export class RunView {
         this.tbody));
     this.graphPanel = h("div", { role: "tabpanel", id: "panel-graph",
                                  "aria-labelledby": "tab-graph", class: "panel" }, this.graph.el);
+    this.timelinePanel = h("div", { role: "tabpanel", id: "panel-timeline",
+                                    "aria-labelledby": "tab-timeline", class: "panel" },
+                           this.timeline.el);
     this.side = h("div", { class: "job-side" });
     this.el = h("section", { class: "run-view" },
       this.title, this.header,
       h("div", { class: "run-body" },
         h("div", { class: "run-main" },
           h("div", { role: "tablist", "aria-label": "Run views", class: "tabs" }, this.tabButtons),
-          this.tablePanel, this.graphPanel),
+          this.tablePanel, this.graphPanel, this.timelinePanel),
         this.side));
     this.showTab();
     this.reload();
@@ -65,7 +75,8 @@ export class RunView {
     if (where.job !== this.jobName) {
       this.jobName = where.job;
       this.showDetail();
-      this.side.querySelector("h2")?.focus(); // the person asked for it: take them there
+      if (!this.stayInTimeline) this.side.querySelector("h2")?.focus(); // asked: go there
+      this.stayInTimeline = false;
     }
   }
 
@@ -81,6 +92,7 @@ export class RunView {
 
   unmount() {
     this.detail?.log.stop();
+    this.timeline.stop();
   }
 
   // -- data ------------------------------------------------------------------------------
@@ -113,10 +125,32 @@ export class RunView {
     this.renderDetail();
     shown?.listResults();
     this.changed();
+    if (this.timelineLoaded || this.tab === "timeline") this.loadTimeline();
+  }
+
+  /** The timeline from the journal, then the events after it (fetched when first shown). */
+  async loadTimeline() {
+    this.timelineLoaded = true;
+    this.timelinePending = [];
+    let timeline;
+    try {
+      timeline = await get(`${runPath(this.id)}/timeline`);
+    } catch (error) {
+      this.timelinePending = null;
+      this.timelineLoaded = false;
+      if (error.status !== 404) showError(error, "The timeline cannot be loaded");
+      return;
+    }
+    const pending = this.timelinePending;
+    this.timelinePending = null;
+    this.timeline.show(timeline, this.jobs);
+    for (const event of pending) this.timeline.onEvent(event, this.jobs);
   }
 
   onEvent(event) {
     if (event.run !== this.id) return;
+    if (this.timelinePending) this.timelinePending.push(event);
+    else this.timeline.onEvent(event, this.jobs);
     if (this.pending) this.pending.push(event);
     else if (this.run) {
       const before = this.jobs.get(event.job)?.state;
@@ -199,7 +233,10 @@ export class RunView {
         h("span", null, "started ", f.started), h("span", null, "elapsed ", f.elapsed),
         f.counts),
       f.message,
-      h("div", { class: "actions" }, Object.values(this.buttons)));
+      h("div", { class: "actions" }, Object.values(this.buttons),
+        h("a", { class: "button", href: `${runPath(run.run)}/report`,
+                 download: `report-${run.run}.html`,
+                 title: "Save the run's report: one HTML file that opens offline" }, "Report")));
   }
 
   renderHeader() {
@@ -284,6 +321,11 @@ export class RunView {
     }
     this.tablePanel.hidden = this.tab !== "table";
     this.graphPanel.hidden = this.tab !== "graph";
+    this.timelinePanel.hidden = this.tab !== "timeline";
+    if (this.tab === "timeline") {
+      if (!this.timelineLoaded && this.run) this.loadTimeline();
+      this.timeline.draw();
+    }
     for (const [name, row] of this.rows) row.name.href = this.jobHash(name);
     if (this.tab === "graph" && this.graphStale && this.run) this.drawGraph();
   }
@@ -303,6 +345,7 @@ export class RunView {
   showDetail() {
     for (const [name, row] of this.rows) row.tr.classList.toggle("selected", name === this.jobName);
     this.graph.select(this.jobName);
+    this.timeline.select(this.jobName);
     if (this.detail?.name === this.jobName) return;
     this.detail?.log.stop();
     this.detail = null;

@@ -8,6 +8,7 @@ import { h, setText } from "./dom.js";
 let states = [];
 let finals = new Set();
 let names = "";
+let looks = new Map();
 
 /**
  * Take what GET /api/v1/meta says once: the name rule, and the states: their names,
@@ -20,6 +21,7 @@ export function useStates(meta) {
   names = meta.name_pattern;
   states = meta.states.map((s) => s.name);
   finals = new Set(meta.states.filter((s) => s.final).map((s) => s.name));
+  looks = new Map(meta.states.map((s) => [s.name, s]));
   const sheet = new CSSStyleSheet();
   for (const s of meta.states) {
     const name = CSS.escape(s.name);
@@ -34,6 +36,9 @@ export function useStates(meta) {
 
 /** The rule for workflow and job names (an input's `pattern`), as the server checks it. */
 export const namePattern = () => names;
+
+/** How a state looks (its fill, line, ink and bar colours), as the canvas needs it. */
+export const lookOf = (state) => looks.get(state);
 
 /** Is a job's or run's state one it never leaves (done, failed, …)? */
 export const isFinal = (state) => finals.has(state);
