@@ -25,6 +25,7 @@ from ccd.settings import default_max_jobs
 
 if TYPE_CHECKING:
     from ccctl.client import Client
+    from ccctl.sources import Source
 
 
 class _Command(typer.core.TyperCommand):
@@ -296,7 +297,7 @@ def _dot_of(target: str, state_dir: Path | None) -> str:
     from ccd.model import JobStatus
     from ccd.settings import variables
     from ccd.spec import load_spec
-    from ccd.store import Store
+    from ccd.store import Reader
 
     if Path(target).is_file():
         spec, _ = load_spec(target)
@@ -308,9 +309,9 @@ def _dot_of(target: str, state_dir: Path | None) -> str:
         sd = _state_dir(state_dir)
         if not (sd / "ccd.db").exists():
             raise _fail(f"ccctl: {target!r} is neither a file nor a run in {sd}", EXIT_INVALID)
-        store = Store(sd / "ccd.db")
+        store = Reader(sd / "ccd.db")
         try:
-            run = runs.resume(store, sd, in_store(store, target, f"in {sd}")).run
+            run = runs.load(store, sd, in_store(store, target, f"in {sd}"))
         finally:
             store.close()
         spec, statuses = run.spec, run.jobs
@@ -393,6 +394,46 @@ def _daemon() -> Iterator[Client]:
         raise _fail(str(e), EXIT_INVALID) from None
 
 
+ReadStateDir = Annotated[
+    Optional[Path],  # noqa: UP045 - typer needs Optional here
+    typer.Option("--state-dir", help="Read this state directory instead of asking the daemon",
+                 show_default="the daemon's; without one $CCD_STATE_DIR or $XDG_STATE_HOME/ccd"),
+]
+
+
+@contextlib.contextmanager
+def _runs(state_dir: Path | None, note: bool) -> Iterator[Source]:
+    """Where a reading command gets runs: the daemon; else, when none runs here (no socket
+    or a dead one, and no CCD_URL), or with --state-dir, the state directory itself, said
+    on stderr if `note`. Errors become one line and an exit code."""
+    from ccctl.client import Client
+    from ccctl.sources import Daemon, StateDir
+    from ccd.errors import CcdError, ClientError, NoDaemon, SpecError
+
+    try:
+        source: Source | None = None
+        if state_dir is None:
+            try:
+                client = Client()
+                client.probe()
+                source = Daemon(client)
+            except NoDaemon:
+                pass
+        if source is None:
+            source = StateDir(_state_dir(state_dir))
+            if note and state_dir is None:
+                sys.stderr.write(f"(no daemon: reading {source.path})\n")
+        with contextlib.closing(source):
+            yield source
+    except ClientError as e:
+        raise _fail(f"ccctl: {e}", EXIT_UNREACHABLE if e.status is None else EXIT_INVALID
+                    ) from None
+    except SpecError as e:
+        raise _fail(str(e), EXIT_INVALID) from None
+    except CcdError as e:
+        raise _fail(f"ccctl: {e}", EXIT_INVALID) from None
+
+
 def _exit_for(state: str) -> typer.Exit:
     return typer.Exit({"done": 0, "cancelled": EXIT_CANCELLED}.get(state, EXIT_FAILED))
 
@@ -464,10 +505,11 @@ def _print_plan(run: dict[str, Any]) -> None:
 
 
 @app.command("list")
-def list_runs(json_out: JsonOut = False) -> None:
-    """Runs the daemon knows, newest first (run, workflow, state, jobs, started)."""
-    with _daemon() as client:
-        runs = client.json("GET", "/api/v1/runs")
+def list_runs(json_out: JsonOut = False, state_dir: ReadStateDir = None) -> None:
+    """Runs, newest first (run, workflow, state, jobs, started): the daemon's, or without
+    one those of the state directory."""
+    with _runs(state_dir, note=not json_out) as source:
+        runs = source.runs()
     if json_out:
         _print_json(runs)
         return
@@ -487,7 +529,8 @@ def list_runs(json_out: JsonOut = False) -> None:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["t0"])) if r["t0"] else ""
         table.add_row(r["run"], r["workflow"], Text(r["state"], style=STYLES[r["state"]]),
                       counts, started)
-    console().print(table if runs else "no runs yet: `ccctl submit FILE` starts one")
+    console().print(table if runs else "no runs yet: `ccctl submit FILE` (or `ccctl run FILE`)"
+                    " starts one")
 
 
 @app.command()
@@ -541,19 +584,20 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the run to its end")]
     = False,
     json_out: JsonOut = False,
+    state_dir: ReadStateDir = None,
 ) -> None:
     """A run's jobs (job, state, progress, elapsed, exit, message; past 40 jobs, those not
-    done), then the run's state; --watch follows it to its end instead."""
-    from ccctl.runref import on_daemon
+    done), then the run's state and why it ended so; --watch follows it to its end instead."""
+    from ccctl.sources import Daemon
 
-    with _daemon() as client:
-        run_id = on_daemon(client, run_id)
-        if watch:
+    with _runs(state_dir, note=not json_out) as source:
+        run_id = source.resolve(run_id)
+        if watch and isinstance(source, Daemon):
             from ccctl.remote import watch as follow
 
-            state = follow(client, run_id, json_out).value
+            state = follow(source.client, run_id, json_out).value
         else:
-            data = client.json("GET", f"/api/v1/runs/{run_id}")
+            data = source.run(run_id)
             state = data["state"]
             if json_out:  # the API's own JSON: no need to load the table machinery
                 _print_json(data)
@@ -564,6 +608,9 @@ def status(
                 board = Board(run_from_json(data))
                 board.live = True  # always the table, never lines
                 board.summary()
+            if watch and state == "running":
+                raise _fail(f"ccctl: cannot watch run {run_id} without the daemon: this is it "
+                            f"as saved {source.where} now", EXIT_UNREACHABLE)
     if watch or state != "running":
         raise _exit_for(state)
 
@@ -575,16 +622,15 @@ def logs(
         help="A job of the run; without it, the jobs are listed")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing as it grows")]
     = False,
+    state_dir: ReadStateDir = None,
 ) -> None:
-    """A job's log (stdout and stderr); without a job, the run's jobs and their states."""
-    from ccctl.runref import on_daemon
-
+    """A job's log (stdout and stderr); without a job, the run's jobs and their states.
+    Without the daemon, --follow reads the log file as it grows until the job ends."""
     out = sys.stdout.buffer
-    with _daemon() as client:
-        run_id = on_daemon(client, run_id)
+    with _runs(state_dir, note=False) as source:
+        run_id = source.resolve(run_id)
         if job is None or not follow:
-            run = client.json("GET", f"/api/v1/runs/{run_id}")
-            jobs = {j["name"]: j for j in run["jobs"]}
+            jobs = {j["name"]: j for j in source.run(run_id)["jobs"]}
             if job is None:  # which logs there are
                 for j in jobs.values():
                     print(f"{j['name']}  {j['state']}" + (f"  {j['message']}" if j["message"]
@@ -594,14 +640,11 @@ def logs(
             if job in jobs and jobs[job]["state"] == "skipped":  # it never ran: say why
                 print(f"{job} did not run: {jobs[job]['message']}", file=sys.stderr)
                 return
-        path = f"/api/v1/runs/{run_id}/jobs/{job}/log"
-        if not follow:
-            out.write(client.request("GET", path).content)
-            return
         try:
-            for chunk in client.stream(path, params={"follow": "1"}):
+            for chunk in source.follow_log(run_id, job) if follow else source.log(run_id, job):
                 out.write(chunk)
-                out.flush()
+                if follow:
+                    out.flush()
         except KeyboardInterrupt:
             raise typer.Exit(EXIT_CANCELLED) from None
 
@@ -613,25 +656,19 @@ def results(
     output: Annotated[Optional[Path], typer.Option(  # noqa: UP045
         "--output", "-o", help="Download them into this directory")] = None,
     json_out: JsonOut = False,
+    state_dir: ReadStateDir = None,
 ) -> None:
     """The files a run's jobs declare as `outputs:` and executed notebooks, in its working
     copy; -o downloads them."""
-    from urllib.parse import quote
-
-    from ccctl.runref import on_daemon
-
-    with _daemon() as client:
-        run_id = on_daemon(client, run_id)
-        found = client.json("GET", f"/api/v1/runs/{run_id}/results",
-                            params={"job": job} if job else None)
+    with _runs(state_dir, note=False) as source:
+        run_id = source.resolve(run_id)
+        found = source.results(run_id, job)
         for r in found if output is not None else ():
             target = output / r["path"]
             if Path(r["path"]).is_absolute() or ".." in Path(r["path"]).parts:
                 raise _fail(f"ccctl: refusing the result path {r['path']!r}", EXIT_INVALID)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, "wb") as f:
-                for chunk in client.stream(f"/api/v1/runs/{run_id}/results/{quote(r['path'])}"):
-                    f.write(chunk)
+            source.fetch_result(run_id, r["path"], target)
     if json_out:
         _print_json(found)
         return
@@ -664,13 +701,29 @@ def report(
 
 @app.command()
 def cancel(run_id: Annotated[str, typer.Argument(metavar="RUN", help=RUN_HELP)]) -> None:
-    """Cancel a run: running jobs get SIGTERM, waiting ones never start."""
+    """Cancel a run: running jobs get SIGTERM, waiting ones never start. The run and its
+    jobs then say `cancelled by ccctl (user@host)`."""
     from ccctl.runref import on_daemon
 
     with _daemon() as client:
         run_id = on_daemon(client, run_id)
-        client.json("POST", f"/api/v1/runs/{run_id}/cancel")
+        client.json("POST", f"/api/v1/runs/{run_id}/cancel", json={"by": _who()})
     print(f"cancelling {run_id}")
+
+
+def _who() -> str:
+    """This ccctl, its user and machine, as a cancel names who asked."""
+    import getpass
+    import os
+    import socket
+
+    from ccd.shapes import MAX_BY
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid
+        user = str(os.getuid())
+    return f"ccctl ({f'{user}@{socket.gethostname()}'[:MAX_BY - len('ccctl ()')]})"
 
 
 @app.command()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from ccd.errors import ClientError
+from ccd.errors import ClientError, NoDaemon
 from ccd.settings import default_socket
 
 
@@ -75,8 +75,21 @@ class Client:
                 self.headers["Authorization"] = f"Bearer {token}"
             self.where = url
         else:
-            raise ClientError(f"ccd is not running (no socket at {sock}): start it with `ccd`"
-                              " or `systemctl --user start ccd`, or set CCD_URL and CCD_TOKEN")
+            raise NoDaemon(f"ccd is not running (no socket at {sock}): start it with `ccd`"
+                           " or `systemctl --user start ccd`, or set CCD_URL and CCD_TOKEN")
+
+    def probe(self) -> None:
+        """Raise NoDaemon if the socket is there but nothing listens (a daemon killed with
+        -9 leaves it) and no CCD_URL names another daemon: a connect, no request."""
+        if not hasattr(self, "_socket"):
+            return
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(self._socket)
+            except (ConnectionRefusedError, FileNotFoundError) as e:
+                kind = ClientError if os.environ.get("CCD_URL") else NoDaemon
+                raise kind(f"ccd is not answering at {self.where} ({e.strerror}): start it "
+                           "with `ccd` or `systemctl --user start ccd`") from None
 
     def close(self) -> None:
         """Nothing stays open between requests."""

@@ -143,8 +143,9 @@ class Board:
             if notable:
                 self._out.print(table)
         style = STYLES[run.state.value]
+        why = f"\n{_escape(run.message)}" if run.message else ""  # e.g. who cancelled it
         self._err.print(f"run {run.id} [{style}]{run.state.value}[/] in {took}: {self._counts()}"
-                        f"\nits files: {run.run_dir}", highlight=False)
+                        f"{why}\nits files: {run.run_dir}", highlight=False)
 
 
     def failures(self, logs: dict[str, bytes]) -> None:
@@ -194,7 +195,7 @@ class Display(Board):
             if self._interrupted == 1 and self._scheduler is not None:
                 self._err.print("[yellow]cancelling: running jobs get SIGTERM "
                                 "(Ctrl-C again to quit and leave them running)[/]")
-                self._scheduler.cancel("cancelled by Ctrl-C")
+                self._scheduler.cancel("cancelled by Ctrl-C in ccctl run")
             else:
                 task.cancel()
 

@@ -13,7 +13,7 @@ from ccd.errors import RunError
 
 if TYPE_CHECKING:
     from ccctl.client import Client
-    from ccd.store import Store
+    from ccd.store import Reader
 
 LAST = "@last"
 WHOLE = re.compile(r".+-\d{8}-\d{6}-[0-9a-f]{4}")  # as runs.new_run_id makes them
@@ -50,7 +50,7 @@ def on_daemon(client: Client, ref: str) -> str:
     return choose(ref, found, "on the daemon")
 
 
-def in_store(store: Store, ref: str, where: str) -> str:
+def in_store(store: Reader, ref: str, where: str) -> str:
     """The id `ref` names among the runs of a state directory."""
     rows = store.runs(limit=SHOWN + 1, prefix=None if ref == LAST else ref)
     return choose(ref, [row.id for row in rows], where)

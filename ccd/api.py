@@ -173,7 +173,8 @@ class Api:
         return reply(shapes.Run.of(await self.service.run(request.path_params["run"])))
 
     async def cancel_run(self, request: Request) -> Response:
-        run = await self.service.cancel(request.path_params["run"])
+        asked = await _decode(request, shapes.CancelRun, empty="{}")
+        run = await self.service.cancel(request.path_params["run"], asked.by)
         return reply(shapes.Run.of(run, jobs=False), 202)
 
     async def rerun(self, request: Request) -> Response:

@@ -19,6 +19,7 @@ exit code or an HTTP status and one line a person can act on, never a traceback.
     │   ├── Conflict          it does not fit the current state            409
     │   └── StateFull         no room in the state directory to keep it    507
     └── ClientError           `ccctl`: the daemon refused (`status`) or is unreachable (None)
+        └── NoDaemon          no daemon here at all (no socket or a dead one, no CCD_URL)
 """
 
 from __future__ import annotations
@@ -133,3 +134,8 @@ class ClientError(CcdError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class NoDaemon(ClientError):
+    """`ccctl`: no daemon runs here: no socket (or one nothing listens on) and no CCD_URL.
+    The commands that read runs then read the state directory themselves."""

@@ -242,9 +242,15 @@ def paths() -> dict[str, dict[str, Any]]:
         "/api/v1/runs/{run}": {"get": _op("A run with every job", "getRun",
                                           {"200": _RUN_RESPONSE, **unknown_run}, [_RUN])},
         "/api/v1/runs/{run}/cancel": {"post": _op(
-            "Cancel a run: running jobs get SIGTERM, waiting ones never start", "cancelRun",
+            "Cancel a run: running jobs get SIGTERM, waiting ones never start. The body "
+            "may say who cancels (`{\"by\": \"ccctl (alice@lab1)\"}`), for the run's and "
+            "its jobs' messages only: `cancelled by <by>`, else `cancelled through the API`",
+            "cancelRun",
             {"202": _json(_ref(shapes.Run), "Cancelling (without its jobs)"), **unknown_run,
-             "409": _error("Already ended, or driven by another process")}, [_RUN])},
+             "400": _error("Not JSON"), "413": _error("Body too large"),
+             "409": _error("Already ended, or driven by another process"),
+             "422": _error("`by` is empty, too long or holds control characters")}, [_RUN],
+            _body(shapes.CancelRun, required=False))},
         "/api/v1/runs/{run}/rerun": {"post": _op(
             "A new run that keeps the done jobs (and their files) and runs the others again",
             "rerunRun", {"201": _linked(_json(_ref(shapes.Run), "The new run"), _RUN_LINKS),

@@ -1,4 +1,5 @@
-"""Runs of a workflow file in this state directory: create, find and resume, execute.
+"""Runs of a workflow file in this state directory: create, find and resume, execute, and
+read what they left (as listed, their logs, their results).
 
 This is the engine that `ccctl run`, the Python API and the daemon share: validate first
 (nothing is written for an invalid file), make the run's working copy (`workdir`), record
@@ -19,14 +20,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ccd import export, reuse, workdir
+from ccd import export, reuse, shapes, workdir
 from ccd.errors import NotFound, Problem, RunError, SpecError, StateFull
+from ccd.executors import protocol
+from ccd.executors.protocol import launch_for
 from ccd.hosts import Hosts
 from ccd.model import Event, JobStatus, Run, RunState, WorkflowSpec
 from ccd.notify import Notifier
 from ccd.scheduler import Scheduler
 from ccd.spec import load_spec
-from ccd.store import Store
+from ccd.store import Reader, Store
 
 log = logging.getLogger("ccd.runs")
 
@@ -193,14 +196,56 @@ def record(store: Store, state_dir: Path, run: Run, data: bytes) -> Opened:
 
 def resume(store: Store, state_dir: Path, run_id: str, spec: WorkflowSpec | None = None
            ) -> Opened:
-    """Rebuild a run from the store, with the spec it was submitted with (parsed from the
+    """Rebuild a run from the store, ready to drive it again."""
+    return Opened(load(store, state_dir, run_id, spec), store, resumed=True)
+
+
+def load(store: Reader, state_dir: Path, run_id: str, spec: WorkflowSpec | None = None) -> Run:
+    """A run as the store has it, with the spec it was submitted with (parsed from the
     stored text unless the caller already has it)."""
     spec = spec or stored_spec(store, run_id)
-    run = store.load_run(run_id, spec, run_dir(state_dir, run_id))
-    return Opened(run, store, resumed=True)
+    return store.load_run(run_id, spec, run_dir(state_dir, run_id))
 
 
-def stored_spec(store: Store, run_id: str) -> WorkflowSpec:
+def listed(store: Reader, state_dir: Path, workflow: str | None = None, limit: int = -1,
+           prefix: str | None = None) -> list[shapes.Run]:
+    """Runs as the API lists them, newest first (at most `limit`, only ids starting with
+    `prefix`), with job counts and without their jobs; none driven by a daemon (the daemon
+    puts those it drives in their place)."""
+    rows = store.runs(workflow=workflow, limit=limit, prefix=prefix)
+    counts = store.counts([row.id for row in rows])
+    return [shapes.Run(row.id, row.workflow, row.state, row.created, row.t0, row.t1,
+                       row.message, str(run_dir(state_dir, row.id)), counts.get(row.id, {}),
+                       driven_here=False) for row in rows]
+
+
+def read_log(run: Run, job: str, offset: int, limit: int) -> tuple[bytes, int, bool]:
+    """Up to `limit` bytes of a job's log from `offset` as this machine has it (every
+    executor keeps it, or its copy, in the job's directory here: `Launch.here`), the log's
+    size, and whether the job has ended (nothing more will come)."""
+    ended = _job(run, job).state.final
+    if run.spec.jobs[job].is_join:
+        return b"", 0, ended
+    data, size = protocol.read_log(launch_for(run, job).here / "log", offset, limit)
+    return data, size, ended
+
+
+def results(run: Run, job: str | None = None) -> list[workdir.Result]:
+    """The outputs of a run's jobs (or of one job) in its working copy (reads the disk: a
+    copy may hold many files)."""
+    if job is not None:
+        _job(run, job)
+    return workdir.results(run.spec, run.work, job)
+
+
+def _job(run: Run, job: str) -> JobStatus:
+    status = run.jobs.get(job)
+    if status is None:
+        raise NotFound(f"run {run.id} has no job {job!r}")
+    return status
+
+
+def stored_spec(store: Reader, run_id: str) -> WorkflowSpec:
     """The spec a run was submitted with."""
     stored = store.spec_text(run_id)
     if stored is None:

@@ -30,7 +30,6 @@ import msgspec
 from ccd import runs, shapes, workdir
 from ccd.bus import Bus
 from ccd.errors import CcdError, Conflict, NotFound, RunError, StateFull, UploadError
-from ccd.executors.protocol import launch_for
 from ccd.hosts import Hosts
 from ccd.hostsfeed import HostsFeed
 from ccd.model import SAFE_NAME, Event, JobState, NotifySpec, Run, RunState, WorkflowSpec
@@ -186,15 +185,17 @@ class Service:
             raise Conflict(f"run {old.id} is {old.state.value} and nothing changed since: "
                            "nothing to run again (no run made)")
 
-    async def cancel(self, run_id: str) -> Run:
-        """Cancel a run this daemon drives."""
+    async def cancel(self, run_id: str, by: str | None = None) -> Run:
+        """Cancel a run this daemon drives; `by` is who asks, as the client says (shown in
+        the run's and its jobs' messages, trusted for nothing else)."""
         active = self._active.get(run_id)
         run = active.opened.run if active is not None else await self.run(run_id)
         if run.state.final:  # (also while its last events are being saved)
             raise Conflict(f"run {run_id} is {run.state.value}")
         if active is None:
             raise Conflict(f"run {run_id} is driven by another process; cancel it there")
-        active.cancelled = "cancelled through the API"
+        who = (by or "").strip()
+        active.cancelled = f"cancelled by {who}" if who else "cancelled through the API"
         if active.scheduler is not None:
             active.scheduler.cancel(active.cancelled)
         return active.opened.run
@@ -212,7 +213,7 @@ class Service:
                 if stored is None:
                     raise NotFound(f"no run {run_id!r}")
                 spec = await asyncio.to_thread(runs.parse_stored, run_id, *stored)
-            run = runs.resume(self.store, self.state_dir, run_id, spec).run
+            run = runs.load(self.store, self.state_dir, run_id, spec)
         except NotFound:
             raise NotFound(f"no run {run_id!r}") from None
         # A run's spec never changes: keep the newest few.
@@ -224,44 +225,25 @@ class Service:
     def list_runs(self, workflow: str | None = None, limit: int = -1,
                   prefix: str | None = None) -> list[shapes.Run]:
         """Runs, newest first (at most `limit`, only ids starting with `prefix`), with job
-        counts and without their jobs."""
-        rows = self.store.runs(workflow=workflow, limit=limit, prefix=prefix)
-        counts = self.store.counts([row.id for row in rows])
-        out = []
-        for row in rows:
-            active = self._active.get(row.id)
+        counts and without their jobs; those this daemon drives as it has them now."""
+        out = runs.listed(self.store, self.state_dir, workflow, limit, prefix)
+        for i, listed in enumerate(out):
+            active = self._active.get(listed.run)
             if active is not None:
-                out.append(msgspec.structs.replace(
-                    shapes.Run.of(active.opened.run, jobs=False), colors=None, driven_here=True))
-                continue
-            out.append(shapes.Run(
-                row.id, row.workflow, row.state, row.created, row.t0, row.t1, row.message,
-                str(runs.run_dir(self.state_dir, row.id)), counts.get(row.id, {}),
-                driven_here=False))
+                out[i] = msgspec.structs.replace(
+                    shapes.Run.of(active.opened.run, jobs=False), colors=None, driven_here=True)
         return out
 
     async def read_log(self, run_id: str, job: str, offset: int, limit: int
                        ) -> tuple[bytes, int, bool]:
-        """Bytes of a job's log from its executor, the log's size, and whether the job has
-        ended (nothing more will come)."""
-        run = await self.run(run_id)
-        if job not in run.jobs:
-            raise NotFound(f"run {run_id} has no job {job!r}")
-        spec = run.spec.jobs[job]
-        ended = run.jobs[job].state.final
-        if spec.is_join:
-            return b"", 0, ended
-        executor = self.hosts.executor(spec.kind, spec.host)
-        data, size = await executor.read_log(launch_for(run, job), offset, limit)
-        return data, size, ended
+        """Bytes of a job's log, the log's size, and whether the job has ended (nothing
+        more will come)."""
+        return runs.read_log(await self.run(run_id), job, offset, limit)
 
     async def results(self, run_id: str, job: str | None = None) -> list[workdir.Result]:
         """The outputs of a run's jobs (or of one job) in its working copy (found in a
         worker thread: a copy may hold many files)."""
-        run = await self.run(run_id)
-        if job is not None and job not in run.jobs:
-            raise NotFound(f"run {run_id} has no job {job!r}")
-        return await asyncio.to_thread(workdir.results, run.spec, run.work, job)
+        return await asyncio.to_thread(runs.results, await self.run(run_id), job)
 
     async def result_file(self, run_id: str, path: str) -> Path:
         """One output file of a run, path-safe."""

@@ -22,6 +22,7 @@ Name = Annotated[str, msgspec.Meta(pattern=f"^{SAFE_NAME.pattern}$",
                                    description="letters, digits and . _ - + (at most 128)")]
 MAX_COUNT = 2**62  # offsets, limits and event ids: what SQLite's integers hold
 Seconds = Annotated[float, msgspec.Meta(description="seconds since the epoch")]
+MAX_BY = 120  # characters of who cancels a run
 
 
 class Error(Struct):
@@ -119,6 +120,16 @@ class Result(Struct):
     job: str
     path: str
     size: int
+
+
+class CancelRun(Struct, forbid_unknown_fields=True):
+    """Who cancels, in a few words, for the messages only (`cancelled by <by>`): ccctl sends
+    `ccctl (user@host)`, the page `the page`. Without it: `cancelled through the API`."""
+
+    by: Annotated[str, msgspec.Meta(
+        min_length=1, max_length=MAX_BY, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
+        description="who cancels, shown as `cancelled by <by>`; no control characters")
+    ] | None = None
 
 
 class StartRun(Struct, forbid_unknown_fields=True):
@@ -257,5 +268,5 @@ def meta() -> Meta:
 
 # Every shape the OpenAPI document declares; it names each after its class.
 SCHEMAS: tuple[type, ...] = (Error, InvalidWorkflow, Workflow, Run, Job, Event, Result,
-                             StartRun, JobFields, Segment, Timeline, LoginLink, Health, Host,
-                             Meta)
+                             StartRun, CancelRun, JobFields, Segment, Timeline, LoginLink,
+                             Health, Host, Meta)

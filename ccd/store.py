@@ -12,7 +12,8 @@ Events carry every field of a job's new state, so applying one is plain assignme
 in SQL as in `model.apply` (tests/test_store.py replays random sequences through both).
 The schema evolves by numbered forward migrations (`PRAGMA user_version`), run in one
 transaction by whichever process opens the database first; a database from a newer ccd is
-refused rather than misread.
+refused rather than misread. `Reader` only reads, without writing anything or taking a
+lock a writer would wait for: `ccctl` reads a state directory that way when no daemon runs.
 """
 
 from __future__ import annotations
@@ -163,6 +164,27 @@ def connect(path: Path, busy_timeout: float = 30) -> sqlite3.Connection:
     return db
 
 
+def read_only(path: Path, busy_timeout: float = 5) -> sqlite3.Connection:
+    """Open an existing database only to read it: no migration, no PRAGMA that writes (a
+    reader needs none: WAL is a property of the file). SQLite may create the -wal and -shm
+    files a reader needs, as any reader does. A database of another schema is refused:
+    newer is unreadable, older needs a writer to migrate it first."""
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=busy_timeout,
+                         isolation_level=None, check_same_thread=False)
+    try:
+        version = _version(db)
+        if version > VERSION:
+            raise StoreError(f"{path} was written by a newer ccd (schema {version}; this one "
+                             f"reads up to {VERSION}): upgrade ccd")
+        if version < VERSION:
+            raise StoreError(f"{path} is from an older ccd (schema {version}): start `ccd` (or"
+                             " `ccctl run`) once to bring it up to date, then try again")
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def _make_private(path: Path) -> None:
     """The database is the user's alone: created 0600 (SQLite gives its -wal and -shm files
     the database's mode), and tightened if an older ccd left it or them 0644. Best effort:
@@ -199,8 +221,159 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
             log.info("migrated %s from schema %d to %d", path, version, VERSION)
 
 
-class Store:
-    """The state database of one state directory."""
+class Reader:
+    """Reads of the state database on the caller's thread. Opened by itself it is read-only
+    (`ccctl` without a daemon): it never writes, never migrates, and takes no lock that
+    would hold up a daemon or a `ccctl run` writing meanwhile (WAL readers read a snapshot).
+    """
+
+    def __init__(self, path: Path, busy_timeout: float = 5) -> None:
+        self.path = path
+        try:
+            self._mine = read_only(path, busy_timeout)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read the state directory {path.parent}: {e}") from None
+
+    def close(self) -> None:
+        self._mine.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        """A connection of its own, for a caller on another thread."""
+        return read_only(self.path)
+
+
+    def runs(self, source: str | None = None, unfinished: bool = False,
+             workflow: str | None = None, limit: int = -1, prefix: str | None = None
+             ) -> list[RunRow]:
+        """Runs, newest first: of one workflow file or name, only unfinished, only those whose
+        id starts with `prefix`, at most `limit`."""
+        sql = "SELECT id, workflow, source, state, created, t0, t1, message FROM runs"
+        where: list[str] = []
+        args: list[object] = []
+        for column, value in (("source", source), ("workflow", workflow)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if prefix is not None:  # substr, not LIKE: `_` and `%` are ordinary in run ids
+            where.append("substr(id, 1, ?) = ?")
+            args += [len(prefix), prefix]
+        if unfinished:
+            where.append("state = 'running'")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._mine.execute(sql + " ORDER BY created DESC, id DESC LIMIT ?",
+                                  [*args, limit]).fetchall()
+        return [RunRow(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    def counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
+        """Jobs per state of the given runs."""
+        out: dict[str, dict[str, int]] = {}
+        for start in range(0, len(run_ids), 500):  # SQLite caps the number of parameters
+            chunk = run_ids[start:start + 500]
+            for run_id, state, n in self._mine.execute(
+                    "SELECT run_id, state, count(*) FROM jobs WHERE run_id IN "
+                    f"({','.join('?' * len(chunk))}) GROUP BY run_id, state", chunk):
+                out.setdefault(run_id, {})[state] = n
+        return out
+
+    def totals(self, known: Mapping[str, dict[str, int]]
+               ) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
+        """Every run's state, and its jobs by state, except the runs in `known` (which the
+        caller counted when they had ended: they never change). On a connection of its own,
+        for a worker thread."""
+        db = self._connection()
+        try:
+            states = dict(db.execute("SELECT id, state FROM runs"))
+            jobs: dict[str, dict[str, int]] = {}
+            for run_id in states.keys() - known.keys():
+                jobs[run_id] = dict(db.execute(
+                    "SELECT state, count(*) FROM jobs WHERE run_id = ? GROUP BY state",
+                    (run_id,)))
+            return states, jobs
+        finally:
+            db.close()
+
+    def run_summaries(self) -> dict[str, tuple[int, RunRow]]:
+        """Per workflow name: how many runs it has, and its newest."""
+        rows = self._mine.execute(
+            "SELECT r.id, r.workflow, r.source, r.state, r.created, r.t0, r.t1, r.message, c.n"
+            " FROM runs r JOIN (SELECT workflow, count(*) AS n, max(created) AS newest"
+            " FROM runs GROUP BY workflow) c ON r.workflow = c.workflow"
+            " AND r.created = c.newest").fetchall()
+        return {r[1]: (r[8], RunRow(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7]))
+                for r in rows}
+
+    def last_event_id(self) -> int:
+        """The newest journal id (0 for an empty journal)."""
+        row = self._mine.execute("SELECT max(id) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def workflows(self) -> list[WorkflowRow]:
+        """Stored workflows by name."""
+        rows = self._mine.execute("SELECT name, path, created, jobs FROM workflows"
+                                    " ORDER BY name").fetchall()
+        return [WorkflowRow(*r) for r in rows]
+
+    def workflow(self, name: str) -> WorkflowRow | None:
+        """One stored workflow."""
+        r = self._mine.execute("SELECT name, path, created, jobs FROM workflows WHERE name=?",
+                                 (name,)).fetchone()
+        return WorkflowRow(*r) if r else None
+
+    def spec_text(self, run_id: str) -> tuple[str, bytes] | None:
+        """The workflow file of a run as submitted: (its path, its bytes)."""
+        row = self._mine.execute("SELECT source, spec FROM runs WHERE id=?", (run_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def load_run(self, run_id: str, spec: WorkflowSpec, run_dir: Path) -> Run:
+        """Rebuild a run from the database (the spec comes from its stored text)."""
+        r = self._mine.execute(
+            "SELECT state, created, t0, t1, message, workdir FROM runs WHERE id=?",
+            (run_id,)).fetchone()
+        if r is None:
+            raise NotFound(f"no run {run_id!r} in {self.path}")
+        rows = self._mine.execute(
+            "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message,"
+            " attempt, batch_id, fingerprint FROM jobs WHERE run_id=? ORDER BY position",
+            (run_id,)).fetchall()
+        jobs = {row[0]: JobStatus(row[0], JobState(row[1]), *row[2:-1]) for row in rows}
+        prints = {row[0]: row[-1] for row in rows if row[-1] is not None}
+        return Run(run_id, spec, jobs, run_dir, r[1], RunState(r[0]), r[2], r[3], r[4],
+                   Path(r[5]) if r[5] else None, prints)
+
+    def last_event(self, run_id: str, own_connection: bool = False) -> Event | None:
+        """The newest journalled event of a run."""
+        with contextlib.closing(self.events(run_id, newest_first=True, limit=1,
+                                            own_connection=own_connection)) as found:
+            return next((e for _, e in found), None)
+
+    def events(self, run_id: str | None = None, after: int = 0, limit: int = -1,
+               own_connection: bool = False, newest_first: bool = False
+               ) -> Generator[tuple[int, Event], None, None]:
+        """The journal after an event id, optionally for one run, at most `limit` entries,
+        oldest first unless `newest_first`. `own_connection` for a caller on another thread
+        (a connection is not shared between threads)."""
+        sql = f"SELECT id, {_EVENT_COLUMNS} FROM events WHERE id > ?"
+        args: list[object] = [after]
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            args.append(run_id)
+        db = self._connection() if own_connection else self._mine
+        try:
+            order = " ORDER BY id DESC" if newest_first else " ORDER BY id"
+            for row in db.execute(sql + order + " LIMIT ?", [*args, limit]):
+                yield row[0], Event(id=row[0], run_id=row[1], job=row[2], state=JobState(row[3]),
+                                    progress=row[4], time=row[5], exit_code=row[6], pid=row[7],
+                                    message=row[8], tstart=row[9], tend=row[10],
+                                    attempt=row[11], batch_id=row[12])
+        finally:
+            if own_connection:
+                db.close()
+
+
+class Store(Reader):
+    """The state database of one state directory, to write and read (its connections are
+    its own, not Reader's read-only one)."""
 
     def __init__(self, path: Path, on_commit: Callable[[list[tuple[int, Event]]], None] | None
                  = None, busy_timeout: float = 30) -> None:
@@ -366,92 +539,15 @@ class Store:
                          e.message, e.time, e.batch_id, e.run_id, e.job))
         return [(i, msgspec.structs.replace(e, id=i)) for i, e in out]
 
-    # -- reading --------------------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        return connect(self.path)
 
-    def runs(self, source: str | None = None, unfinished: bool = False,
-             workflow: str | None = None, limit: int = -1, prefix: str | None = None
-             ) -> list[RunRow]:
-        """Runs, newest first: of one workflow file or name, only unfinished, only those whose
-        id starts with `prefix`, at most `limit`."""
-        sql = "SELECT id, workflow, source, state, created, t0, t1, message FROM runs"
-        where: list[str] = []
-        args: list[object] = []
-        for column, value in (("source", source), ("workflow", workflow)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if prefix is not None:  # substr, not LIKE: `_` and `%` are ordinary in run ids
-            where.append("substr(id, 1, ?) = ?")
-            args += [len(prefix), prefix]
-        if unfinished:
-            where.append("state = 'running'")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self._mine.execute(sql + " ORDER BY created DESC, id DESC LIMIT ?",
-                                  [*args, limit]).fetchall()
-        return [RunRow(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
-
-    def counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
-        """Jobs per state of the given runs."""
-        out: dict[str, dict[str, int]] = {}
-        for start in range(0, len(run_ids), 500):  # SQLite caps the number of parameters
-            chunk = run_ids[start:start + 500]
-            for run_id, state, n in self._mine.execute(
-                    "SELECT run_id, state, count(*) FROM jobs WHERE run_id IN "
-                    f"({','.join('?' * len(chunk))}) GROUP BY run_id, state", chunk):
-                out.setdefault(run_id, {})[state] = n
-        return out
-
-    def totals(self, known: Mapping[str, dict[str, int]]
-               ) -> tuple[dict[str, str], dict[str, dict[str, int]]]:
-        """Every run's state, and its jobs by state, except the runs in `known` (which the
-        caller counted when they had ended: they never change). On a connection of its own,
-        for a worker thread."""
-        db = connect(self.path)
-        try:
-            states = dict(db.execute("SELECT id, state FROM runs"))
-            jobs: dict[str, dict[str, int]] = {}
-            for run_id in states.keys() - known.keys():
-                jobs[run_id] = dict(db.execute(
-                    "SELECT state, count(*) FROM jobs WHERE run_id = ? GROUP BY state",
-                    (run_id,)))
-            return states, jobs
-        finally:
-            db.close()
-
-    def run_summaries(self) -> dict[str, tuple[int, RunRow]]:
-        """Per workflow name: how many runs it has, and its newest."""
-        rows = self._mine.execute(
-            "SELECT r.id, r.workflow, r.source, r.state, r.created, r.t0, r.t1, r.message, c.n"
-            " FROM runs r JOIN (SELECT workflow, count(*) AS n, max(created) AS newest"
-            " FROM runs GROUP BY workflow) c ON r.workflow = c.workflow"
-            " AND r.created = c.newest").fetchall()
-        return {r[1]: (r[8], RunRow(r[0], r[1], r[2], RunState(r[3]), r[4], r[5], r[6], r[7]))
-                for r in rows}
-
-    def last_event_id(self) -> int:
-        """The newest journal id (0 for an empty journal)."""
-        row = self._mine.execute("SELECT max(id) FROM events").fetchone()
-        return int(row[0] or 0)
-
-    # -- workflows (rare writes, on the caller's thread) ----------------------------------
+    # -- workflows and runs (rare writes, on the caller's thread) -----------------
 
     def put_workflow(self, row: WorkflowRow) -> None:
         """Add or replace a stored workflow."""
         self._mine.execute("INSERT OR REPLACE INTO workflows VALUES (?,?,?,?)",
                              (row.name, row.path, row.created, row.jobs))
-
-    def workflows(self) -> list[WorkflowRow]:
-        """Stored workflows by name."""
-        rows = self._mine.execute("SELECT name, path, created, jobs FROM workflows"
-                                    " ORDER BY name").fetchall()
-        return [WorkflowRow(*r) for r in rows]
-
-    def workflow(self, name: str) -> WorkflowRow | None:
-        """One stored workflow."""
-        r = self._mine.execute("SELECT name, path, created, jobs FROM workflows WHERE name=?",
-                                 (name,)).fetchone()
-        return WorkflowRow(*r) if r else None
 
     def delete_workflow(self, name: str) -> None:
         """Forget a stored workflow (its runs stay)."""
@@ -462,56 +558,6 @@ class Store:
         with _transaction(self._mine):
             for table, column in (("events", "run_id"), ("jobs", "run_id"), ("runs", "id")):
                 self._mine.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))
-
-    def spec_text(self, run_id: str) -> tuple[str, bytes] | None:
-        """The workflow file of a run as submitted: (its path, its bytes)."""
-        row = self._mine.execute("SELECT source, spec FROM runs WHERE id=?", (run_id,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
-    def load_run(self, run_id: str, spec: WorkflowSpec, run_dir: Path) -> Run:
-        """Rebuild a run from the database (the spec comes from its stored text)."""
-        r = self._mine.execute(
-            "SELECT state, created, t0, t1, message, workdir FROM runs WHERE id=?",
-            (run_id,)).fetchone()
-        if r is None:
-            raise NotFound(f"no run {run_id!r} in {self.path}")
-        rows = self._mine.execute(
-            "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message,"
-            " attempt, batch_id, fingerprint FROM jobs WHERE run_id=? ORDER BY position",
-            (run_id,)).fetchall()
-        jobs = {row[0]: JobStatus(row[0], JobState(row[1]), *row[2:-1]) for row in rows}
-        prints = {row[0]: row[-1] for row in rows if row[-1] is not None}
-        return Run(run_id, spec, jobs, run_dir, r[1], RunState(r[0]), r[2], r[3], r[4],
-                   Path(r[5]) if r[5] else None, prints)
-
-    def last_event(self, run_id: str, own_connection: bool = False) -> Event | None:
-        """The newest journalled event of a run."""
-        with contextlib.closing(self.events(run_id, newest_first=True, limit=1,
-                                            own_connection=own_connection)) as found:
-            return next((e for _, e in found), None)
-
-    def events(self, run_id: str | None = None, after: int = 0, limit: int = -1,
-               own_connection: bool = False, newest_first: bool = False
-               ) -> Generator[tuple[int, Event], None, None]:
-        """The journal after an event id, optionally for one run, at most `limit` entries,
-        oldest first unless `newest_first`. `own_connection` for a caller on another thread
-        (a connection is not shared between threads)."""
-        sql = f"SELECT id, {_EVENT_COLUMNS} FROM events WHERE id > ?"
-        args: list[object] = [after]
-        if run_id is not None:
-            sql += " AND run_id = ?"
-            args.append(run_id)
-        db = connect(self.path) if own_connection else self._mine
-        try:
-            order = " ORDER BY id DESC" if newest_first else " ORDER BY id"
-            for row in db.execute(sql + order + " LIMIT ?", [*args, limit]):
-                yield row[0], Event(id=row[0], run_id=row[1], job=row[2], state=JobState(row[3]),
-                                    progress=row[4], time=row[5], exit_code=row[6], pid=row[7],
-                                    message=row[8], tstart=row[9], tend=row[10],
-                                    attempt=row[11], batch_id=row[12])
-        finally:
-            if own_connection:
-                db.close()
 
 
 class _transaction:

@@ -187,6 +187,9 @@ def test_ctrl_c_cancels_and_kills_the_jobs_process_group(tmp_path: Path, ccctl: 
     data = json.loads(out)
     assert [j["state"] for j in data["jobs"]] == ["cancelled", "cancelled"]
     assert data["state"] == "cancelled"
+    # Who cancelled, in the run's and its jobs' messages.
+    assert {data["message"], *(j["message"] for j in data["jobs"])} == {
+        "cancelled by Ctrl-C in ccctl run"}
     pid = int((tmp_path / "long.pid").read_text())
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), what="the job's sleep to end")
     assert not (tmp_path / "never.ran").exists()

@@ -210,7 +210,7 @@ export class RunView {
         location.hash = route("runs", next.run);
       }),
       cancel: button("Cancel", "Cancel this run: stop its running jobs", "danger", async () => {
-        await json("POST", `${runPath(run.run)}/cancel`);
+        await json("POST", `${runPath(run.run)}/cancel`, { by: "the page" });
         this.cancelling = true;
         showInfo(`Cancelling ${run.run}…`);
       }),

@@ -35,7 +35,7 @@ from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Deliver, LinkState
 from ccd.executors.links import HereLink, Link
 from ccd.executors.protocol import Launch, Observation
-from ccd.executors.ssh import _HELPERS, WRAPPER_NAME, SshExecutor, _Job, _mirror, _parse_poll
+from ccd.executors.ssh import _HELPERS, WRAPPER_NAME, SshExecutor, _Job, _parse_poll
 
 INTERVAL = (1.0, 30.0)  # seconds between queue queries: young jobs, old jobs
 DOWN_INTERVAL = 60.0  # most, while the controller does not answer
@@ -172,7 +172,7 @@ class BatchExecutor(SshExecutor):
         job = self._jobs.get(launch.key)
         if job is not None and job.phase in ("starting", "running"):
             return job.pid
-        job = self._jobs[launch.key] = _Job(launch, self._link(launch), _mirror(launch),
+        job = self._jobs[launch.key] = _Job(launch, self._link(launch), launch.here,
                                             "starting", tstart=time.time())
         key = (launch.run_id, sweep_node(launch), id(job.link), launch.job.batch,
                launch.job.batch_options, launch.job.script)

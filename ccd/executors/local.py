@@ -52,7 +52,7 @@ NO_ROOM_MESSAGE = "no room on this machine's disk for the job's files (the disk 
 @dataclass(slots=True, eq=False)
 class _Watched:
     launch: Launch
-    dir: Path  # job_dir(launch), computed once: path joins cost microseconds per job
+    dir: Path  # launch.here, computed once: path joins cost microseconds per job
     pid: int
     child: bool  # ours to reap; otherwise a job a previous ccd started
     tstart: float
@@ -60,11 +60,6 @@ class _Watched:
     returncode: int | None = None
     tend: float | None = None  # when we saw it end (file mtimes are coarse: ~4 ms)
     log: LogFollower = field(default_factory=LogFollower)
-
-
-def job_dir(launch: Launch) -> Path:
-    """Where a local job's log and status are."""
-    return launch.run_dir / "jobs" / launch.job.name
 
 
 class LocalExecutor:
@@ -84,11 +79,11 @@ class LocalExecutor:
         """Create the job's directory while its parent runs (a file-system round trip that
         costs up to a millisecond on a busy disk)."""
         with contextlib.suppress(OSError):  # start() will try again and report it
-            job_dir(launch).mkdir(parents=True, exist_ok=True)
+            launch.here.mkdir(parents=True, exist_ok=True)
 
     async def start(self, launch: Launch) -> int:
         """Start the wrapper in its own session, detached from ccd; its pid."""
-        d = job_dir(launch)
+        d = launch.here
         try:
             d.mkdir(parents=True, exist_ok=True)
             env = os.environ if not launch.job.env else {**os.environ, **dict(launch.job.env)}
@@ -104,7 +99,7 @@ class LocalExecutor:
 
     async def attach(self, launch: Launch) -> Observation:
         """Re-attach after a restart by the status file; never starts anything."""
-        d = job_dir(launch)
+        d = launch.here
         status = _read(d / "status")
         obs = Observation(launch.run_id, launch.job.name)
         for _ in range(3):  # created, its pid not written yet: a wrapper just starting
@@ -125,7 +120,7 @@ class LocalExecutor:
     async def cancel(self, launch: Launch, force: bool = False) -> None:
         """Signal the job's whole process group (the wrapper leads its own session)."""
         w = self._watched.get(launch.key)
-        pid = w.pid if w else parse_status(_read(job_dir(launch) / "status") or "").pid
+        pid = w.pid if w else parse_status(_read(launch.here / "status") or "").pid
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL if force else signal.SIGTERM)
@@ -133,13 +128,13 @@ class LocalExecutor:
     async def attempts(self, launch: Launch) -> int:
         """Attempts set aside are the directories `<job>@1`, `<job>@2`, ... beside the job's
         (`@` cannot appear in a job name)."""
-        d = job_dir(launch)
+        d = launch.here
         return sum(1 for _ in d.parent.glob(f"{glob.escape(d.name)}@*"))
 
     async def archive(self, launch: Launch) -> None:
         """Rename the job's directory to `<job>@N`: atomic, so a crash leaves either the
         ended attempt in place (it is set aside again) or a fresh start."""
-        d = job_dir(launch)
+        d = launch.here
         n = await self.attempts(launch) + 1
         self._unwatch(launch.key)
         try:
@@ -150,7 +145,7 @@ class LocalExecutor:
 
     async def read_log(self, launch: Launch, offset: int, limit: int) -> tuple[bytes, int]:
         """Bytes of the job's log, and its size."""
-        return read_log(job_dir(launch) / "log", offset, limit)
+        return read_log(launch.here / "log", offset, limit)
 
     def counters(self) -> dict[str, int]:
         return {"jobs": len(self._watched), "polls": self._polls}

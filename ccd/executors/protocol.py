@@ -44,6 +44,13 @@ class Launch:
         return self.run_id, self.job.name
 
     @property
+    def here(self) -> Path:
+        """The job's directory on this machine, `run_dir/jobs/<job>/`: a local job's own (log
+        and status), a remote job's copy of its log. Every executor's `read_log` reads `log`
+        there, and so can a reader without executors (`ccctl` with no daemon)."""
+        return self.run_dir / "jobs" / self.job.name
+
+    @property
     def cwd(self) -> str:
         """Where the job runs: its `cwd:` in the working copy, or the copy itself."""
         return self.cwd_in(str(self.work))

@@ -132,7 +132,7 @@ class SshExecutor:
             return job.pid  # already started, or found running there: follow it
         # Else unknown (its host could not say after a restart): start it; should it have
         # started after all, its wrapper stands down and the status file tells.
-        job = self._jobs[launch.key] = _Job(launch, self._link(launch), _mirror(launch),
+        job = self._jobs[launch.key] = _Job(launch, self._link(launch), launch.here,
                                             "starting", tstart=time.time())
         self._spawn(self._start(job))
         return None
@@ -141,7 +141,7 @@ class SshExecutor:
         """What the host says of the job, asked with every other job of the same moment in
         one command. Raises HostBusy if the host cannot be asked within `_PATIENCE`."""
         link = self._link(launch)
-        job = _Job(launch, link, _mirror(launch), "unknown")
+        job = _Job(launch, link, launch.here, "unknown")
         if job.mirror.is_dir():  # a ccd started it there: a failure is not a first contact
             link.reached = True
         job.answer = asyncio.get_running_loop().create_future()
@@ -196,14 +196,14 @@ class SshExecutor:
         except OSError as e:
             raise ExecutorError(f"cannot set attempt {n} of {name!r} aside on host "
                                 f"{self.host!r}: {e}") from e
-        mirror = _mirror(launch)
+        mirror = launch.here
         with contextlib.suppress(FileNotFoundError):
             os.rename(mirror, mirror.with_name(f"{mirror.name}@{n}"))
 
     async def read_log(self, launch: Launch, offset: int, limit: int) -> tuple[bytes, int]:
         """From the copy of the log on this machine: no round trip, and there when the host
         is not."""
-        return read_log(_mirror(launch) / "log", offset, limit)
+        return read_log(launch.here / "log", offset, limit)
 
     def counters(self) -> dict[str, int]:
         return {"jobs": len(self._jobs), "polls": self.polls, "links": len(self._links),
@@ -582,10 +582,6 @@ class SshExecutor:
         if not task.cancelled() and task.exception() is not None:
             log.error("ssh executor for %s: %r", self.host, task.exception(),
                       exc_info=task.exception())
-
-
-def _mirror(launch: Launch) -> Path:
-    return launch.run_dir / "jobs" / launch.job.name
 
 
 def _wanted(launch: Launch) -> dict[str, tuple[Path, tuple[int, int]]]:
