@@ -353,6 +353,7 @@ def test_cancel_and_rerun_from_the_page(web: Web, daemon: Daemon, tmp_path: Path
     web.page.get_by_role("button", name="Cancel").click()
     head = web.page.locator(".run-head")
     expect(head).to_have_attribute("data-state", "cancelled", timeout=PUSH_MS)
+    expect(head.locator(".run-message")).to_have_text("cancelled by the page")
     expect(web.job_row("wait")).to_have_attribute("data-state", "cancelled")
     expect(web.job_row("end")).to_have_attribute("data-state", "cancelled")
     first = web.page.url
@@ -536,6 +537,24 @@ workflow:
     expect(web.page.locator("dd.fact-label")).to_have_text(label)
     expect(web.page.locator("pre.log")).to_have_text(output + "\n", timeout=PUSH_MS)
     assert web.page.locator("main script, main img, main b").count() == 0
+    assert web.page.evaluate("window.pwned") is None
+    web.assert_not_reloaded_and_clean()
+
+
+def test_who_cancelled_is_shown_as_text(web: Web, daemon: Daemon, tmp_path: Path) -> None:
+    hostile = "<img src=x onerror=window.pwned=4>"  # as an API client may say who it is
+    upload(daemon, gated(tmp_path / "gate"), "gated")
+    run_id = start(daemon, "gated")
+    with daemon.http() as http:
+        wait_for(lambda: http.get(f"/api/v1/runs/{run_id}").json()["counts"].get("running"),
+                 what="the run to start a job")
+        assert http.post(f"/api/v1/runs/{run_id}/cancel", json={"by": hostile}).status_code \
+            == 202
+    web.login()
+    web.open(f"#/runs/{run_id}")
+    message = web.page.locator(".run-head .run-message")
+    expect(message).to_have_text(f"cancelled by {hostile}", timeout=PUSH_MS)
+    assert web.page.locator("main img").count() == 0
     assert web.page.evaluate("window.pwned") is None
     web.assert_not_reloaded_and_clean()
 
