@@ -1,7 +1,8 @@
 """`ccctl`: the command line of ccd.
 
 `validate`, `run`, `graph` and `example` work without a daemon (the paper's "command line
-mode").
+mode"), and so do `list`, `status`, `logs` and `results`: with no daemon here they read the
+state directory (`sources.StateDir`).
 Exit codes: 0 every job done, 1 a job failed, 2 invalid input or refused by the daemon,
 3 no daemon to talk to (not running, not answering, or a socket we do not trust), 130
 cancelled.
