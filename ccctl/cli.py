@@ -408,20 +408,24 @@ def _runs(state_dir: Path | None, note: bool) -> Iterator[Source]:
     or a dead one, and no CCD_URL), or with --state-dir, the state directory itself, said
     on stderr if `note`. Errors become one line and an exit code."""
     from ccctl.client import Client
-    from ccctl.sources import Daemon, StateDir
+    from ccctl.sources import PATIENCE, Daemon, StateDir
     from ccd.errors import CcdError, ClientError, NoDaemon, SpecError
 
     try:
         source: Source | None = None
+        patience = 0.0
         if state_dir is None:
             try:
                 client = Client()
-                client.probe()
-                source = Daemon(client)
+                try:
+                    client.probe()
+                    source = Daemon(client)
+                except NoDaemon:  # it died; it may be restarting: a watch waits for it
+                    patience = PATIENCE
             except NoDaemon:
                 pass
         if source is None:
-            source = StateDir(_state_dir(state_dir))
+            source = StateDir(_state_dir(state_dir), patience)
             if note and state_dir is None:
                 sys.stderr.write(f"(no daemon: reading {source.path})\n")
         with contextlib.closing(source):
@@ -589,14 +593,10 @@ def status(
 ) -> None:
     """A run's jobs (job, state, progress, elapsed, exit, message; past 40 jobs, those not
     done), then the run's state and why it ended so; --watch follows it to its end instead."""
-    from ccctl.sources import Daemon
-
     with _runs(state_dir, note=not json_out) as source:
         run_id = source.resolve(run_id)
-        if watch and isinstance(source, Daemon):
-            from ccctl.remote import watch as follow
-
-            state = follow(source.client, run_id, json_out).value
+        if watch:
+            state = source.watch(run_id, json_out).value
         else:
             data = source.run(run_id)
             state = data["state"]
@@ -609,9 +609,6 @@ def status(
                 board = Board(run_from_json(data))
                 board.live = True  # always the table, never lines
                 board.summary()
-            if watch and state == "running":
-                raise _fail(f"ccctl: cannot watch run {run_id} without the daemon: this is it "
-                            f"as saved {source.where} now", EXIT_UNREACHABLE)
     if watch or state != "running":
         raise _exit_for(state)
 

@@ -13,6 +13,7 @@ import msgspec
 
 from ccctl.client import Client
 from ccctl.live import TAIL_BYTES, Board
+from ccctl.sources import PATIENCE
 from ccd import shapes
 from ccd.errors import ClientError
 from ccd.model import (
@@ -46,7 +47,7 @@ def run_from_json(data: dict[str, Any]) -> Run:
                shape.t0, shape.t1, shape.message)
 
 
-def watch(client: Client, run_id: str, json_out: bool = False, patience: float = 60
+def watch(client: Client, run_id: str, json_out: bool = False, patience: float = PATIENCE
           ) -> RunState:
     """Follow a run until it ends, drawing it; returns its final state.
 

@@ -10,17 +10,21 @@ when it is used: the daemon's path stays as light as before.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ccd.errors import ClientError
+
 if TYPE_CHECKING:
     from ccctl.client import Client
-    from ccd.model import Run
+    from ccd.model import Run, RunState
 
 CHUNK = 1 << 20  # bytes of a log read at once (the API's LOG_LIMIT)
-POLL = 0.2  # seconds between looks at a log followed without the daemon
+POLL = 0.2  # seconds between looks at a log or a journal followed without the daemon
+PATIENCE = 60  # seconds a watch waits for a daemon that is away (restarting)
 
 
 class Source(Protocol):
@@ -42,6 +46,9 @@ class Source(Protocol):
 
     def follow_log(self, run_id: str, job: str) -> Iterator[bytes]:
         """A job's log, then what it appends, until the job ends."""
+
+    def watch(self, run_id: str, json_out: bool) -> RunState:
+        """Draw a run as it goes until it ends (`live.Board`); its final state."""
 
     def results(self, run_id: str, job: str | None) -> list[dict[str, Any]]:
         """The run's (or job's) output files (`shapes.Result`)."""
@@ -90,6 +97,11 @@ class Daemon:
         yield from self.client.stream(f"/api/v1/runs/{run_id}/jobs/{job}/log",
                                       params={"follow": "1"})
 
+    def watch(self, run_id: str, json_out: bool) -> RunState:
+        from ccctl.remote import watch
+
+        return watch(self.client, run_id, json_out)
+
     def results(self, run_id: str, job: str | None) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.client.json(
             "GET", f"/api/v1/runs/{run_id}/results", params={"job": job} if job else None)
@@ -107,12 +119,15 @@ class Daemon:
 
 
 class StateDir:
-    """A state directory read directly, as the daemon would answer from it."""
+    """A state directory read directly, as the daemon would answer from it. `patience`: how
+    long `watch` waits for a process to drive a run that nothing drives (a daemon that died
+    and left its socket may be restarting: it resumes its runs)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, patience: float = 0) -> None:
         from ccd.store import Reader
 
         self.path = path
+        self.patience = patience
         self.where = f"in {path}"
         db = path / "ccd.db"
         self._reader = Reader(db) if db.exists() else None  # none: no run ever made here
@@ -169,6 +184,45 @@ class StateDir:
                 assert self._reader is not None
                 run = self._reader.load_run(run_id, run.spec, run.run_dir)
 
+    def watch(self, run_id: str, json_out: bool) -> RunState:
+        """The run's journal as the process driving it (a `ccctl run` elsewhere, or a daemon
+        started meanwhile) writes it, applied as the daemon's stream is; NobodyDrives if no
+        live process holds the run, for longer than `patience`, while it has not ended."""
+        import contextlib
+
+        from ccctl.live import TAIL_BYTES, Board
+        from ccd import runs
+        from ccd.model import apply
+
+        # The journal's end before the run: an event in between is applied twice, which is
+        # harmless (an event assigns every field).
+        after = self._reader.last_event_id() if self._reader is not None else 0
+        self._loaded.pop(run_id, None)
+        run = self._run(run_id)
+        assert self._reader is not None  # (_run found the run)
+        board = Board(run, json_out)
+        alone = None  # since when nothing drives it
+        with board.live_view() if board.live else contextlib.nullcontext():
+            while True:
+                driven = _driven(run.run_dir)  # before reading: what it wrote is read below
+                for event_id, event in list(self._reader.events(run_id, after=after)):
+                    after = event_id
+                    apply(run, event)
+                    board.on_event(event)
+                alone = None if driven else alone or time.monotonic()
+                if run.state.final or (alone and time.monotonic() - alone >= self.patience):
+                    break
+                time.sleep(POLL)
+        board.summary()
+        if not run.state.final:
+            raise NobodyDrives(run.id)
+        tails = {}
+        for job in board.failed():
+            size = runs.read_log(run, job, 0, 0)[1]
+            tails[job] = runs.read_log(run, job, max(0, size - TAIL_BYTES), TAIL_BYTES)[0]
+        board.failures(tails)
+        return run.state
+
     def results(self, run_id: str, job: str | None) -> list[dict[str, Any]]:
         import msgspec
 
@@ -203,3 +257,25 @@ class StateDir:
         except NotFound:
             raise RunError(f"no run {run_id!r} {self.where} (`ccctl list` shows them)"
                            ) from None
+
+
+class NobodyDrives(ClientError):
+    """A run that has not ended and that no live process drives, watched without a daemon:
+    it would wait forever (exit 3, as for no daemon)."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"nothing drives run {run_id} now (no daemon, no `ccctl run`): start "
+                         "`ccd`, which resumes it, or run its `ccctl run` again")
+
+
+def _driven(run_dir: Path) -> bool:
+    """Is a live process driving the run? It wrote its pid into the run's lock when it took
+    it (`runs.lock`). Only read: taking the lock, even shared for an instant, could make a
+    daemon starting at that moment leave the run alone."""
+    try:
+        os.kill(int((run_dir / "lock").read_text().split()[0]), 0)
+    except PermissionError:  # alive, someone else's
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
+    return True

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import socket
+import subprocess
 from pathlib import Path
 
-from conftest import Ccctl, running_daemon, wait_for, write
+from conftest import Ccctl, kill_jobs, running_daemon, wait_for, write
 
 FIXTURE = Path(__file__).parent / "fixtures" / "state-v1"
 FAILING = """\
@@ -95,10 +97,11 @@ def test_a_run_in_progress_is_followed_from_another_terminal_without_a_daemon(
         workflow:
           nodes:
             talk: {{exec: 'echo first; while [ ! -f {go} ]; do sleep 0.02; done; echo last'}}
-          dependencies: []
+            bad: {{exec: 'echo broken; exit 4'}}
+          dependencies: ['talk,bad']
         """)
     runner = ccctl.start("run", wf, "--json")
-    follower = None
+    started: list[subprocess.Popen[str]] = [runner]
     try:
         wait_for(lambda: any(state_dir.glob("runs/*/jobs/talk/log")) and
                  next(state_dir.glob("runs/*/jobs/talk/log")).read_text() == "first\n",
@@ -106,22 +109,44 @@ def test_a_run_in_progress_is_followed_from_another_terminal_without_a_daemon(
         shown = ccctl("status", "@last", "--json")
         assert shown.returncode == 0, shown.stderr  # a run in progress: not an exit code
         assert json.loads(shown.stdout)["jobs"][0]["state"] == "running"
-        watched = ccctl("status", "@last", "--watch")
-        assert watched.returncode == 3  # watching needs the daemon; it says so
-        assert "cannot watch run slow-" in watched.stderr
+        watcher = ccctl.start("status", "@last", "--watch")
         follower = ccctl.start("logs", "@last", "talk", "--follow")
-        assert follower.stdout is not None
+        started += [watcher, follower]
+        assert follower.stdout is not None and watcher.stdout is not None
         assert follower.stdout.readline() == "first\n"
         go.touch()
         out, err = follower.communicate(timeout=30)
         assert (follower.returncode, out, err) == (0, "last\n", "")  # ends with the job
-        out, err = runner.communicate(timeout=30)
-        assert runner.returncode == 0, err
+        out, err = watcher.communicate(timeout=30)
+        assert watcher.returncode == 1, err  # the run failed: as `ccctl run` itself exits
+        assert re.search(r"  done +talk ", out) and re.search(r"  failed +bad .*exit code 4", out)
+        assert err.endswith("bad failed; the last line of its log:\n  broken\n"
+                            f"the whole log: ccctl logs {json.loads(shown.stdout)['run']} bad\n")
+        assert runner.communicate(timeout=30)[0] and runner.returncode == 1
     finally:
-        for proc in (runner, follower):
-            if proc is not None:
-                proc.kill()
-                proc.communicate()
+        for proc in started:
+            proc.kill()
+            proc.communicate()
+
+
+def test_watching_a_run_nothing_drives_says_so_instead_of_waiting_forever(
+        ccctl: Ccctl, state_dir: Path, tmp_path: Path) -> None:
+    wf = write(tmp_path / "left.yaml", "workflow:\n  nodes: {a: {exec: 'echo a; sleep 60'}}")
+    runner = ccctl.start("run", wf)
+    try:
+        wait_for(lambda: any(state_dir.glob("runs/*/jobs/a/log")) and
+                 next(state_dir.glob("runs/*/jobs/a/log")).read_text() == "a\n",
+                 what="the job to start")
+        runner.kill()  # as kill -9: the job goes on, nothing records it
+        runner.communicate()
+        watched = ccctl("status", "@last", "--watch", "--json")
+        assert watched.returncode == 3
+        assert json.loads(watched.stdout)["state"] == "running"  # as it was left
+        assert "ccctl: nothing drives run left-" in watched.stderr
+        assert "start `ccd`, which resumes it" in watched.stderr
+    finally:
+        runner.kill()
+        kill_jobs(state_dir)
 
 
 def test_a_dead_socket_is_no_daemon_and_ccd_url_is_never_second_guessed(
@@ -161,3 +186,32 @@ def test_without_any_state_yet_there_are_no_runs(ccctl: Ccctl, state_dir: Path) 
     assert last.returncode == 2
     assert last.stderr.endswith(f"ccctl: no runs yet in {state_dir}, so no @last\n")
     assert not state_dir.exists()  # nothing made
+
+
+def test_a_watch_started_while_the_daemon_is_dead_waits_for_it_to_come_back(
+        ccctl: Ccctl, env: dict[str, str], state_dir: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    wf = write(tmp_path / "gated.yaml", f"""\
+        workflow:
+          nodes:
+            wait: {{exec: 'while [ ! -f {go} ]; do sleep 0.02; done'}}
+            end: {{exec: 'echo end'}}
+          dependencies: ['wait,end']
+        """)
+    with running_daemon(env, state_dir) as daemon:
+        run_id = daemon.submit(wf)
+        wait_for(lambda: daemon.jobs(run_id)["wait"]["state"] == "running", what="the job")
+        daemon.kill()  # its socket stays behind, nothing listens on it
+        assert daemon.socket.exists()
+        watcher = ccctl.start("status", "@last", "--watch")
+        try:
+            assert watcher.stderr is not None
+            assert watcher.stderr.readline() == f"(no daemon: reading {state_dir})\n"
+            daemon.start()  # it resumes the run; the watch follows the journal it writes
+            go.touch()
+            out, err = watcher.communicate(timeout=60)
+        finally:
+            watcher.kill()
+        assert watcher.returncode == 0, err
+        assert re.search(r"  done +wait ", out) and re.search(r"  done +end ", out)
+        assert f"run {run_id} done in " in err
