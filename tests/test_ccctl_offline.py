@@ -87,6 +87,9 @@ def test_a_failed_ccctl_run_is_read_without_a_daemon_as_the_daemon_shows_it(
             assert online.stderr == ""
             assert json.loads(online.stdout) == json.loads(proc.stdout), args
         assert ccctl("list").stderr == ""  # the daemon answered: nothing to say
+        named = ccctl("list", "--json", "--state-dir", state_dir)  # read as asked, not asked
+        listed_json = json.loads(offline[("list",)].stdout)
+        assert (named.stderr, json.loads(named.stdout)) == ("", listed_json)
         assert ccctl("logs", run_id, "bad").stdout == whole.stdout
 
 
