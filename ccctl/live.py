@@ -16,6 +16,8 @@ from ccd.model import Event, JobState, JobStatus, NotifySpec, Run, RunState
 from ccd.palette import LOOKS
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import RenderableType
     from rich.live import Live
 
@@ -57,6 +59,9 @@ class Board:
         self._out = console()
         self.live = not json_out and self._out.is_terminal
         self._announced: set[str] = set()  # jobs whose start was printed
+        # The state directory the run was read from or driven in, when it is not the one
+        # `ccctl` reads by default: the commands it suggests then name it.
+        self.state_dir: Path | None = None
 
     def live_view(self) -> Live:
         """A rich Live that redraws the table; use as a context manager."""
@@ -152,13 +157,21 @@ class Board:
         """The last lines of each failed job's log, and the command that shows all of it."""
         if self.json_out:
             return
+        where = ""
+        if self.state_dir is not None:
+            import shlex
+
+            from ccd.settings import state_dir
+
+            if self.state_dir != state_dir():
+                where = f" --state-dir {shlex.quote(str(self.state_dir))}"
         for job, data in logs.items():
             lines = data.decode("utf-8", "replace").splitlines()[-TAIL_LINES:]
             head = ("its log is empty" if not lines else "the last line of its log:"
                     if len(lines) == 1 else f"the last {len(lines)} lines of its log:")
             sys.stderr.write(f"\n{job} failed; {head}\n"
                              + "".join(f"  {line}\n" for line in lines)
-                             + f"the whole log: ccctl logs {self.run.id} {job}\n")
+                             + f"the whole log: ccctl logs {self.run.id} {job}{where}\n")
 
     def failed(self) -> list[str]:
         """The jobs that failed, in the workflow's order."""
@@ -170,6 +183,7 @@ class Display(Board):
 
     def __init__(self, opened: Opened, json_out: bool = False) -> None:
         super().__init__(opened.run, json_out, opened.resumed)
+        self.state_dir = opened.run.run_dir.parent.parent  # (runs.run_dir)
         self.opened = opened
         self._scheduler: Scheduler | None = None
         self._interrupted = 0

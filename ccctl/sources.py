@@ -201,6 +201,7 @@ class StateDir:
         run = self._run(run_id)
         assert self._reader is not None  # (_run found the run)
         board = Board(run, json_out)
+        board.state_dir = self.path
         alone = None  # since when nothing drives it
         with board.live_view() if board.live else contextlib.nullcontext():
             while True:

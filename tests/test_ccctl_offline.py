@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -91,6 +92,18 @@ def test_a_failed_ccctl_run_is_read_without_a_daemon_as_the_daemon_shows_it(
         listed_json = json.loads(offline[("list",)].stdout)
         assert (named.stderr, json.loads(named.stdout)) == ("", listed_json)
         assert ccctl("logs", run_id, "bad").stdout == whole.stdout
+
+
+def test_the_suggested_command_names_a_state_directory_given_to_ccctl_run(
+        ccctl: Ccctl, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "other state"
+    ran = ccctl("run", "--state-dir", elsewhere, write(tmp_path / "fails.yaml", FAILING))
+    assert ran.returncode == 1, ran.stderr
+    suggested = ran.stderr.splitlines()[-1]
+    assert suggested.endswith(f" bad --state-dir '{elsewhere}'")
+    whole = ccctl(*shlex.split(suggested.removeprefix("the whole log: ccctl ")))
+    assert (whole.returncode, whole.stderr) == (0, "")
+    assert whole.stdout.startswith("why\n1\n")
 
 
 def test_a_run_in_progress_is_followed_from_another_terminal_without_a_daemon(
