@@ -3,8 +3,10 @@ state directory `ccctl run` wrote, without writing to it, and show what the daem
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -27,6 +29,13 @@ FAILING = """\
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def holds(proc: subprocess.Popen[str], path: Path) -> bool:
+    """Has the process `path` open?"""
+    with contextlib.suppress(OSError):
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{proc.pid}/fd").iterdir())
+    return False
 
 
 def test_a_failed_ccctl_run_is_read_without_a_daemon_as_the_daemon_shows_it(
@@ -130,6 +139,9 @@ def test_a_run_in_progress_is_followed_from_another_terminal_without_a_daemon(
         started += [watcher, follower]
         assert follower.stdout is not None and watcher.stdout is not None
         assert follower.stdout.readline() == "first\n"
+        # The watch has the journal open (it reads its end right after): what comes now, it
+        # sees come.
+        wait_for(lambda: holds(watcher, state_dir / "ccd.db"), what="the watch to read")
         go.touch()
         out, err = follower.communicate(timeout=30)
         assert (follower.returncode, out, err) == (0, "last\n", "")  # ends with the job
