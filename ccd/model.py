@@ -11,6 +11,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
 
@@ -175,6 +176,27 @@ class WorkflowSpec:
         return self.source.parent
 
 
+class Trace(msgspec.Struct, frozen=True, kw_only=True):
+    """What one attempt of a job used, as its host measured it (ccd/executors/trace.py says
+    how on each kind of host); a figure is null where that host does not offer it."""
+
+    cpu_user: Annotated[float | None, msgspec.Meta(
+        description="seconds of CPU in user mode, the job's processes together")] = None
+    cpu_system: Annotated[float | None, msgspec.Meta(
+        description="seconds of CPU in the kernel on their behalf")] = None
+    peak_rss: Annotated[int | None, msgspec.Meta(
+        description="bytes: the high-water mark of the resident memory of its largest "
+                    "process (not the sum of its processes)")] = None
+    rss_sampled: Annotated[bool, msgspec.Meta(
+        description="peak_rss is the most seen while sampling every second (a lower bound), "
+                    "not the kernel's figure at the job's end")] = False
+    bytes_read: Annotated[int | None, msgspec.Meta(
+        description="bytes its processes read by system calls (files, pipes, sockets; "
+                    "cached or not: /proc's rchar)")] = None
+    bytes_written: Annotated[int | None, msgspec.Meta(
+        description="bytes its processes wrote by system calls (/proc's wchar)")] = None
+
+
 @dataclass(slots=True)
 class JobStatus:
     """What is known about one job of a run right now (mutable; changed only by `apply`)."""
@@ -191,6 +213,7 @@ class JobStatus:
     message: str = ""  # why a job failed, was skipped or cancelled
     attempt: int = 0  # 1 from its first start; more after `retries`
     batch_id: str | None = None  # its job id in a batch system (Slurm, LSF)
+    trace: Trace | None = None  # what its last attempt used, once it ended
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
@@ -213,6 +236,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     attempt: int = 0
     message: str = ""
     batch_id: str | None = None
+    trace: Trace | None = None
 
 
 @dataclass(slots=True)
@@ -249,11 +273,12 @@ def apply(run: Run, e: Event) -> None:
     s.state = JobState(e.state)
     s.progress, s.tstart, s.tend, s.exit_code = e.progress, e.tstart, e.tend, e.exit_code
     s.pid, s.attempt, s.message, s.modified = e.pid, e.attempt, e.message, e.time
-    s.batch_id = e.batch_id
+    s.batch_id, s.trace = e.batch_id, e.trace
 
 
 def job_event(run_id: str, s: JobStatus) -> Event:
     """The event that says a job is now as `s` says."""
     return Event(run_id=run_id, job=s.name, state=s.state, progress=s.progress,
                  time=s.modified or 0.0, tstart=s.tstart, tend=s.tend, exit_code=s.exit_code,
-                 pid=s.pid, attempt=s.attempt, message=s.message, batch_id=s.batch_id)
+                 pid=s.pid, attempt=s.attempt, message=s.message, batch_id=s.batch_id,
+                 trace=s.trace)

@@ -240,7 +240,7 @@ class Scheduler:
                 self._timed.add(name)
             self._set(status, JobState.QUEUED if executor.queues else JobState.RUNNING,
                       progress=0, tstart=now, tend=None, pid=pid, exit_code=None,
-                      attempt=status.attempt + 1, message="", batch_id=None)
+                      attempt=status.attempt + 1, message="", batch_id=None, trace=None)
             await self._prepare_children(name)
         self._ready = {**blocked, **self._ready}
 
@@ -364,7 +364,8 @@ class Scheduler:
         self._timed.discard(name)
         self._hosts.release(job)
         ended = dict(tend=max(obs.tend or self._clock(), status.tstart or 0),
-                     exit_code=obs.exit_code, pid=obs.pid if obs.pid is not None else status.pid)
+                     exit_code=obs.exit_code, pid=obs.pid if obs.pid is not None else status.pid,
+                     trace=obs.trace)
         progress = max(status.progress, obs.progress or 0)
         stopping = self._stopping.pop(name, None)
         killed = name in self._killed
@@ -402,9 +403,10 @@ class Scheduler:
             except ExecutorError as e:
                 self._fail(status, f"{reason}; {e}", **ended)
                 continue
-            # The attempt's end and exit code stay until the next starts (the timeline's).
+            # The attempt's end, exit code and trace stay until the next starts (the
+            # timeline's, the report's).
             self._set(status, JobState.READY, progress=0, tstart=None, tend=ended["tend"],
-                      exit_code=ended["exit_code"], pid=None,
+                      exit_code=ended["exit_code"], pid=None, trace=ended["trace"],
                       message=f"{reason} ({of}); trying again")
             self._ready[name] = None
 
@@ -438,7 +440,7 @@ class Scheduler:
                 self._fail(status, f"repeat: cannot run it again: {e}", **ended)
                 continue
             self._set(status, JobState.READY, progress=0, tstart=None, tend=ended["tend"],
-                      exit_code=ended["exit_code"], pid=None,
+                      exit_code=ended["exit_code"], pid=None, trace=ended["trace"],
                       message=f"repeat: {text} is false after run {done} of at most "
                               f"{job.repeat_max}; again")
             self._ready[name] = None

@@ -15,7 +15,16 @@ from msgspec import Struct
 
 from ccd import model
 from ccd.executors import LinkState
-from ccd.model import KINDS, RUNNABLE_KINDS, SAFE_NAME, Event, JobState, JobStatus, RunState
+from ccd.model import (
+    KINDS,
+    RUNNABLE_KINDS,
+    SAFE_NAME,
+    Event,
+    JobState,
+    JobStatus,
+    RunState,
+    Trace,
+)
 from ccd.palette import LOOKS
 
 Name = Annotated[str, msgspec.Meta(pattern=f"^{SAFE_NAME.pattern}$",
@@ -77,13 +86,14 @@ class Job(Struct):
     message: str  # why it failed, was skipped or cancelled; while queued, the queue's reason
     outputs: list[str]  # its `outputs:` globs
     batch_id: str | None = None  # its job id in a batch system (Slurm, LSF)
+    trace: Trace | None = None  # what its last attempt used, once it ended
 
     @classmethod
     def of(cls, s: JobStatus, run: model.Run) -> Job:
         job = run.spec.jobs[s.name]
         return cls(s.name, s.state, s.progress, s.host, job.kind, job.label, s.pid, s.exit_code,
                    s.tstart, s.tend, s.modified, s.attempt, s.message, list(job.outputs),
-                   s.batch_id)
+                   s.batch_id, s.trace)
 
 
 class Run(Struct):

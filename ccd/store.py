@@ -33,7 +33,7 @@ from pathlib import Path
 import msgspec
 
 from ccd.errors import NotFound, StoreError
-from ccd.model import Event, JobState, JobStatus, Run, RunState, WorkflowSpec
+from ccd.model import Event, JobState, JobStatus, Run, RunState, Trace, WorkflowSpec
 
 log = logging.getLogger("ccd.store")
 COMMIT_EVERY = 0.02  # seconds
@@ -41,9 +41,9 @@ COMMIT_EVERY = 0.02  # seconds
 # second, the disk is full or another process holds the lock.
 COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _JOB_COLUMNS = ("run_id, name, position, state, progress, host, pid, exit_code, tstart, tend,"
-                " modified, message, attempt, batch_id")
+                " modified, message, attempt, batch_id, trace")
 _EVENT_COLUMNS = ("run_id, job, state, progress, time, exit_code, pid, message, tstart, tend,"
-                  " attempt, batch_id")
+                  " attempt, batch_id, trace")
 
 # Version 1: ccd 0.1.0, which set no user_version. Later versions are MIGRATIONS below.
 _SCHEMA_1 = """
@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS workflows (
 """
 
 
+
+def _to_5(db: sqlite3.Connection) -> None:
+    """What a job's last attempt used (`model.Trace` as JSON), so it survives a restart."""
+    for table in ("jobs", "events"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN trace TEXT")
 
 
 def _to_4(db: sqlite3.Connection) -> None:
@@ -103,7 +108,7 @@ def _to_1(db: sqlite3.Connection) -> None:
             db.execute(statement)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_to_1, _to_2, _to_3, _to_4, _to_5]
 VERSION = len(MIGRATIONS)
 
 
@@ -334,10 +339,12 @@ class Reader:
             raise NotFound(f"no run {run_id!r} in {self.path}")
         rows = self._mine.execute(
             "SELECT name, state, progress, host, pid, exit_code, tstart, tend, modified, message,"
-            " attempt, batch_id, fingerprint FROM jobs WHERE run_id=? ORDER BY position",
+            " attempt, batch_id, trace, fingerprint FROM jobs WHERE run_id=? ORDER BY position",
             (run_id,)).fetchall()
-        jobs = {row[0]: JobStatus(row[0], JobState(row[1]), *row[2:-1]) for row in rows}
-        prints = {row[0]: row[-1] for row in rows if row[-1] is not None}
+        jobs = {row[0]: JobStatus(row[0], JobState(row[1]), row[2], row[3], row[4], row[5],
+                                  row[6], row[7], row[8], row[9], row[10], row[11],
+                                  _decode(row[12])) for row in rows}
+        prints = {row[0]: row[13] for row in rows if row[13] is not None}
         return Run(run_id, spec, jobs, run_dir, r[1], RunState(r[0]), r[2], r[3], r[4],
                    Path(r[5]) if r[5] else None, prints)
 
@@ -365,7 +372,8 @@ class Reader:
                 yield row[0], Event(id=row[0], run_id=row[1], job=row[2], state=JobState(row[3]),
                                     progress=row[4], time=row[5], exit_code=row[6], pid=row[7],
                                     message=row[8], tstart=row[9], tend=row[10],
-                                    attempt=row[11], batch_id=row[12])
+                                    attempt=row[11], batch_id=row[12],
+                                    trace=_decode(row[13]))
         finally:
             if own_connection:
                 db.close()
@@ -415,10 +423,11 @@ class Store(Reader):
                  None if run.workdir is None else str(run.workdir)))
             self._mine.executemany(
                 f"INSERT INTO jobs ({_JOB_COLUMNS}, fingerprint)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(run.id, s.name, i, s.state.value, s.progress, s.host, s.pid, s.exit_code,
                   s.tstart, s.tend, s.modified, s.message, s.attempt, s.batch_id,
-                  run.prints.get(s.name)) for i, s in enumerate(run.jobs.values())])
+                  _encode(s.trace), run.prints.get(s.name))
+                 for i, s in enumerate(run.jobs.values())])
 
     def record(self, event: Event) -> None:
         """Queue an event; the writer thread journals it and applies it to runs/jobs."""
@@ -521,10 +530,11 @@ class Store(Reader):
         out = []
         with _transaction(db):
             for e in batch:
+                trace = _encode(e.trace)
                 cur = db.execute(
-                    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (e.run_id, e.job, e.state, e.progress, e.time, e.exit_code, e.pid,
-                     e.message, e.tstart, e.tend, e.attempt, e.batch_id))
+                     e.message, e.tstart, e.tend, e.attempt, e.batch_id, trace))
                 out.append((cur.lastrowid or 0, e))
                 # As model.apply: every field of the new state, assigned.
                 if e.job is None:
@@ -533,10 +543,10 @@ class Store(Reader):
                 else:
                     db.execute(
                         "UPDATE jobs SET state=?, progress=?, tstart=?, tend=?, exit_code=?,"
-                        " pid=?, attempt=?, message=?, modified=?, batch_id=?"
+                        " pid=?, attempt=?, message=?, modified=?, batch_id=?, trace=?"
                         " WHERE run_id=? AND name=?",
                         (e.state, e.progress, e.tstart, e.tend, e.exit_code, e.pid, e.attempt,
-                         e.message, e.time, e.batch_id, e.run_id, e.job))
+                         e.message, e.time, e.batch_id, trace, e.run_id, e.job))
         return [(i, msgspec.structs.replace(e, id=i)) for i, e in out]
 
     def _connection(self) -> sqlite3.Connection:
@@ -558,6 +568,18 @@ class Store(Reader):
         with _transaction(self._mine):
             for table, column in (("events", "run_id"), ("jobs", "run_id"), ("runs", "id")):
                 self._mine.execute(f"DELETE FROM {table} WHERE {column} = ?", (run_id,))
+
+
+def _encode(trace: Trace | None) -> str | None:
+    return None if trace is None else _TRACE_ENCODER.encode(trace).decode()
+
+
+def _decode(text: str | None) -> Trace | None:
+    return None if text is None else _TRACE_DECODER.decode(text)
+
+
+_TRACE_ENCODER = msgspec.json.Encoder()
+_TRACE_DECODER = msgspec.json.Decoder(Trace)
 
 
 class _transaction:

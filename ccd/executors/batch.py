@@ -316,10 +316,11 @@ class BatchExecutor(SshExecutor):
                 self._changed()
         if not asked or code.strip() != "0":  # nothing decided but what status files say
             for job in jobs:
-                said = states.get(id(job), ("n", None, None))
+                said = states.get(id(job), ("n", None, None, ""))
                 if said[0] == "e":
                     job.phase = "ending"
-                    self._spawn(self._finish(job, said[2], False, sizes.get(id(job), 0)))
+                    self._spawn(self._finish(job, said[2], False, sizes.get(id(job), 0),
+                                             said[3]))
             return
         if self._down.pop(link, None) is not None:
             self._changed()
@@ -330,13 +331,14 @@ class BatchExecutor(SshExecutor):
         for job in jobs:
             if job.batch_id is None:  # after a restart, before its id was recorded
                 job.batch_id = job.launch.batch_id or by_name.get(job_name(job.launch))
-            said = states.get(id(job), ("n", None, None))
+            said = states.get(id(job), ("n", None, None, ""))
             queued = by_id.get(job.batch_id or "")
             if said[0] == "e":
                 if queued is not None and ended.get(queued.state):
                     job.note = ended[queued.state]
                 job.phase = "ending"
-                self._spawn(self._finish(job, said[2], lost=False, size=sizes.get(id(job), 0)))
+                self._spawn(self._finish(job, said[2], lost=False, size=sizes.get(id(job), 0),
+                                         used=said[3]))
             elif queued is not None and queued.state in waiting:
                 job.misses = 0
                 self._tell(job, queued=_reason(queued))

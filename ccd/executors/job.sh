@@ -3,9 +3,10 @@
 #
 # JOBDIR/status is created exclusively (noclobber: O_EXCL) when the job starts, then gets
 # `pid=N`; a second wrapper for the same job finds the file and exits 75 without running
-# anything. When the job ends, one `exit=N` line is appended. Readers act only on complete
-# lines, so a half-written status is never taken for a result. Only shell builtins run
-# here besides the job itself: every fork counts when a workflow has thousands of jobs.
+# anything. When the job ends, a `trace=` record (what it used; two lines) and one `exit=N`
+# line are appended. Readers act only on complete lines, so a half-written status is never
+# taken for a result. Only shell builtins run here besides the job itself: every fork
+# counts when a workflow has thousands of jobs.
 #
 # A full disk is not the job's failure: with no room to create the status file, or to write
 # its pid into the one just created (which is then removed: nobody else could have claimed
@@ -41,6 +42,11 @@ else
     ( eval "$4" ) > "$d/log" 2>&1 < /dev/null
     rc=$?
 fi
+# What it used, as the kernel counts it (ccd/executors/trace.py), with builtins only: the
+# bytes this shell and the processes it waited for read and wrote (Linux), then `times`,
+# whose second line (the children's CPU time) continues this one; `exit=` follows it.
+{ read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io" 2>/dev/null
+{ printf 'trace=%s %s ' "${ccd_r:--}" "${ccd_w:--}"; times; } >> "$d/status" 2>/dev/null
 until { printf 'exit=%s\n' "$rc" >> "$d/status"; } 2>/dev/null; do
     [ -n "$signalled" ] && break
     sleep 1

@@ -4,7 +4,8 @@ posix_spawn + pidfd instead of asyncio's subprocess machinery: no transport, no 
 watcher thread per child, and the same pidfd also watches a job that a previous ccd
 started (not our child) after a restart. A job's end is pushed the moment its pidfd
 fires; progress is read from the logs of all watched jobs, of every run, every `tick`
-(50 ms) by one poller task that exists only while jobs run. File reads here are
+(50 ms) by one poller task that exists only while jobs run. What a job used comes with its
+end (`trace.py`): wait4's rusage for our child, no sampling. File reads here are
 synchronous on purpose: the status file and the new bytes of a local log are read in
 microseconds, far less than a hop to a thread would cost. Linux only (pidfd_open, /proc).
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccd.errors import ExecutorError, HostBusy
-from ccd.executors import Deliver, LinkState
+from ccd.executors import Deliver, LinkState, trace
 from ccd.executors.protocol import (
     CLAIMED_ELSEWHERE,
     NO_ROOM,
@@ -36,6 +37,7 @@ from ccd.executors.protocol import (
     parse_status,
     read_log,
 )
+from ccd.model import Trace
 from ccd.progress import LogFollower
 
 _SH = shutil.which("sh") or "/bin/sh"
@@ -60,6 +62,8 @@ class _Watched:
     returncode: int | None = None
     tend: float | None = None  # when we saw it end (file mtimes are coarse: ~4 ms)
     log: LogFollower = field(default_factory=LogFollower)
+    trace: Trace | None = None  # our child's, from wait4 when it ended
+    peak_rss: int | None = None  # not our child: the most seen by sampling (bytes)
 
 
 class LocalExecutor:
@@ -74,6 +78,7 @@ class LocalExecutor:
         self._loop = asyncio.get_running_loop()
         self._poller: asyncio.Task[None] | None = None
         self._polls = 0
+        self._sampled = 0.0  # when jobs that an earlier ccd started were last sampled
 
     async def prepare(self, launch: Launch) -> None:
         """Create the job's directory while its parent runs (a file-system round trip that
@@ -189,6 +194,8 @@ class LocalExecutor:
             while self._watched:
                 await asyncio.sleep(self._tick)
                 self._polls += 1
+                if time.monotonic() - self._sampled >= trace.SAMPLE_EVERY:
+                    self._sample()
                 for w in list(self._watched.values()):
                     before = w.log.progress
                     if self._follow(w.dir / "log", w.log) > before:
@@ -198,14 +205,23 @@ class LocalExecutor:
         finally:
             self._poller = None
 
+    def _sample(self) -> None:
+        """The memory of the jobs an earlier ccd started: ours tell it when they end."""
+        self._sampled = time.monotonic()
+        for w in self._watched.values():
+            if not w.child:
+                w.peak_rss = max(w.peak_rss or 0, trace.peak_rss(w.pid) or 0) or None
+
     def _reap(self, w: _Watched) -> None:
         if self._watched.get(w.launch.key) is not w:
             return  # no longer watched (archived, or closed)
         self._unwatch(w.launch.key)
         if w.child:
+            io = trace.read_io(w.pid)  # still there: it is a zombie until waited for
             try:
-                _, status = os.waitpid(w.pid, 0)
+                _, status, usage = os.wait4(w.pid, 0)
                 w.returncode = os.waitstatus_to_exitcode(status)
+                w.trace = trace.of_rusage(usage, io)
             except ChildProcessError:
                 pass
         w.tend = time.time()
@@ -240,6 +256,8 @@ class LocalExecutor:
         obs.ended = True
         obs.tend = (w.tend if w else None) or _mtime(d / "status") or time.time()
         obs.exit_code = status.exit_code
+        obs.trace = w.trace if w and w.trace else \
+            trace.with_peak(status.trace, w.peak_rss if w else None)
         if status.exit_code is None:
             rc = w.returncode if w else None
             if rc is not None and rc < 0:

@@ -3,7 +3,7 @@
 Every job runs under `job.sh`, in the run's working copy, with a job directory on the host
 that runs it holding `log` (stdout and stderr) and `status`. The status file is the truth:
 created exclusively when the job starts (`pid=N`), completed by one `exit=N` line when it
-ends. This differs from DESIGN.md's temp-file-and-rename on purpose: a rename is a fork of
+ends, after a `trace=` line saying what it used (`trace.py`). This differs from DESIGN.md's temp-file-and-rename on purpose: a rename is a fork of
 `mv` per job, measured at ~0.6 ms, most of a job's whole budget; an exclusive create plus a
 one-line append, read only as complete lines, gives readers the same guarantee.
 """
@@ -18,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 
 from ccd import notebooks
-from ccd.model import HostSpec, JobSpec, Run
+from ccd.executors import trace
+from ccd.model import HostSpec, JobSpec, Run, Trace
 
 WRAPPER = str(resources.files("ccd.executors").joinpath("job.sh"))
 CLAIMED_ELSEWHERE = 75  # job.sh's exit code when another wrapper already started the job
@@ -95,6 +96,7 @@ class Observation:
     nostart: str = ""  # why it did not start after all (no room): start it again later
     queued: str | None = None  # waiting in a batch system's queue, and its reason
     batch_id: str | None = None  # its id in that batch system
+    trace: Trace | None = None  # what it used, when it ended (`trace.py`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +105,14 @@ class Status:
 
     pid: int | None
     exit_code: int | None
+    trace: Trace | None = None
 
 
 def parse_status(text: str) -> Status:
     """Read a status file; an incomplete last line is ignored (it is still being written)."""
-    pid = exit_code = None
-    for line in text.splitlines(keepends=True):
+    pid = exit_code = used = None
+    lines = text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
         if not line.endswith("\n"):
             break
         key, _, value = line.strip().partition("=")
@@ -116,7 +120,9 @@ def parse_status(text: str) -> Status:
             pid = int(value)
         elif key == "exit" and value.lstrip("-").isdigit():
             exit_code = int(value)
-    return Status(pid, exit_code)
+        elif key == "trace" and i + 1 < len(lines):  # its second line is `times`'s second
+            used = trace.parse(f"{value} {lines[i + 1]}")
+    return Status(pid, exit_code, used if exit_code is not None else None)
 
 
 def launch_for(run: Run, name: str, inputs: tuple[str, ...] = ()) -> Launch:

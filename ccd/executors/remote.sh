@@ -1,31 +1,51 @@
 # ccd's remote helpers (POSIX sh, builtins only but `wc` and `ps`): sent ahead of every poll
 # and cancel command by ccd/executors/ssh.py, which then calls one of them.
 #
-# ccd_poll TOKEN...   one line per token, in order: "STATE PID EXIT", then a line ".",
+# ccd_poll TOKEN...   one line per token, in order: "STATE PID EXIT MORE", then a line ".",
 #                     then `wc -c` of the logs that exist, then "=". A token is a job
 #                     directory, relative to the current one, with ":PID" of the wrapper
 #                     ccd started if it has not seen the job's status file yet. STATE is
 #                     n (no status file; d if that wrapper is gone too), s (starting),
 #                     r (running), e (ended, EXIT known) or l (lost: gone without EXIT).
+#                     MORE: for e, the status file's trace (`trace=` and the line after);
+#                     for r with CCD_SAMPLE set, the largest VmHWM (kB) in its process tree.
 # ccd_kill SIG DIR    signal the process group of the job in DIR.
 #
 # With CCD_NOPID set (batch jobs: the wrapper runs on another node, its pid means nothing
 # here), a status file with a pid and no exit is r, never l: the queue tells the rest.
 
 ccd_status() {
-    p=- e=-
+    p=- e=- x=
     while IFS= read -r l; do
         case $l in
             pid=*) p=${l#pid=} ;;
             exit=*) e=${l#exit=} ;;
+            trace=*) IFS= read -r x; x="${l#trace=} $x" ;;
         esac
     done < "$1/status"
+}
+
+# The largest VmHWM (kB) of process $1 and its descendants, in m (0: none seen). Linux.
+ccd_hwm() {
+    m=0 hq=$1
+    # shellcheck disable=SC2086
+    while set -- $hq && [ $# -gt 0 ]; do
+        hp=$1
+        shift
+        hq=$* hk=
+        { while IFS= read -r hl; do
+              case $hl in VmHWM:*) set -- $hl; [ "$2" -gt "$m" ] && m=$2; break ;; esac
+          done < "/proc/$hp/status"
+          read -r hk < "/proc/$hp/task/$hp/children"
+        } 2>/dev/null
+        hq="$hq $hk"
+    done
 }
 
 ccd_poll() {
     for t do
         d=${t%%:*} w=${t#"$d"}
-        w=${w#:} s=n p=- e=-
+        w=${w#:} s=n p=- e=- x=
         if [ -e "$d/status" ]; then
             s=s
             ccd_status "$d" 2>/dev/null
@@ -42,7 +62,13 @@ ccd_poll() {
         elif [ -n "$w" ] && ! kill -0 "$w" 2>/dev/null; then
             s=d
         fi
-        printf '%s %s %s\n' "$s" "$p" "$e"
+        if [ "$s" = r ] && [ -n "$CCD_SAMPLE" ] && [ -z "$CCD_NOPID" ]; then
+            ccd_hwm "$p"
+            x=$m
+        elif [ "$s" != e ]; then
+            x=
+        fi
+        printf '%s %s %s %s\n' "$s" "$p" "$e" "$x"
     done
     echo .
     for t do

@@ -46,7 +46,7 @@ from typing import Any
 
 from ccd import workdir
 from ccd.errors import ExecutorError, HostBusy
-from ccd.executors import Deliver, LinkState
+from ccd.executors import Deliver, LinkState, trace
 from ccd.executors.links import HereLink, Link
 from ccd.executors.protocol import Launch, Observation, read_log
 from ccd.executors.sshlink import SshLink, Target
@@ -82,6 +82,7 @@ class _Job:
     misses: int = 0  # batch jobs: polls in a row that did not find it in the queue
     note: str = ""  # why it failed, if it does, beyond its exit code
     changed: float | None = None  # batch jobs: when it was last seen to change state
+    peak_rss: int | None = None  # bytes: the most its largest process had when sampled
 
     @property
     def dir(self) -> str:
@@ -114,6 +115,7 @@ class SshExecutor:
         self._synced: dict[tuple[Link, str], dict[str, tuple[int, int]]] = {}
         self._syncing: dict[tuple[Link, str], asyncio.Lock] = {}
         self._prepared: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._sampled: dict[Link, float] = {}  # when the memory of its jobs was last sampled
         self.polls = 0
 
     # -- the Executor interface -----------------------------------------------------------
@@ -399,7 +401,11 @@ class SshExecutor:
         return self._tick
 
     def _poll_script(self, jobs: list[_Job]) -> str:
-        return _poll_script(jobs)
+        link, now = jobs[0].link, time.monotonic()
+        sample = now - self._sampled.get(link, -trace.SAMPLE_EVERY) >= trace.SAMPLE_EVERY
+        if sample:  # the memory of its running jobs, at most every SAMPLE_EVERY seconds
+            self._sampled[link] = now
+        return _poll_script(jobs, sample)
 
     def _unanswered(self, jobs: list[_Job], e: ExecutorError) -> None:
         """The host cannot be asked: `attach` stops waiting; everything else waits."""
@@ -415,10 +421,12 @@ class SshExecutor:
             said = states.get(id(job))
             if said is None:
                 continue
-            state, pid, exit_code = said
+            state, pid, exit_code, more = said
             size = sizes.get(id(job), 0)
             if state in ("r", "s"):
                 job.seen = True
+                if more:
+                    job.peak_rss = max(job.peak_rss or 0, trace.sampled_kb(more) or 0) or None
                 if pid is not None and pid != job.pid:
                     job.pid = pid
                     if job.phase == "running":
@@ -432,7 +440,8 @@ class SshExecutor:
                     grown.append(self._pull(job, size))
             elif state in ("e", "l"):
                 job.phase = "ending"
-                self._spawn(self._finish(job, exit_code, lost=state == "l", size=size))
+                self._spawn(self._finish(job, exit_code, lost=state == "l", size=size,
+                                         used=more))
             elif job.phase == "unknown" or state == "d" or job.seen:
                 self._forget(job)
                 if job.phase == "unknown":  # never started: its start is the scheduler's
@@ -473,8 +482,10 @@ class SshExecutor:
         if job.follower.progress > before and job.phase == "running":
             self._report(job, pid=job.pid, progress=job.follower.progress)
 
-    async def _finish(self, job: _Job, exit_code: int | None, lost: bool, size: int) -> None:
-        """The job ended there: copy the rest of its log and its outputs, then report."""
+    async def _finish(self, job: _Job, exit_code: int | None, lost: bool, size: int,
+                      used: str = "") -> None:
+        """The job ended there: copy the rest of its log and its outputs, then report with
+        what it used (`used`: its status file's trace)."""
         seen_running = job.phase == "ending" and job.answer is None
         tend = time.time() if seen_running else None
         try:
@@ -500,7 +511,9 @@ class SshExecutor:
                        "recording an exit status (killed, or the host restarted)")
         obs = Observation(job.launch.run_id, job.launch.job.name, True, job.pid, True,
                           exit_code, job.tstart, tend or time.time(),
-                          job.follower.progress or None, message)
+                          job.follower.progress or None, message,
+                          trace=trace.with_peak(trace.parse(used) if used else None,
+                                                job.peak_rss))
         self._answer(job, obs)
 
     async def _fetch_outputs(self, job: _Job) -> None:
@@ -602,12 +615,13 @@ def _wanted(launch: Launch) -> dict[str, tuple[Path, tuple[int, int]]]:
     return out
 
 
-def _poll_script(jobs: list[_Job]) -> str:
-    """One command for all `jobs`: the helpers, then one `ccd_poll` per ccd directory."""
+def _poll_script(jobs: list[_Job], sample: bool = False) -> str:
+    """One command for all `jobs`: the helpers, then one `ccd_poll` per ccd directory;
+    `sample`: with the memory of the running ones."""
     by_root: dict[str, list[_Job]] = {}
     for job in jobs:
         by_root.setdefault(job.root, []).append(job)
-    lines = [_HELPERS]
+    lines = [_HELPERS, "CCD_SAMPLE=1"] if sample else [_HELPERS]
     for root, group in by_root.items():
         tokens = " ".join(shlex.quote(j.dir if j.seen or j.pid is None else f"{j.dir}:{j.pid}")
                           for j in group)
@@ -616,12 +630,13 @@ def _poll_script(jobs: list[_Job]) -> str:
 
 
 def _parse_poll(jobs: list[_Job], out: str
-                ) -> tuple[dict[int, tuple[str, int | None, int | None]], dict[int, int]]:
-    """Per job (by id): (state, pid, exit code) and its log's size."""
+                ) -> tuple[dict[int, tuple[str, int | None, int | None, str]], dict[int, int]]:
+    """Per job (by id): (state, pid, exit code, more: its trace if it ended, its memory
+    sample if it runs) and its log's size."""
     by_root: dict[str, list[_Job]] = {}
     for job in jobs:
         by_root.setdefault(job.root, []).append(job)
-    states: dict[int, tuple[str, int | None, int | None]] = {}
+    states: dict[int, tuple[str, int | None, int | None, str]] = {}
     sizes: dict[int, int] = {}
     sections = out.split("=\n")
     for (_, group), section in zip(by_root.items(), sections, strict=False):
@@ -630,9 +645,10 @@ def _parse_poll(jobs: list[_Job], out: str
         if len(lines) != len(group):
             continue  # its directory is not there (now): ask again next tick
         for job, line in zip(group, lines, strict=True):
-            parts = line.split()
-            if len(parts) == 3:
-                states[id(job)] = (parts[0], _int(parts[1]), _int(parts[2]))
+            parts = line.split(None, 3)
+            if len(parts) >= 3:
+                more = parts[3] if len(parts) == 4 else ""
+                states[id(job)] = (parts[0], _int(parts[1]), _int(parts[2]), more)
         logs = {f"{j.dir}/log": j for j in group}
         for line in tail.splitlines():
             size, _, name = line.strip().partition(" ")

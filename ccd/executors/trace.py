@@ -1,0 +1,111 @@
+"""What a job used (`model.Trace`): CPU time, peak resident memory, bytes read and written.
+
+Measured by the job protocol, so that every kind of host gives what it offers, and read at
+the job's end rather than sampled wherever the kernel keeps the figure:
+
+- The wrapper (job.sh) writes one `trace=` line into the status file before `exit=`, with
+  builtins only (no fork): `times`, the user and system CPU seconds of the wrapper and of
+  every process it waited for (the whole job, but for what it left running detached), and
+  on Linux /proc/$$/io's rchar and wchar, the bytes the same processes passed through read
+  and write system calls (files, pipes, sockets; from the page cache or not: not the disk's
+  traffic). The kernel adds a process's counts to its parent's when it is waited for, so
+  the wrapper's own are the job's. Exact however short the job, on every host (this one, an
+  ssh host, a batch node), read with the status file.
+- A local job this process started: its wrapper's rusage from wait4 when it ends (the same
+  CPU figures) and ru_maxrss, the kernel's high-water mark of the largest process of the
+  job, also exact however short; its bytes from /proc/<pid>/io of the zombie, just before
+  it is reaped. Both cost a system call or two per job, no sampling.
+- Peak RSS anywhere else is sampled while the job runs: the largest VmHWM (one process's
+  high-water mark, kept by the kernel) among the wrapper and its descendants, at most every
+  SAMPLE_EVERY seconds in the pass that already watches all running jobs: `ccd_poll`
+  (remote.sh) on an ssh host, the local poller for a job that an earlier ccd started. A
+  process that starts and ends between two samples is missed, so it is a lower bound
+  (`rss_sampled`), and a job shorter than the interval may have none: None, never a guess.
+  Batch jobs run on a node the login node cannot see into: no peak RSS (Slurm's sacct
+  would have it where accounting is on; the test cluster has none, so it is not read).
+
+Peak RSS is the largest process's, as wait4, VmHWM and Slurm's MaxRSS report it, not the
+sum over the job's processes: four workers of 1 GB each show 1 GB.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+
+import msgspec
+
+from ccd.model import Trace
+
+SAMPLE_EVERY = 1.0  # seconds between two samples of a running job's memory
+_TIME = re.compile(r"(\d+)m\s*(\d+(?:\.\d*)?)s")  # as `times` prints: 0m1.234000s
+
+
+def parse(value: str) -> Trace | None:
+    """The wrapper's `trace=` value: `RCHAR WCHAR` (`-` where there is no /proc), then what
+    `times` printed: the shell's user and system time, its children's user and system
+    time (`1m2.5s` each; shells space them differently)."""
+    parts = value.split(None, 2)
+    if len(parts) < 3:
+        return None
+    times = [int(m) * 60 + float(s) for m, s in _TIME.findall(parts[2])]
+    user = times[0] + times[2] if len(times) == 4 else None
+    system = times[1] + times[3] if len(times) == 4 else None
+    read, written = _int(parts[0]), _int(parts[1])
+    if user is None and read is None:
+        return None
+    return Trace(cpu_user=user, cpu_system=system, bytes_read=read, bytes_written=written)
+
+
+def of_rusage(usage: resource.struct_rusage, io: tuple[int, int] | None) -> Trace:
+    """A local job's trace from its wrapper's rusage (wait4) and /proc/<pid>/io."""
+    return Trace(cpu_user=usage.ru_utime, cpu_system=usage.ru_stime,
+                 peak_rss=usage.ru_maxrss * 1024 if usage.ru_maxrss else None,
+                 bytes_read=io[0] if io else None, bytes_written=io[1] if io else None)
+
+
+def with_peak(trace: Trace | None, peak: int | None) -> Trace | None:
+    """The wrapper's trace with the peak RSS sampled while the job ran."""
+    if peak is None:
+        return trace
+    return msgspec.structs.replace(trace or Trace(), peak_rss=peak, rss_sampled=True)
+
+
+def read_io(pid: int) -> tuple[int, int] | None:
+    """rchar and wchar of a process (a zombie too: its counts stay until it is reaped)."""
+    try:
+        with open(f"/proc/{pid}/io", "rb") as f:
+            lines = f.read(256).split(b"\n", 2)
+        return int(lines[0].split()[1]), int(lines[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def peak_rss(pid: int) -> int | None:
+    """The largest VmHWM, in bytes, of `pid` and its descendants now; None if it is gone."""
+    todo, peak = [pid], None
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmHWM:"):
+                        kb = int(line.split()[1])
+                        peak = max(peak or 0, kb * 1024)
+                        break
+            with open(f"/proc/{p}/task/{p}/children", "rb") as f:
+                todo += [int(c) for c in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return peak
+
+
+def sampled_kb(text: str) -> int | None:
+    """A peak that `ccd_poll` sampled (kB), in bytes."""
+    kb = _int(text.strip())
+    return kb * 1024 if kb else None
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
