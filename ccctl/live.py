@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ccctl.console import console
+from ccctl.trace import cpu_text, memory_text
 from ccd.model import Event, JobState, JobStatus, NotifySpec, Run, RunState
 from ccd.palette import LOOKS
 
@@ -137,13 +138,15 @@ class Board:
             from rich.text import Text
 
             table = Table(box=None, header_style="bold", pad_edge=False)
-            for column in ("job", "state", "progress", "elapsed", "exit", "message"):
+            for column in ("job", "state", "progress", "elapsed", "cpu", "memory", "exit",
+                           "message"):
                 table.add_column(column, overflow="fold")
             notable = [s for s in run.jobs.values()
                        if len(run.jobs) <= 40 or s.state is not JobState.DONE]
             for s in notable:
                 table.add_row(Text(s.name), Text(s.state.value, style=STYLES[s.state.value]),
                               f"{s.progress}%", elapsed(s, run.t1 or time.time()),
+                              cpu_text(s), memory_text(s),
                               "" if s.exit_code is None else str(s.exit_code), Text(s.message))
             if notable:
                 self._out.print(table)

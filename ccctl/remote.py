@@ -41,7 +41,8 @@ def run_from_json(data: dict[str, Any]) -> Run:
                         {j.name: JobSpec(j.name, kind=j.kind, host=j.host, label=j.label)
                          for j in jobs}, (), shape.colors or {})
     statuses = {j.name: JobStatus(j.name, j.state, j.progress, j.host, j.pid, j.exit_code,
-                                  j.tstart, j.tend, j.modified, j.message, j.attempt)
+                                  j.tstart, j.tend, j.modified, j.message, j.attempt,
+                                  trace=j.trace)
                 for j in jobs}
     return Run(shape.run, spec, statuses, Path(shape.run_dir), shape.created, shape.state,
                shape.t0, shape.t1, shape.message)

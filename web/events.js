@@ -24,4 +24,5 @@ export function applyEvent(run, jobs, e) {
   job.attempt = e.attempt;
   job.message = e.message;
   job.modified = e.time;
+  job.trace = e.trace;
 }

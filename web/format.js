@@ -54,3 +54,16 @@ export function size(bytes) {
   }
   return unit ? `${value.toFixed(1)} ${units[unit]}` : `${value} B`;
 }
+
+/** A job's CPU time (user + system) from its trace, as `ccctl status` shows it: 1.02 s. */
+export function cpu(trace) {
+  if (trace?.cpu_user == null || trace.cpu_system == null) return "";
+  const seconds = trace.cpu_user + trace.cpu_system;
+  return seconds < 60 ? `${seconds.toFixed(2)} s` : clock(seconds);
+}
+
+/** A job's peak resident memory from its trace: 112 MB; ≥112 MB when sampled. */
+export function peakMemory(trace) {
+  if (trace?.peak_rss == null) return "";
+  return (trace.rss_sampled ? "≥" : "") + size(trace.peak_rss);
+}

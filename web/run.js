@@ -6,7 +6,7 @@
 import { get, json, resultPath, runPath, startRun, text } from "./api.js";
 import { fill, h, link, put, route, setText } from "./dom.js";
 import { applyEvent } from "./events.js";
-import { elapsed, fullTime, size, when } from "./format.js";
+import { cpu, elapsed, fullTime, peakMemory, size, when } from "./format.js";
 import { GraphView } from "./graph.js";
 import { coalesced } from "./live.js";
 import { LogTail } from "./log.js";
@@ -14,7 +14,8 @@ import { showError, showInfo } from "./messages.js";
 import { badge, bar, countsBar, isFinal, setPalette, updateBadge, updateBar } from "./states.js";
 import { TimelineView } from "./timeline.js";
 
-const COLUMNS = ["Job", "State", "Progress", "Host", "Kind", "Start", "Elapsed", "Exit code"];
+const COLUMNS = ["Job", "State", "Progress", "Host", "Kind", "Start", "Elapsed", "CPU",
+                 "Peak memory", "Exit code"];
 export const TABS = ["table", "graph", "timeline"];
 const TAB_NAMES = { table: "Table", graph: "Graph", timeline: "Timeline" };
 
@@ -278,12 +279,13 @@ export class RunView {
     const row = {
       name: h("a", { href: this.jobHash(name) }, name),
       badge: badge(this.jobs.get(name).state), bar: bar(), host: cell("host"), kind: cell("kind"),
-      start: cell("time"), elapsed: cell("time"), exit: cell("exit"),
+      start: cell("time"), elapsed: cell("time"), cpu: cell("cpu"), memory: cell("memory"),
+      exit: cell("exit"),
     };
     row.tr = h("tr", { "data-job": name },
       h("th", { scope: "row", class: "job" }, row.name), h("td", null, row.badge),
       h("td", { class: "progress" }, row.bar), row.host, row.kind, row.start, row.elapsed,
-      row.exit);
+      row.cpu, row.memory, row.exit);
     this.rows.set(name, row);
     return row.tr;
   }
@@ -308,6 +310,11 @@ export class RunView {
     setText(row.start, when(job.tstart));
     row.start.title = fullTime(job.tstart);
     setText(row.elapsed, elapsed(job.tstart, job.tend));
+    setText(row.cpu, cpu(job.trace));
+    row.cpu.title = job.trace?.cpu_user == null ? "" :
+      `user ${job.trace.cpu_user.toFixed(2)} s, system ${job.trace.cpu_system.toFixed(2)} s`;
+    setText(row.memory, peakMemory(job.trace));
+    row.memory.title = job.trace?.rss_sampled ? "the most seen by sampling every second" : "";
     setText(row.exit, job.exit_code ?? "");
   }
 
@@ -360,7 +367,8 @@ export class RunView {
     const fields = {};
     const dl = h("dl", { class: "facts" });
     for (const label of ["Host", "Kind", "PID", "Exit code", "Attempt", "Started", "Ended",
-                         "Elapsed", "Progress", "Label", "Message"]) {
+                         "Elapsed", "CPU", "Peak memory", "Read", "Written", "Progress",
+                         "Label", "Message"]) {
       fields[label] = h("dd", { class: `fact-${label.toLowerCase().replace(" ", "-")}` });
       put(dl, h("dt", null, label), fields[label]);
     }
@@ -420,6 +428,12 @@ export class RunView {
     setText(f.Started, fullTime(job.tstart));
     setText(f.Ended, fullTime(job.tend));
     setText(f.Elapsed, elapsed(job.tstart, job.tend));
+    const t = job.trace;
+    setText(f.CPU, t?.cpu_user == null ? "" : `${cpu(t)} (user ${t.cpu_user.toFixed(2)} s, ` +
+                                              `system ${t.cpu_system.toFixed(2)} s)`);
+    setText(f["Peak memory"], peakMemory(t));
+    setText(f.Read, t?.bytes_read == null ? "" : size(t.bytes_read));
+    setText(f.Written, t?.bytes_written == null ? "" : size(t.bytes_written));
     updateBar(f.Progress.firstChild, job.progress, job.state);
     setText(f.Label, job.label ?? "");
     setText(f.Message, job.message);

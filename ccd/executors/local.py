@@ -4,10 +4,11 @@ posix_spawn + pidfd instead of asyncio's subprocess machinery: no transport, no 
 watcher thread per child, and the same pidfd also watches a job that a previous ccd
 started (not our child) after a restart. A job's end is pushed the moment its pidfd
 fires; progress is read from the logs of all watched jobs, of every run, every `tick`
-(50 ms) by one poller task that exists only while jobs run. What a job used comes with its
-end (`trace.py`): wait4's rusage for our child, no sampling. File reads here are
-synchronous on purpose: the status file and the new bytes of a local log are read in
-microseconds, far less than a hop to a thread would cost. Linux only (pidfd_open, /proc).
+(50 ms) by one poller task that exists only while jobs run, which also samples their
+memory once a second; the rest of what a job used comes with its end (`trace.py`: wait4's
+rusage). File reads here are synchronous on purpose: the status file and the new bytes of
+a local log are read in microseconds, far less than a hop to a thread would cost. Linux
+only (pidfd_open, /proc).
 
 A job's files live in `<run dir>/jobs/<job>/`; an attempt set aside for `retries` is
 renamed to `<job>@N` beside it.
@@ -20,6 +21,7 @@ import contextlib
 import errno
 import glob
 import os
+import resource
 import shutil
 import signal
 import time
@@ -37,7 +39,6 @@ from ccd.executors.protocol import (
     parse_status,
     read_log,
 )
-from ccd.model import Trace
 from ccd.progress import LogFollower
 
 _SH = shutil.which("sh") or "/bin/sh"
@@ -62,8 +63,8 @@ class _Watched:
     returncode: int | None = None
     tend: float | None = None  # when we saw it end (file mtimes are coarse: ~4 ms)
     log: LogFollower = field(default_factory=LogFollower)
-    trace: Trace | None = None  # our child's, from wait4 when it ended
-    peak_rss: int | None = None  # not our child: the most seen by sampling (bytes)
+    usage: tuple[resource.struct_rusage, int] | None = None  # our child's (wait4), and ours
+    peak_rss: int | None = None  # bytes: the most seen by sampling
 
 
 class LocalExecutor:
@@ -78,7 +79,7 @@ class LocalExecutor:
         self._loop = asyncio.get_running_loop()
         self._poller: asyncio.Task[None] | None = None
         self._polls = 0
-        self._sampled = 0.0  # when jobs that an earlier ccd started were last sampled
+        self._sampled = 0.0  # when the running jobs' memory was last sampled
 
     async def prepare(self, launch: Launch) -> None:
         """Create the job's directory while its parent runs (a file-system round trip that
@@ -206,22 +207,21 @@ class LocalExecutor:
             self._poller = None
 
     def _sample(self) -> None:
-        """The memory of the jobs an earlier ccd started: ours tell it when they end."""
+        """The memory of every running job, once a second: one that ends sooner costs
+        nothing here."""
         self._sampled = time.monotonic()
         for w in self._watched.values():
-            if not w.child:
-                w.peak_rss = max(w.peak_rss or 0, trace.peak_rss(w.pid) or 0) or None
+            w.peak_rss = max(w.peak_rss or 0, trace.peak_rss(w.pid) or 0) or None
 
     def _reap(self, w: _Watched) -> None:
         if self._watched.get(w.launch.key) is not w:
             return  # no longer watched (archived, or closed)
         self._unwatch(w.launch.key)
         if w.child:
-            io = trace.read_io(w.pid)  # still there: it is a zombie until waited for
             try:
                 _, status, usage = os.wait4(w.pid, 0)
                 w.returncode = os.waitstatus_to_exitcode(status)
-                w.trace = trace.of_rusage(usage, io)
+                w.usage = usage, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             except ChildProcessError:
                 pass
         w.tend = time.time()
@@ -256,8 +256,10 @@ class LocalExecutor:
         obs.ended = True
         obs.tend = (w.tend if w else None) or _mtime(d / "status") or time.time()
         obs.exit_code = status.exit_code
-        obs.trace = w.trace if w and w.trace else \
-            trace.with_peak(status.trace, w.peak_rss if w else None)
+        if w is not None and w.usage is not None:
+            obs.trace = trace.of_wait4(status.trace, *w.usage, w.peak_rss)
+        else:
+            obs.trace = trace.with_peak(status.trace, w.peak_rss if w else None)
         if status.exit_code is None:
             rc = w.returncode if w else None
             if rc is not None and rc < 0:

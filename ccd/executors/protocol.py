@@ -3,9 +3,10 @@
 Every job runs under `job.sh`, in the run's working copy, with a job directory on the host
 that runs it holding `log` (stdout and stderr) and `status`. The status file is the truth:
 created exclusively when the job starts (`pid=N`), completed by one `exit=N` line when it
-ends, after a `trace=` line saying what it used (`trace.py`). This differs from DESIGN.md's temp-file-and-rename on purpose: a rename is a fork of
-`mv` per job, measured at ~0.6 ms, most of a job's whole budget; an exclusive create plus a
-one-line append, read only as complete lines, gives readers the same guarantee.
+ends, after a `trace=` record of what it used (`trace.py`). This differs from DESIGN.md's
+temp-file-and-rename on purpose: a rename is a fork of `mv` per job, measured at ~0.6 ms,
+most of a job's whole budget; an exclusive create plus a one-line append, read only as
+complete lines, gives readers the same guarantee.
 """
 
 from __future__ import annotations

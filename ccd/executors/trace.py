@@ -13,12 +13,13 @@ the job's end rather than sampled wherever the kernel keeps the figure:
   ssh host, a batch node), read with the status file.
 - A local job this process started: its wrapper's rusage from wait4 when it ends (the same
   CPU figures) and ru_maxrss, the kernel's high-water mark of the largest process of the
-  job, also exact however short; its bytes from /proc/<pid>/io of the zombie, just before
-  it is reaped. Both cost a system call or two per job, no sampling.
-- Peak RSS anywhere else is sampled while the job runs: the largest VmHWM (one process's
-  high-water mark, kept by the kernel) among the wrapper and its descendants, at most every
+  job, exact however short the job, but only when it exceeds ccd's own (the kernel carries
+  the starting process's mark across exec, see `of_wait4`). One system call per job.
+- Peak RSS otherwise is sampled while the job runs: the largest VmHWM (one process's
+  high-water mark, kept by the kernel) among the wrapper and its descendants, every
   SAMPLE_EVERY seconds in the pass that already watches all running jobs: `ccd_poll`
-  (remote.sh) on an ssh host, the local poller for a job that an earlier ccd started. A
+  (remote.sh) on an ssh host, the local poller here (used for a job smaller than ccd, or
+  one an earlier ccd started). A job that ends within a second is never sampled. A
   process that starts and ends between two samples is missed, so it is a lower bound
   (`rss_sampled`), and a job shorter than the interval may have none: None, never a guess.
   Batch jobs run on a node the login node cannot see into: no peak RSS (Slurm's sacct
@@ -30,7 +31,6 @@ sum over the job's processes: four workers of 1 GB each show 1 GB.
 
 from __future__ import annotations
 
-import os
 import re
 import resource
 
@@ -58,11 +58,18 @@ def parse(value: str) -> Trace | None:
     return Trace(cpu_user=user, cpu_system=system, bytes_read=read, bytes_written=written)
 
 
-def of_rusage(usage: resource.struct_rusage, io: tuple[int, int] | None) -> Trace:
-    """A local job's trace from its wrapper's rusage (wait4) and /proc/<pid>/io."""
+def of_wait4(wrapper: Trace | None, usage: resource.struct_rusage, own: int,
+             sampled: int | None) -> Trace:
+    """A local job's trace from its wrapper's rusage (wait4) and record (bytes). ru_maxrss
+    also counts the process that started the wrapper (the kernel keeps the high-water mark
+    of the memory an exec replaces), so it is the job's own only above `own` (kB: ours, from
+    RUSAGE_SELF); a smaller job has what sampling saw of it (`sampled`, bytes), if anything."""
+    exact = usage.ru_maxrss > own
     return Trace(cpu_user=usage.ru_utime, cpu_system=usage.ru_stime,
-                 peak_rss=usage.ru_maxrss * 1024 if usage.ru_maxrss else None,
-                 bytes_read=io[0] if io else None, bytes_written=io[1] if io else None)
+                 peak_rss=usage.ru_maxrss * 1024 if exact else sampled,
+                 rss_sampled=not exact and sampled is not None,
+                 bytes_read=wrapper.bytes_read if wrapper else None,
+                 bytes_written=wrapper.bytes_written if wrapper else None)
 
 
 def with_peak(trace: Trace | None, peak: int | None) -> Trace | None:
@@ -70,16 +77,6 @@ def with_peak(trace: Trace | None, peak: int | None) -> Trace | None:
     if peak is None:
         return trace
     return msgspec.structs.replace(trace or Trace(), peak_rss=peak, rss_sampled=True)
-
-
-def read_io(pid: int) -> tuple[int, int] | None:
-    """rchar and wchar of a process (a zombie too: its counts stay until it is reaped)."""
-    try:
-        with open(f"/proc/{pid}/io", "rb") as f:
-            lines = f.read(256).split(b"\n", 2)
-        return int(lines[0].split()[1]), int(lines[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def peak_rss(pid: int) -> int | None:
