@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 from conftest import Ccctl, Daemon, jobs_of, log_of, running_daemon, wait_for, write
 from sshd import SshHosts
+from test_slurm import slurm_env  # noqa: F401 - a fixture
 from test_ssh import inventory, ssh_env  # noqa: F401 - a fixture
+from test_web import PUSH_MS, Web, browser, expect, start, upload, web  # noqa: F401 - fixtures
 
 from ccd.executors import trace
 from ccd.executors.protocol import parse_status
@@ -213,6 +216,23 @@ def test_a_trace_survives_a_daemon_restart(tmp_path: Path, env: dict[str, str],
     assert before["bytes_written"] >= 2_000_000
 
 
+def test_the_pages_table_shows_cpu_and_peak_memory_when_a_job_ends_by_push(
+        web: Web, tmp_path: Path) -> None:  # noqa: F811
+    script = write(tmp_path / "burn.py", BURN, 0o644)
+    upload(web.daemon, f"workflow:\n  nodes:\n    burn: {{exec: 'python3 {script}'}}\n", "burn")
+    web.login()
+    web.open(f"#/runs/{start(web.daemon, 'burn')}")
+    row = web.job_row("burn")
+    expect(row).to_have_attribute("data-state", "done", timeout=PUSH_MS)
+    expect(row.locator("td.cpu")).to_have_text(re.compile(r"^\d+\.\d\d s$"))
+    expect(row.locator("td.memory")).to_have_text(re.compile(r"^1\d\d(\.\d)? MB$"))
+    row.get_by_role("link", name="burn").click()
+    detail = web.page.locator(".job-detail")
+    expect(detail.locator(".fact-written")).to_have_text(re.compile(r"^10\.\d MB$"))
+    expect(detail.locator(".fact-cpu")).to_contain_text("user ")
+    web.assert_not_reloaded_and_clean()
+
+
 # -- an ssh host ------------------------------------------------------------------------------
 
 
@@ -231,3 +251,20 @@ def test_an_ssh_jobs_cpu_memory_and_bytes_are_close_to_what_it_measured_itself(
         jobs = d.ended(run_id, timeout=120)
     assert jobs["burn"]["state"] == "done", jobs["burn"]["message"]
     assert_close(jobs["burn"], truth(log_of(jobs, "burn")), sampled=True)
+
+
+# -- a batch system ---------------------------------------------------------------------------
+
+
+def test_a_slurm_jobs_cpu_and_bytes_come_from_its_wrapper_and_no_memory_without_accounting(
+        tmp_path: Path, slurm_env: dict[str, str]) -> None:  # noqa: F811
+    proc = Ccctl(slurm_env)("run", burn_workflow(tmp_path, where="kind: slurm, "), "--json",
+                            timeout=180)
+    jobs = jobs_of(proc)
+    assert jobs["burn"]["state"] == "done", jobs["burn"]["message"]
+    told, t = truth(log_of(jobs, "burn")), jobs["burn"]["trace"]
+    assert t["cpu_user"] + t["cpu_system"] == pytest.approx(told["cpu"], rel=0.2)
+    assert t["bytes_written"] == pytest.approx(10 * MB, rel=0.2)
+    # The job ran on a node: the login node cannot sample it, and the test cluster keeps no
+    # accounting (AccountingStorageType=accounting_storage/none) for sacct to read.
+    assert t["peak_rss"] is None
