@@ -10,6 +10,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import ROOT, Ccctl, wait_for, write
 
@@ -428,7 +429,7 @@ def test_retries_run_a_failing_job_again_and_keep_each_attempt(
     flaky = jobs["flaky"]
     assert (flaky["attempt"], flaky["message"], flaky["exit_code"]) == (3, "", 0)
     # The database says exactly what the live run said: the last attempt's times.
-    from ccd.model import JobStatus
+    from ccd.model import JobStatus, Trace
     from ccd.runs import stored_spec
     from ccd.store import Store
 
@@ -439,7 +440,8 @@ def test_retries_run_a_failing_job_again_and_keep_each_attempt(
     finally:
         store.close()
     assert run.jobs["flaky"] == JobStatus(**{k: v for k, v in flaky.items()
-                                             if k not in ("kind", "label", "outputs")})
+                                             if k not in ("kind", "label", "outputs", "trace")},
+                                          trace=msgspec.convert(flaky["trace"], Trace))
 
 
 def test_retries_run_out(tmp_path: Path, ccctl: Ccctl) -> None:
