@@ -10,8 +10,8 @@ the daemon has Graphviz, else its DOT with the page's vendored renderer (viz.js,
 the one script, allowed by its hash) to draw it when the file is opened. Every text is
 escaped, and a Content-Security-Policy of `default-src 'none'` forbids the file any request
 and any other script, so it opens offline and a label holding `<script>` is only text.
-Numeric job fields beyond the ones known here (a trace's CPU time, peak memory, ...) become
-columns of the table as they come.
+The table shows what each job used (its trace: CPU time and peak memory) as `ccctl status`
+and the page do.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
-
-import msgspec
 
 from ccd import graph as graphs
 from ccd import model, shapes, timeline
@@ -43,10 +41,6 @@ TAIL_JOBS = 100  # failed jobs whose log tails are in the report (the rest are n
 ROW = 18  # the timeline's row height, px
 LEFT = 220  # its label column, px
 WIDTH = 1100  # the whole timeline, px
-# Job fields the table shows in its own columns, or not at all; any other numeric field is a
-# measurement (the trace) and gets a column.
-_KNOWN = {"name", "state", "progress", "host", "kind", "label", "pid", "exit_code", "tstart",
-          "tend", "modified", "attempt", "message", "outputs", "batch_id"}
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;color:#1d2430;margin:24px;max-width:1200px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px}
@@ -211,14 +205,12 @@ def timeline_svg(jobs: Sequence[shapes.Job], segments: Sequence[shapes.Segment],
 
 
 def _table(jobs: Sequence[shapes.Job]) -> str:
-    trace = _trace_fields(jobs)
     head = ["Job", "State", "Host", "Kind", "Attempt", "Started", "Ended", "Wall time",
-            "Exit code", *trace, "Label", "Message"]
+            "Exit code", "CPU", "Peak memory", "Label", "Message"]
     rows = []
     for j in jobs:
         look = LOOKS[j.state]
         wall = _duration(j.tend - j.tstart) if j.tstart is not None and j.tend is not None else ""
-        values = [getattr(j, name) for name in trace]
         cells = [
             f"<th>{escape(j.name)}</th>",
             f'<td><span class=badge style="background:{look.fill};border-color:{look.line};'
@@ -227,18 +219,22 @@ def _table(jobs: Sequence[shapes.Job]) -> str:
             f"<td class=n>{j.attempt or ''}</td>", f"<td>{escape(_time(j.tstart))}</td>",
             f"<td>{escape(_time(j.tend))}</td>", f"<td class=n>{wall}</td>",
             f"<td class=n>{'' if j.exit_code is None else j.exit_code}</td>",
-            *(f"<td class=n>{'' if v is None else escape(f'{v:g}')}</td>" for v in values),
+            *(f"<td class=n>{escape(text)}</td>" for text in _used(j.trace)),
             f"<td>{escape(j.label or '')}</td>", f"<td>{escape(j.message)}</td>"]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     ths = "".join(f"<th>{escape(h)}</th>" for h in head)
     return f"<table class=jobs><thead><tr>{ths}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _trace_fields(jobs: Sequence[shapes.Job]) -> list[str]:
-    """Numeric job fields the table has no column for (a trace's figures), in field order."""
-    names = [f.name for f in msgspec.structs.fields(shapes.Job) if f.name not in _KNOWN]
-    return [n for n in names if any(isinstance(getattr(j, n), int | float)
-                                    and not isinstance(getattr(j, n), bool) for j in jobs)]
+def _used(trace: model.Trace | None) -> tuple[str, str]:
+    """A job's CPU seconds (user + system) and peak memory (≥ when sampled), or blanks."""
+    if trace is None:
+        return "", ""
+    cpu = "" if trace.cpu_user is None or trace.cpu_system is None else \
+        f"{trace.cpu_user + trace.cpu_system:.2f} s"
+    peak = "" if trace.peak_rss is None else \
+        f"{'≥' if trace.rss_sampled else ''}{trace.peak_rss / 1e6:.1f} MB"
+    return cpu, peak
 
 
 def _hosts(jobs: Sequence[shapes.Job], segments: Sequence[shapes.Segment], now: float) -> str:

@@ -1,7 +1,8 @@
 """Per-job trace: what a job used (CPU time, peak memory, bytes written) is recorded by the
 job protocol and comes back with its end, close to what the job measured of itself, on
-this machine, on an ssh host and after a daemon restart; `ccctl status` shows it and
-`ccctl trace` exports it as CSV and JSON, one row per job."""
+this machine, on an ssh host, on a Slurm node and after a daemon restart; `ccctl status`,
+the page and the run's report show it and `ccctl trace` exports it as CSV and JSON, one row
+per job."""
 
 from __future__ import annotations
 
@@ -173,6 +174,11 @@ def test_a_local_jobs_cpu_memory_and_bytes_are_close_to_what_it_measured_itself(
     assert [r["name"] for r in as_json] == ["burn", "quick", "fails", "after"]
     assert as_json[0]["peak_rss_bytes"] == jobs["burn"]["trace"]["peak_rss"]
     assert as_json[3]["cpu_user_s"] is None
+
+    report = tmp_path / "report.html"
+    assert ccctl("report", run_id, "-o", report).returncode == 0
+    burn_row = next(r for r in report.read_text().split("<tr>") if "<th>burn</th>" in r)
+    assert re.search(r"<td class=n>\d+\.\d\d s</td><td class=n>1\d\d\.\d MB</td>", burn_row)
 
     wrong = ccctl("trace", run_id, "--format", "xml")
     assert wrong.returncode == 2 and "csv or json" in wrong.stderr
