@@ -619,19 +619,18 @@ def trace(
     form: Annotated[str, typer.Option(
         "--format", help="csv (a header, then one line per job) or json (an array)")]
     = "csv",
+    state_dir: ReadStateDir = None,
 ) -> None:
     """What each job of a run used, one row per job, after Nextflow's trace file: task_id,
     name, status, exit, attempt, host, kind, start, complete (ISO 8601, UTC), realtime_s,
     cpu_user_s, cpu_system_s, cpu_percent, peak_rss_bytes, peak_rss_sampled, bytes_read,
     bytes_written. Empty (null) where the job's host does not offer a figure."""
     from ccctl import trace as tracefile
-    from ccctl.runref import on_daemon
 
     if form not in tracefile.FORMATS:
         raise _fail(f"ccctl trace: --format must be csv or json, not {form!r}", EXIT_INVALID)
-    with _daemon() as client:
-        run_id = on_daemon(client, run_id)
-        data = client.json("GET", f"/api/v1/runs/{run_id}")
+    with _runs(state_dir, note=False) as source:
+        data = source.run(source.resolve(run_id))
     sys.stdout.write(tracefile.render(data["jobs"], form))
 
 

@@ -184,10 +184,16 @@ def test_a_local_jobs_cpu_memory_and_bytes_are_close_to_what_it_measured_itself(
     assert wrong.returncode == 2 and "csv or json" in wrong.stderr
 
 
-def test_ccctl_run_reports_the_trace_too(tmp_path: Path, ccctl: Ccctl) -> None:
+def test_ccctl_run_reports_the_trace_and_ccctl_trace_reads_it_without_a_daemon(
+        tmp_path: Path, ccctl: Ccctl) -> None:
     proc = ccctl("run", burn_workflow(tmp_path), "--json", timeout=120)
     jobs = jobs_of(proc)
     assert_close(jobs["burn"], truth(log_of(jobs, "burn")), sampled=False)
+    exported = ccctl("trace", "@last")  # no daemon: from the state directory
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert [r["name"] for r in rows] == ["burn", "quick", "fails", "after"]
+    assert int(rows[0]["peak_rss_bytes"]) == jobs["burn"]["trace"]["peak_rss"]
 
 
 def test_after_a_daemon_restart_the_trace_comes_from_the_wrapper_and_samples(
