@@ -22,6 +22,7 @@ class Sample:
     wall: float  # seconds, from just before the spawn to the reaping of the child
     maxrss_mb: float  # the child's peak RSS (its largest waited-for descendant included)
     rc: int  # exit code; negative: killed by that signal
+    cpu: float = 0.0  # user+system seconds of the child and its waited-for descendants
 
 
 @dataclass
@@ -96,7 +97,8 @@ def timed(cmd: list[str], *, cwd: Path | None = None, stdout: Path | None = None
             out.close()  # type: ignore[union-attr]
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     _kill_group(proc.pid)  # anything left in its group (there should be nothing)
-    return Sample(wall, usage.ru_maxrss / 1024, proc.returncode)
+    return Sample(wall, usage.ru_maxrss / 1024, proc.returncode,
+                  usage.ru_utime + usage.ru_stime)
 
 
 def _kill_group(pgid: int) -> None:

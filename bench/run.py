@@ -3,6 +3,8 @@ then the daemon, then SSH jobs, then Slurm jobs.
 
 usage: .venv/bin/python bench/run.py [--only engine|daemon|ssh|slurm] [--reps N] [--nodes N]
                                      [--timeout S] [--json PATH] [--keep] [--profile]
+       .venv/bin/python bench/run.py --ab A B [--pairs N] [--workloads W,...]
+                                     [--env-a K=V] [--env-b K=V]   (bench/ab.py)
 
 Engine. Workloads (generated under .bench/, never /tmp: both sides run in the same tree):
 one (fixed cost), chain100, fan500 (start -> 500 -> end), diamond (10 layers x 10, each
@@ -49,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ab
 import daemon
 import slurm
 import spy
@@ -275,8 +278,19 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true",
                         help=f"py-spy the daemon during the 50-client run (into {PROFILE}; "
                              "slows that run)")
+    parser.add_argument("--ab", nargs=2, metavar=("A", "B"),
+                        help="paired A/B of two git refs or source trees (bench/ab.py)")
+    parser.add_argument("--pairs", type=int, default=12, help="A/B pairs per workload (12)")
+    parser.add_argument("--workloads", default="one,chain100,fan500",
+                        help=f"A/B workloads, of {','.join(ab.WORKLOADS)}")
+    parser.add_argument("--env-a", action="append", default=[], metavar="K=V",
+                        help="A/B: environment of side A (repeatable)")
+    parser.add_argument("--env-b", action="append", default=[], metavar="K=V",
+                        help="A/B: environment of side B (repeatable)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: kill what runs, clean up
+    if args.ab:
+        return main_ab(args, parser)
     if args.reps < 1:
         parser.error("--reps must be at least 1")
     if args.profile and spy.PY_SPY is None:
@@ -356,6 +370,37 @@ def main() -> int:
     print(f"\n({reps}bench took {doc['meta']['bench_seconds']} s; results in {args.json})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0
+
+
+def main_ab(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The paired A/B mode: print its table, write .bench/ab.json (or --json)."""
+    names = [n for n in args.workloads.split(",") if n]
+    unknown = [n for n in names if n not in ab.WORKLOADS]
+    if unknown or not names or args.pairs < 1:
+        parser.error(f"--workloads: one or more of {','.join(ab.WORKLOADS)}; --pairs >= 1")
+    BENCH_DIR.mkdir(exist_ok=True)
+    sides = [ab.Side(spec + "".join(f" {e}" for e in env), ab.source(spec, BENCH_DIR),
+                     ab.env_of(env, flag))
+             for spec, env, flag in zip(args.ab, (args.env_a, args.env_b),
+                                        ("--env-a", "--env-b"), strict=True)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ab-", dir=BENCH_DIR))
+    print(f"bench: A/B, {args.pairs} pairs of {', '.join(names)}, files in {tmp}",
+          file=sys.stderr, flush=True)
+    try:
+        results = ab.AB(tmp, sides[0], sides[1], args.timeout).run(names, args.pairs)
+    finally:
+        strays = kill_strays(str(tmp))
+        if strays:
+            print(f"bench: killed {strays} stray processes", file=sys.stderr)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    lines, doc = ab.report(sides[0], sides[1], results)
+    print()
+    print("\n".join(lines))
+    out = BENCH_DIR / "ab.json" if args.json == BENCH_DIR / "results.json" else args.json
+    out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"\n(results in {out})")
     return 0
 
 
