@@ -80,19 +80,27 @@ class LocalExecutor:
         self._poller: asyncio.Task[None] | None = None
         self._polls = 0
         self._sampled = 0.0  # when the running jobs' memory was last sampled
+        # posix_spawn converts its environment on every call, and os.environ decodes each
+        # item on the way: bytes, once, save ~0.15 ms of the main thread per job. So a job
+        # gets ccd's environment as it was when this executor was made.
+        self._env: dict[bytes, bytes] = dict(os.environb)
+        self._made: set[tuple[str, str]] = set()  # prepared: their directories exist
 
     async def prepare(self, launch: Launch) -> None:
         """Create the job's directory while its parent runs (a file-system round trip that
         costs up to a millisecond on a busy disk)."""
         with contextlib.suppress(OSError):  # start() will try again and report it
-            launch.here.mkdir(parents=True, exist_ok=True)
+            _mkdir(launch.here)
+            self._made.add(launch.key)
 
     async def start(self, launch: Launch) -> int:
         """Start the wrapper in its own session, detached from ccd; its pid."""
         d = launch.here
         try:
-            d.mkdir(parents=True, exist_ok=True)
-            env = os.environ if not launch.job.env else {**os.environ, **dict(launch.job.env)}
+            if launch.key not in self._made:
+                _mkdir(d)
+            env = self._env if not launch.job.env else {
+                **self._env, **{k.encode(): v.encode() for k, v in launch.job.env}}
             pid = os.posix_spawn(_SH, [_SH, WRAPPER, str(d), launch.cwd, launch.venv,
                                        launch.command()],
                                  env, file_actions=_QUIET, setsid=True)
@@ -100,6 +108,8 @@ class LocalExecutor:
             if e.errno in _FULL:
                 raise HostBusy(NO_ROOM_MESSAGE) from e
             raise ExecutorError(f"cannot start job {launch.job.name!r}: {e}") from e
+        finally:
+            self._made.discard(launch.key)
         self._watch(launch, d, pid, child=True, tstart=time.time())
         return pid
 
@@ -143,6 +153,7 @@ class LocalExecutor:
         d = launch.here
         n = await self.attempts(launch) + 1
         self._unwatch(launch.key)
+        self._made.discard(launch.key)
         try:
             os.rename(d, d.with_name(f"{d.name}@{n}"))
         except OSError as e:
@@ -228,13 +239,20 @@ class LocalExecutor:
         obs = Observation(w.launch.run_id, w.launch.job.name, True, w.pid, tstart=w.tstart)
         self._deliver(self._ended(w.launch, w.dir, obs, w))
 
-    def _follow(self, log: Path, follower: LogFollower) -> int:
+    def _follow(self, log: Path, follower: LogFollower, grown: bool = False) -> int:
+        """Feed the log's new bytes to `follower`; `grown`: known to have grown, or worth
+        reading without asking its size first (a stat is cheaper than a read only while
+        nothing is new)."""
         try:
-            size = os.stat(log).st_size
-            if size > follower.offset:
-                with open(log, "rb") as f:
-                    f.seek(follower.offset)
-                    follower.feed(f.read(min(size - follower.offset, _LOG_CHUNK)))
+            if not grown and os.stat(log).st_size <= follower.offset:
+                return follower.progress
+            fd = os.open(log, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                data = os.pread(fd, _LOG_CHUNK, follower.offset)
+            finally:
+                os.close(fd)
+            if data:
+                follower.feed(data)
         except FileNotFoundError:
             pass
         return follower.progress
@@ -267,7 +285,7 @@ class LocalExecutor:
             else:
                 obs.message = "lost: the job's wrapper ended without recording an exit status"
         log = w.log if w else LogFollower()
-        obs.progress = self._follow(d / "log", log) or None
+        obs.progress = self._follow(d / "log", log, grown=True) or None
         return obs
 
 
@@ -283,11 +301,28 @@ def _alive(pid: int | None, job_dir: Path) -> bool:
 
 
 def _read(path: Path) -> str | None:
+    """A status file's text (a few bytes: os.read, without the io stack's layers)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    try:
+        data = b""
+        while chunk := os.read(fd, 4096):
+            data += chunk
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace")
+
+
+def _mkdir(d: Path) -> None:
+    """`d` and, the first time, `jobs/` above it (Path.mkdir's parents=True costs more)."""
+    try:
+        os.mkdir(d)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        d.mkdir(parents=True, exist_ok=True)
 
 
 def _mtime(path: Path) -> float | None:
