@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import BenchError
-from measure import Sample, Series, num, timed
+from measure import Sample, Series, bench_env, num, timed
 from workloads import Workload, chain, fan, one
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ class AB:
         """`ccctl run` of `side` in a fresh state directory (kept until the end, and the
         disk synced first: see Bench.ccd)."""
         self.runs += 1
-        env = {**os.environ, "PYTHONPATH": str(side.tree), **side.env}
+        env = bench_env(PYTHONPATH=str(side.tree), **side.env)
         os.sync()
         return timed([CCCTL, "run", str(yaml_path), "--state-dir",
                       str(self.tmp / f"ab-state-{self.runs}")], timeout=self.timeout, env=env)
