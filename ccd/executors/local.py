@@ -12,6 +12,20 @@ only (pidfd_open, /proc).
 
 A job's files live in `<run dir>/jobs/<job>/`; an attempt set aside for `retries` is
 renamed to `<job>@N` beside it.
+
+A cancel is SIGTERM to the job's process group, SIGKILL after the grace. job.sh runs most
+jobs in its own shell (no subshell: one fork less a job): SIGTERM ends the command running
+then, the rest of the job does not run, and `exit=143` is written once that command has
+ended. A job made only of shell builtins (`while :; do :; done`) has no child to kill: the
+wrapper's shell stops it at its next command and writes `exit=143` too. A job that uses
+`exec`, `trap` or the shell's state still runs in a subshell, which may ignore SIGTERM and
+then ends in its own time (or at SIGKILL, with no exit line: "killed by SIGKILL").
+
+Measured per job on the main thread, where fan500's time goes (posix_spawn holds the GIL
+until the child execs): the environment is handed to posix_spawn as bytes built once
+(os.environ decodes every item on every call: ~0.15 ms), status files and the last of a
+log are read with os.read/pread rather than through the io stack, and a directory made in
+`prepare` is not made again in `start`.
 """
 
 from __future__ import annotations
