@@ -527,27 +527,37 @@ class Store(Reader):
 
     @staticmethod
     def _commit(db: sqlite3.Connection, batch: list[Event]) -> list[tuple[int, Event]]:
-        out = []
+        """Journal the batch and bring runs and jobs to their last event in it: one
+        executemany per table, and one row update per job, however many of its events
+        (started, ended) the batch holds (as model.apply: every field, assigned)."""
+        runs: dict[str, Event] = {}
+        jobs: dict[tuple[str, str], Event] = {}
+        for e in batch:
+            if e.job is None:
+                runs[e.run_id] = e
+            else:
+                jobs[e.run_id, e.job] = e
         with _transaction(db):
-            for e in batch:
-                trace = _encode(e.trace)
-                cur = db.execute(
-                    f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (e.run_id, e.job, e.state, e.progress, e.time, e.exit_code, e.pid,
-                     e.message, e.tstart, e.tend, e.attempt, e.batch_id, trace))
-                out.append((cur.lastrowid or 0, e))
-                # As model.apply: every field of the new state, assigned.
-                if e.job is None:
-                    db.execute("UPDATE runs SET state=?, message=?, t0=?, t1=? WHERE id=?",
-                               (e.state, e.message, e.tstart, e.tend, e.run_id))
-                else:
-                    db.execute(
-                        "UPDATE jobs SET state=?, progress=?, tstart=?, tend=?, exit_code=?,"
-                        " pid=?, attempt=?, message=?, modified=?, batch_id=?, trace=?"
-                        " WHERE run_id=? AND name=?",
-                        (e.state, e.progress, e.tstart, e.tend, e.exit_code, e.pid, e.attempt,
-                         e.message, e.time, e.batch_id, trace, e.run_id, e.job))
-        return [(i, msgspec.structs.replace(e, id=i)) for i, e in out]
+            db.executemany(
+                f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(e.run_id, e.job, e.state, e.progress, e.time, e.exit_code, e.pid, e.message,
+                  e.tstart, e.tend, e.attempt, e.batch_id, _encode(e.trace)) for e in batch])
+            # AUTOINCREMENT ids, consecutive within this transaction (the database's only
+            # writer while it lasts): the batch's are the last len(batch) ids.
+            last = db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            db.executemany("UPDATE runs SET state=?, message=?, t0=?, t1=? WHERE id=?",
+                           [(e.state, e.message, e.tstart, e.tend, e.run_id)
+                            for e in runs.values()])
+            db.executemany(
+                "UPDATE jobs SET state=?, progress=?, tstart=?, tend=?, exit_code=?, pid=?,"
+                " attempt=?, message=?, modified=?, batch_id=?, trace=?"
+                " WHERE run_id=? AND name=?",
+                [(e.state, e.progress, e.tstart, e.tend, e.exit_code, e.pid, e.attempt,
+                  e.message, e.time, e.batch_id, _encode(e.trace), e.run_id, e.job)
+                 for e in jobs.values()])
+        first = last - len(batch) + 1
+        return [(first + i, msgspec.structs.replace(e, id=first + i))
+                for i, e in enumerate(batch)]
 
     def _connection(self) -> sqlite3.Connection:
         return connect(self.path)
