@@ -101,11 +101,14 @@ class LocalExecutor:
         self._made: set[tuple[str, str]] = set()  # prepared: their directories exist
 
     async def prepare(self, launch: Launch) -> None:
-        """Create the job's directory while its parent runs (a file-system round trip that
-        costs up to a millisecond on a busy disk)."""
+        """Create the job's directory and its empty log while its parent runs (file creates
+        cost 0.04-0.6 ms each on a busy disk, in the inode allocation; the wrapper then only
+        truncates the log). Never the status file: that is the wrapper's claim."""
         with contextlib.suppress(OSError):  # start() will try again and report it
-            _mkdir(launch.here)
+            d = launch.here
+            _mkdir(d)
             self._made.add(launch.key)
+            os.close(os.open(d / "log", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
 
     async def start(self, launch: Launch) -> int:
         """Start the wrapper in its own session, detached from ccd; its pid."""
