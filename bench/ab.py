@@ -59,7 +59,7 @@ def source(spec: str, into: Path) -> Path:
     if found.returncode != 0:
         raise BenchError(f"--ab {spec}: neither a directory nor a git ref")
     sha = found.stdout.strip()
-    tree = into / f"src-{sha[:12]}"
+    tree = into / f"src-{sha[:12]}"  # the label says which commit: see Side.label
     if not tree.is_dir():
         tmp = tree.with_name(tree.name + f".tmp{os.getpid()}")
         tmp.mkdir(parents=True)
@@ -70,6 +70,15 @@ def source(spec: str, into: Path) -> Path:
             raise BenchError(f"--ab {spec}: git archive failed")
         tmp.rename(tree)
     return tree
+
+
+def describe(spec: str) -> str:
+    """`spec` as given, and the commit it is when it is a git ref."""
+    if Path(spec).is_dir():
+        return spec
+    found = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=10", spec],
+                           capture_output=True, text=True)
+    return f"{spec} ({found.stdout.strip()})" if found.returncode == 0 else spec
 
 
 def env_of(pairs: list[str], flag: str) -> dict[str, str]:

@@ -380,8 +380,8 @@ def main_ab(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if unknown or not names or args.pairs < 1:
         parser.error(f"--workloads: one or more of {','.join(ab.WORKLOADS)}; --pairs >= 1")
     BENCH_DIR.mkdir(exist_ok=True)
-    sides = [ab.Side(spec + "".join(f" {e}" for e in env), ab.source(spec, BENCH_DIR),
-                     ab.env_of(env, flag))
+    sides = [ab.Side(ab.describe(spec) + "".join(f" {e}" for e in env),
+                     ab.source(spec, BENCH_DIR), ab.env_of(env, flag))
              for spec, env, flag in zip(args.ab, (args.env_a, args.env_b),
                                         ("--env-a", "--env-b"), strict=True)]
     tmp = Path(tempfile.mkdtemp(prefix="bench-ab-", dir=BENCH_DIR))
