@@ -1,4 +1,5 @@
 # The two commands: `make run` and `make test`. Each sets up what it needs by itself.
+# `make bench ARGS="--only engine"`, `make bench ARGS="--ab main HEAD"`: bench/run.py --help.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,7 +19,7 @@ test: dev system lint
 	$(BIN)/python -m pytest
 
 bench: dev
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(ARGS)
 
 lint: dev
 	$(BIN)/ruff check ccd ccctl tests bench examples
