@@ -8,6 +8,7 @@ import shutil
 import signal
 import stat
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
@@ -593,3 +594,23 @@ def test_repeat_runs_a_job_again_until_what_it_publishes_says_stop_and_never_pas
     assert jobs["never"]["message"] == "repeat: n >= 10 still false after 2 runs (max 2)"
     assert jobs["unknown"]["state"] == "failed"
     assert str(jobs["unknown"]["message"]).startswith("repeat: loss < 0.1: ")
+
+
+def test_a_jobs_start_is_printed_while_it_runs(tmp_path: Path, ccctl: Ccctl) -> None:
+    # Job lines are written at most ten times a second, not held until the run ends.
+    release = tmp_path / "release"
+    wf = write(tmp_path / "gate.yaml", f"""\
+        workflow:
+          nodes:
+            gate: {{exec: 'while [ ! -f {release} ]; do sleep 0.02; done'}}
+          dependencies: []
+        """)
+    with ccctl.start("run", wf) as proc, ThreadPoolExecutor(1) as pool:
+        assert proc.stdout is not None
+        first = pool.submit(proc.stdout.readline)
+        try:
+            assert first.result(timeout=30).split()[1:3] == ["running", "gate"]
+            release.touch()
+            assert proc.wait(timeout=60) == 0
+        finally:
+            proc.kill()
