@@ -591,8 +591,9 @@ def status(
     json_out: JsonOut = False,
     state_dir: ReadStateDir = None,
 ) -> None:
-    """A run's jobs (job, state, progress, elapsed, exit, message; past 40 jobs, those not
-    done), then the run's state and why it ended so; --watch follows it to its end instead."""
+    """A run's jobs (job, state, progress, elapsed, cpu, memory, exit, message; past 40 jobs,
+    those not done), then the run's state and why it ended so; --watch follows it to its end
+    instead."""
     with _runs(state_dir, note=not json_out) as source:
         run_id = source.resolve(run_id)
         if watch:

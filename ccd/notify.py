@@ -44,18 +44,21 @@ import logging
 import os
 import re
 import signal
-import ssl
 import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 import msgspec
 
 from ccd import shapes
 from ccd.model import NotifySpec, Run, RunState
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("ccd.notify")
 PLACEHOLDERS = ("run", "workflow", "state", "message", "jobs", "done", "failed", "skipped",
@@ -308,7 +311,7 @@ async def _webhook(target: NotifySpec, news: News) -> None:
     https = url.scheme == "https"
     reader, writer = await asyncio.open_connection(
         url.hostname, url.port or (443 if https else 80),
-        ssl=ssl.create_default_context() if https else None)
+        ssl=_tls() if https else None)
     try:
         path = (url.path or "/") + (f"?{url.query}" if url.query else "")
         head = [f"POST {path} HTTP/1.1", f"Host: {url.netloc.rpartition('@')[2]}",
@@ -353,3 +356,9 @@ def _apprise_child() -> int:
 
 if __name__ == "__main__":
     sys.exit(_apprise_child())
+
+
+def _tls() -> ssl.SSLContext:
+    import ssl  # not at the top: every ccctl run imports this module, few send over https
+
+    return ssl.create_default_context()
