@@ -157,7 +157,11 @@ def connect(path: Path, busy_timeout: float = 30) -> sqlite3.Connection:
     _make_private(path)
     db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
                          check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
+    try:
+        _wal(db, busy_timeout)
+    except BaseException:
+        db.close()
+        raise
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
     try:
@@ -167,6 +171,22 @@ def connect(path: Path, busy_timeout: float = 30) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _wal(db: sqlite3.Connection, patience: float) -> None:
+    """Turn WAL on (a property of the file: only its creator changes anything). Doing so
+    takes a lock SQLite does not wait for: two processes creating the database at once
+    (two `ccctl run`s on a new state directory) would have one fail with "database is
+    locked" at once; it waits its turn instead, as every other statement does."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def read_only(path: Path, busy_timeout: float = 5) -> sqlite3.Connection:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -115,3 +117,18 @@ def test_closing_while_commits_fail_gives_up_in_time_and_frees_who_waits(
     finally:
         other.execute("ROLLBACK")
         other.close()
+
+
+def test_two_processes_creating_the_state_database_at_once_both_open_it(
+        tmp_path: Path) -> None:
+    # Two `ccctl run`s (or a daemon and one) started together on a new state directory:
+    # turning WAL on takes a lock SQLite does not wait for, so one of them said "database
+    # is locked" and gave up.
+    opener = ("import sys; from pathlib import Path; from ccd.store import Store; "
+              "Store(Path(sys.argv[1])).close()")
+    for i in range(20):
+        db = tmp_path / f"{i}" / "ccd.db"
+        both = [subprocess.Popen([sys.executable, "-c", opener, str(db)], text=True,
+                                 stderr=subprocess.PIPE) for _ in range(2)]
+        errors = [p.communicate(timeout=60)[1] for p in both]
+        assert [p.returncode for p in both] == [0, 0], errors

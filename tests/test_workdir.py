@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Ccctl, Daemon, wait_for, write
+from conftest import ROOT, Ccctl, Daemon, kill_jobs, wait_for, write
 
 from ccctl import RESTWorkflow
 from ccctl.client import Client
@@ -165,9 +165,15 @@ def test_runs_of_one_file_in_terminals_have_their_own_copies(
     first, second = ccctl.start("run", wf, "--new"), ccctl.start("run", wf, "--new")
     with first, second:
         try:
-            outs = [p.communicate(timeout=60)[0] for p in (first, second)]
+            # Whichever ends first (one that failed ends at once, and its output says why).
+            wait_for(lambda: first.poll() is not None or second.poll() is not None,
+                     timeout=60, what="a run to end")
+            failed = [p.communicate() for p in (first, second) if p.poll() not in (None, 0)]
+            assert not failed, failed
+            outs = [p.communicate(timeout=60) for p in (first, second)]
         finally:
             first.kill()
             second.kill()
+            kill_jobs(tmp_path / "state")
     assert first.returncode == second.returncode == 0, outs
     assert not (tmp_path / "shared.txt").exists()

@@ -15,14 +15,15 @@ import os
 import shlex
 import sys
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from ccd import notebooks
 from ccd.executors import trace
 from ccd.model import HostSpec, JobSpec, Run, Trace
 
-WRAPPER = str(resources.files("ccd.executors").joinpath("job.sh"))
+# Beside this file (ccd is installed as files, never run from a zip): importlib.resources
+# would cost every ccctl run ~3 ms of imports (its readers and zipfile).
+WRAPPER = str(Path(__file__).with_name("job.sh"))
 CLAIMED_ELSEWHERE = 75  # job.sh's exit code when another wrapper already started the job
 NO_ROOM = 73  # job.sh's exit code when there was no room to record the job's start
 
