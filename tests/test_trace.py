@@ -11,6 +11,7 @@ import io
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +195,19 @@ def test_ccctl_run_reports_the_trace_and_ccctl_trace_reads_it_without_a_daemon(
     rows = list(csv.DictReader(io.StringIO(exported.stdout)))
     assert [r["name"] for r in rows] == ["burn", "quick", "fails", "after"]
     assert int(rows[0]["peak_rss_bytes"]) == jobs["burn"]["trace"]["peak_rss"]
+
+
+def test_a_local_jobs_peak_is_exact_when_ccd_was_started_by_a_bigger_process(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    # The kernel carries a process's memory mark across exec: a ccctl started by a 300 MB
+    # process (a test runner, a notebook) has that mark in its own ru_maxrss, which once
+    # made every smaller job's peak count as ccd's and fall back to sampling.
+    big = ("import os, sys\nb = bytearray(300 << 20)\nfor i in range(0, len(b), 4096):"
+           " b[i] = 1\nos.execv(sys.executable, [sys.executable, '-m', 'ccctl', *sys.argv[1:]])")
+    proc = subprocess.run([sys.executable, "-c", big, "run", str(burn_workflow(tmp_path)),
+                           "--json"], env=env, capture_output=True, text=True, timeout=120)
+    jobs = jobs_of(proc)
+    assert_close(jobs["burn"], truth(log_of(jobs, "burn")), sampled=False)
 
 
 def test_after_a_daemon_restart_the_trace_comes_from_the_wrapper_and_samples(

@@ -13,8 +13,8 @@ the job's end rather than sampled wherever the kernel keeps the figure:
   ssh host, a batch node), read with the status file.
 - A local job this process started: its wrapper's rusage from wait4 when it ends (the same
   CPU figures) and ru_maxrss, the kernel's high-water mark of the largest process of the
-  job, exact however short the job, but only when it exceeds ccd's own (the kernel carries
-  the starting process's mark across exec, see `of_wait4`). One system call per job.
+  job, exact however short the job, but only when it exceeds ccd's own VmHWM (the kernel
+  carries the starting process's mark across exec, see `of_wait4`, `own_peak_kb`).
 - Peak RSS otherwise is sampled while the job runs: the largest VmHWM (one process's
   high-water mark, kept by the kernel) among the wrapper and its descendants, every
   SAMPLE_EVERY seconds in the pass that already watches all running jobs: `ccd_poll`
@@ -70,6 +70,21 @@ def of_wait4(wrapper: Trace | None, usage: resource.struct_rusage, own: int,
                  rss_sampled=not exact and sampled is not None,
                  bytes_read=wrapper.bytes_read if wrapper else None,
                  bytes_written=wrapper.bytes_written if wrapper else None)
+
+
+def own_peak_kb() -> int:
+    """This process's own memory high-water mark (VmHWM, kB): what a child started by
+    posix_spawn (which shares our memory until it execs) carries into its ru_maxrss. Not
+    getrusage(RUSAGE_SELF).ru_maxrss: that also carries the mark of whatever started ccd (a
+    300 MB test runner made every smaller job's peak look like ccd's)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def with_peak(trace: Trace | None, peak: int | None) -> Trace | None:
