@@ -59,7 +59,8 @@ def test_bars_appear_and_grow_while_a_job_runs_and_a_click_opens_its_log(
                                                             timeout=PUSH_MS)
     wait_for(lambda: [(b["open"], b["state"]) for b in boxes(web, "wait")] == [(False, "done")],
              what="the bar to end done")
-    assert [b["state"] for b in boxes(web, "end")] == ["done"]
+    wait_for(lambda: [b["state"] for b in boxes(web, "end")] == ["done"],
+             what="the join's bar, drawn on a later frame than the run's end")
     web.assert_not_reloaded_and_clean()
 
 
