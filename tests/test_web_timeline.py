@@ -106,8 +106,12 @@ def test_a_job_that_fails_and_retries_shows_two_segments_live_and_after_a_reload
     expect(web.page.locator(".run-head")).to_have_attribute("data-state", "done",
                                                             timeout=PUSH_MS)
     want = [(1, "running", "failed"), (2, "running", "done")]
-    wait_for(lambda: [(b["attempt"], b["phase"], b["state"]) for b in boxes(web, "flaky")]
-             == want, what="two attempts of flaky")
+    try:
+        wait_for(lambda: [(b["attempt"], b["phase"], b["state"]) for b in boxes(web, "flaky")]
+                 == want, what="two attempts of flaky")
+    except AssertionError:
+        got = boxes(web, "flaky")
+        raise AssertionError(f"timed out waiting for two attempts of flaky; drawn: {got}") from None
     live = boxes(web, "flaky")
     assert live[0]["x"] + live[0]["width"] <= live[1]["x"] + 1, "the retry comes after"
     screenshot(web.page, "timeline")
