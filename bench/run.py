@@ -269,6 +269,15 @@ def _mm(s: Series) -> str:
     return f"({lo:.3f}-{hi:.3f})"
 
 
+def _clean(tmp: Path, keep: bool) -> None:
+    """End what the runs left running; remove their files unless asked to keep them."""
+    strays = kill_strays(str(tmp))
+    if strays:
+        print(f"bench: killed {strays} stray processes", file=sys.stderr)
+    if not keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -333,11 +342,7 @@ def main() -> int:
             batch = slurm.run_all(tmp, args.timeout)
             seconds["slurm"] = time.perf_counter() - t0
     finally:
-        strays = kill_strays(str(tmp))
-        if strays:
-            print(f"bench: killed {strays} stray processes", file=sys.stderr)
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _clean(tmp, args.keep)
 
     doc = _kept(args.json, parts)
     kept_targets: list[dict[str, Any]] = doc.pop("targets", [])
@@ -398,11 +403,7 @@ def main_ab(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         results = ab.AB(tmp, sides[0], sides[1], args.timeout).run(names, args.pairs)
     finally:
-        strays = kill_strays(str(tmp))
-        if strays:
-            print(f"bench: killed {strays} stray processes", file=sys.stderr)
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _clean(tmp, args.keep)
     lines, doc = ab.report(sides[0], sides[1], results)
     print()
     print("\n".join(lines))
