@@ -15,10 +15,12 @@ when the machine cannot be reached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import secrets
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Protocol
@@ -101,11 +103,18 @@ class HereLink:
                 try:
                     async with asyncio.timeout(timeout):
                         out, err = await proc.communicate(script.encode())
-                except TimeoutError:
-                    proc.kill()
+                except BaseException as e:
+                    # No answer in time, or cancelled (ccd stopping): end the command and
+                    # close its pipes now, so no process and no pipe outlives the loop.
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    if proc.stdin is not None:
+                        proc.stdin.close()
                     await proc.wait()
-                    raise ExecutorError(f"a command on {self.target} got no answer in "
-                                        f"{timeout:g} s") from None
+                    if isinstance(e, TimeoutError):
+                        raise ExecutorError(f"a command on {self.target} got no answer in "
+                                            f"{timeout:g} s") from None
+                    raise
             finally:
                 self.in_use -= 1
         elapsed = time.monotonic() - started
