@@ -39,7 +39,7 @@ from ccd.executors.protocol import Observation, launch_for
 from ccd.hosts import Hosts
 from ccd.model import Event, JobState, JobStatus, Run, apply, job_event
 from ccd.scheduler import Scheduler
-from ccd.store import Store
+from ccd.store import Reader, Store
 
 KILLED = "killed by Job.kill()"
 GRACE = 5.0  # seconds from SIGTERM to SIGKILL, as the scheduler's
@@ -337,12 +337,13 @@ def _give_back(opened: runs.Opened) -> None:
 
 def _stored(run: Run, name: str) -> JobStatus:
     """Job `name` as the store has it now."""
-    state_dir = run.run_dir.parent.parent
-    store = Store(state_dir / "ccd.db")
+    # Read-only: `watch` asks every `period` s while another process writes; a Store would
+    # start a writer thread and two connections each time.
+    reader = Reader(run.run_dir.parent.parent / "ccd.db")
     try:
-        return store.load_run(run.id, run.spec, run.run_dir).jobs[name]
+        return reader.load_run(run.id, run.spec, run.run_dir).jobs[name]
     finally:
-        store.close()
+        reader.close()
 
 
 def _ended(status: JobStatus, obs: Observation) -> JobStatus:
