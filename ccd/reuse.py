@@ -87,6 +87,15 @@ def plan(spec: WorkflowSpec, prints: Mapping[str, str], before: Mapping[str, Bef
     return why
 
 
+def compare(spec: WorkflowSpec, files: Mapping[str, Path], statuses: Mapping[str, JobStatus],
+            before: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The fingerprints of `spec`'s jobs (see `fingerprints`), and why each runs again
+    (see `plan`) after jobs that ended as `statuses` say and were what `before` says."""
+    prints = fingerprints(spec, files)
+    return prints, plan(spec, prints, {name: Before(s.state, before.get(name))
+                                       for name, s in statuses.items()})
+
+
 def given(spec: WorkflowSpec, statuses: Mapping[str, JobStatus], why: Mapping[str, str],
           source: str) -> dict[str, JobStatus]:
     """The jobs of a new run of `spec` as they start: the kept ones done (their times and

@@ -125,13 +125,14 @@ def _open(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes, path: 
                 "afresh)")
         return opened
     old = resume(store, state_dir, run_id)
-    run, why = carry_on(state_dir, old.run, spec, data, workdir.files_of(spec))
+    files = workdir.files_of(spec)
+    prints, why = reuse.compare(spec, files, old.run.jobs, old.run.prints)
     if old.run.state is RunState.DONE and not any(why.values()):
-        shutil.rmtree(run.run_dir, ignore_errors=True)
         old.notes.append(f"run {run_id} of {path} is done and nothing changed since: nothing "
                          "to do (--new runs it again)")
         return old
-    opened = record(store, state_dir, run, data)
+    opened = record(store, state_dir, carry_on(state_dir, old.run, spec, data, files, prints,
+                                               why), data)
     opened.notes.append(f"carrying on from run {run_id} ({old.run.state.value}); --new "
                         "runs every job")
     opened.notes += reuse.summary(why)
@@ -146,21 +147,18 @@ def create(store: Store, state_dir: Path, spec: WorkflowSpec, data: bytes,
 
 
 def carry_on(state_dir: Path, old: Run, spec: WorkflowSpec, data: bytes,
-             files: dict[str, Path]) -> tuple[Run, dict[str, str]]:
-    """A new run of `spec` that carries on from the ended run `old` (see ccd.reuse): the
-    jobs it keeps start done, with their results, in a working copy made of `old`'s, less
-    the results of the jobs that run again, with `files` over it. Returns the run and why
-    each job runs again ("" for a kept one). Only files: safe in a worker thread."""
-    prints = reuse.fingerprints(spec, files)
-    why = reuse.plan(spec, prints, {name: reuse.Before(s.state, old.prints.get(name))
-                                    for name, s in old.jobs.items()})
+             files: dict[str, Path], prints: dict[str, str], why: dict[str, str]) -> Run:
+    """A new run of `spec` that carries on from the ended run `old`, given the jobs'
+    fingerprints and why each runs again (`reuse.compare`): the jobs it keeps start done,
+    with their results, in a working copy made of `old`'s, less the results of the jobs
+    that run again, with `files` over it. Only files: safe in a worker thread."""
     results = workdir.results(old.spec, old.work)
     kept_results = {r.path for r in results if why.get(r.job) == ""}
     stale = {r.path for r in results} - kept_results
     tree = {rel: p for rel, p in workdir.tree(old.work).items() if rel not in stale}
     merged = {**tree, **files, **{rel: tree[rel] for rel in kept_results if rel in tree}}
     given = reuse.given(spec, old.jobs, why, f"run {old.id}")
-    return prepare(state_dir, spec, data, merged, given, prints), why
+    return prepare(state_dir, spec, data, merged, given, prints)
 
 
 def prepare(state_dir: Path, spec: WorkflowSpec, data: bytes, files: dict[str, Path],

@@ -27,7 +27,7 @@ from types import TracebackType
 
 import msgspec
 
-from ccd import runs, shapes, workdir
+from ccd import reuse, runs, shapes, workdir
 from ccd.bus import Bus
 from ccd.errors import CcdError, Conflict, NotFound, RunError, StateFull, UploadError
 from ccd.hosts import Hosts
@@ -134,19 +134,16 @@ class Service:
         row = self._workflow(workflow)
         old = None if resume is None else await self._resumable(workflow, resume)
 
-        def prepare() -> tuple[Run, bytes, dict[str, str]]:
+        def prepare() -> tuple[Run, bytes]:
             path = Path(row.path)
             data = path.read_bytes()
             spec, _ = load_spec(path, data)
             files = workdir.tree(path.parent)
             if old is None:
-                return runs.prepare(self.state_dir, spec, data, files), data, {}
-            run, why = runs.carry_on(self.state_dir, old, spec, data, files)
-            return run, data, why
+                return runs.prepare(self.state_dir, spec, data, files), data
+            return self._carry_on(old, spec, data, files), data
 
-        run, data, why = await asyncio.to_thread(prepare)
-        if old is not None:
-            self._unless_something_to_do(old, run, why)
+        run, data = await asyncio.to_thread(prepare)
         return self._drive(runs.record(self.store, self.state_dir, run, data))
 
     async def rerun(self, run_id: str) -> Run:
@@ -157,9 +154,8 @@ class Service:
             raise Conflict(f"run {run_id} is done: nothing to run again (no run made)")
         stored = self.store.spec_text(run_id)
         assert stored is not None
-        run, why = await asyncio.to_thread(runs.carry_on, self.state_dir, old, old.spec,
-                                           stored[1], workdir.tree(old.work))
-        self._unless_something_to_do(old, run, why)
+        run = await asyncio.to_thread(lambda: self._carry_on(old, old.spec, stored[1],
+                                                              workdir.tree(old.work)))
         return self._drive(runs.record(self.store, self.state_dir, run, stored[1]))
 
     async def _resumable(self, workflow: str | None, run_id: str) -> Run:
@@ -178,12 +174,15 @@ class Service:
                            f"{workflow!r}")
         return old
 
-    @staticmethod
-    def _unless_something_to_do(old: Run, new: Run, why: dict[str, str]) -> None:
+    def _carry_on(self, old: Run, spec: WorkflowSpec, data: bytes, files: dict[str, Path]
+                  ) -> Run:
+        """`runs.carry_on` from `old`, refused (before any file is copied) when no job would
+        run. Only files: for a worker thread."""
+        prints, why = reuse.compare(spec, files, old.jobs, old.prints)
         if not any(why.values()):
-            shutil.rmtree(new.run_dir, ignore_errors=True)
             raise Conflict(f"run {old.id} is {old.state.value} and nothing changed since: "
                            "nothing to run again (no run made)")
+        return runs.carry_on(self.state_dir, old, spec, data, files, prints, why)
 
     async def cancel(self, run_id: str, by: str | None = None) -> Run:
         """Cancel a run this daemon drives; `by` is who asks, as the client says (shown in

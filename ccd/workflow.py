@@ -354,10 +354,7 @@ class Workflow:
         # Carry on: what is done and unchanged (as it ran here, or as the loaded file says)
         # is kept, the rest runs.
         files = workdir.files_of(spec)
-        prints = reuse.fingerprints(spec, files)
-        before = self._prints(ran_only=True)
-        why = reuse.plan(spec, prints, {n: reuse.Before(s.state, before.get(n))
-                                        for n, s in self.statuses.items()})
+        prints, why = reuse.compare(spec, files, self.statuses, self._prints(ran_only=True))
         kept = not all(why.values())
         given = reuse.given(spec, self.statuses, why, "an earlier run") if kept else None
         store = Store(self.state_dir / "ccd.db")
