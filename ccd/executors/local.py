@@ -249,7 +249,7 @@ class LocalExecutor:
             try:
                 _, status, usage = os.wait4(w.pid, 0)
                 w.returncode = os.waitstatus_to_exitcode(status)
-                w.usage = usage, trace.own_peak_kb()
+                w.usage = usage, trace.own_peak_kb(usage.ru_maxrss)
             except ChildProcessError:
                 pass
         w.tend = time.time()
