@@ -40,7 +40,6 @@ import shlex
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -48,15 +47,15 @@ from ccd import workdir
 from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Deliver, LinkState, trace
 from ccd.executors.links import HereLink, Link
-from ccd.executors.protocol import Launch, Observation, read_log
+from ccd.executors.protocol import WRAPPER, Launch, Observation, read_log
 from ccd.executors.sshlink import SshLink, Target
 from ccd.progress import LogFollower
 
 log = logging.getLogger("ccd.ssh")
 
-_WRAPPER = resources.files("ccd.executors").joinpath("job.sh").read_bytes()
+_WRAPPER = Path(WRAPPER).read_bytes()
 WRAPPER_NAME = f"job-{hashlib.sha256(_WRAPPER).hexdigest()[:16]}.sh"
-_HELPERS = resources.files("ccd.executors").joinpath("remote.sh").read_text()
+_HELPERS = Path(WRAPPER).with_name("remote.sh").read_text()
 DEFAULT_WORKDIR = ".ccd"
 _LOG_CHUNK = 1 << 20  # bytes of a running job's log read per tick
 _PATIENCE = 15.0  # seconds `attach` waits for a host before saying it cannot tell
