@@ -79,8 +79,10 @@ def watch(client: Client, run_id: str, json_out: bool = False, patience: float =
         return True
 
     with board.live_view() if board.live else contextlib.nullcontext():
-        while not run.state.final:
-            away.attempt(follow)
+        # At least once: a run that has ended still has its story told (the stream replays
+        # it from the start, then ends).
+        while not (away.attempt(follow) and run.state.final):
+            pass
     board.summary()
     board.failures({job: _tail(client, run_id, job) for job in board.failed()})
     return run.state

@@ -194,9 +194,10 @@ class StateDir:
         from ccd import runs
         from ccd.model import apply
 
-        # The journal's end before the run: an event in between is applied twice, which is
-        # harmless (an event assigns every field).
-        after = self._reader.last_event_id() if self._reader is not None else 0
+        # The run's journal from its start, as the daemon's stream tells it: a watch begun
+        # late still shows the whole story. Replayed onto the run as loaded, which is harmless
+        # (an event assigns every field; the last one read leaves the run as it is now).
+        after = 0
         self._loaded.pop(run_id, None)
         run = self._run(run_id)
         assert self._reader is not None  # (_run found the run)

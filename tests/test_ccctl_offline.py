@@ -83,6 +83,12 @@ def test_a_failed_ccctl_run_is_read_without_a_daemon_as_the_daemon_shows_it(
                               f"ccctl: no run 'nope' in {state_dir} (`ccctl list` shows them)\n")
     assert ccctl("logs", run_id, "nojob").stderr == f"ccctl: run {run_id} has no job 'nojob'\n"
 
+    # A watch of a run that has ended tells its story from the start, as the daemon's does.
+    watched = ccctl("status", run_id, "--watch")
+    assert watched.returncode == 1, watched.stderr
+    assert re.search(r"  done +make ", watched.stdout)
+    assert re.search(r"  failed +bad .*exit code 3", watched.stdout)
+
     offline = {args: ccctl(*args, "--json") for args in
                [("list",), ("status", run_id), ("results", run_id)]}
     for proc in offline.values():
@@ -97,6 +103,7 @@ def test_a_failed_ccctl_run_is_read_without_a_daemon_as_the_daemon_shows_it(
             assert online.stderr == ""
             assert json.loads(online.stdout) == json.loads(proc.stdout), args
         assert ccctl("list").stderr == ""  # the daemon answered: nothing to say
+        assert ccctl("status", run_id, "--watch").stdout == watched.stdout
         named = ccctl("list", "--json", "--state-dir", state_dir)  # read as asked, not asked
         listed_json = json.loads(offline[("list",)].stdout)
         assert (named.stderr, json.loads(named.stdout)) == ("", listed_json)
