@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import test_web
 from conftest import Daemon, ssh_workflow, wait_for
-from playwright.sync_api import expect
+from playwright.sync_api import APIResponse, Route, expect
 from sshd import SshHosts, free_port
 from test_web import PUSH_MS, Web, gated, random_event, screenshot, start, upload
 
@@ -61,6 +61,37 @@ def test_bars_appear_and_grow_while_a_job_runs_and_a_click_opens_its_log(
              what="the bar to end done")
     wait_for(lambda: [b["state"] for b in boxes(web, "end")] == ["done"],
              what="the join's bar, drawn on a later frame than the run's end")
+    web.assert_not_reloaded_and_clean()
+
+
+def test_no_bar_is_lost_when_the_run_reloads_while_its_timeline_loads(
+        web: Web, daemon: Daemon, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    upload(daemon, gated(gate), "gated")
+    run_id = start(daemon, "gated")
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold(route: Route) -> None:  # the daemon answers now; the page gets it when told
+        held.append((route, route.fetch()))
+
+    def answered(n: int) -> bool:
+        web.page.evaluate("true")  # the page's requests are handled while it is talked to
+        return len(held) == n
+
+    web.page.route("**/timeline", hold)
+    web.login()
+    web.open(f"#/runs/{run_id}?tab=timeline")
+    wait_for(lambda: answered(1), what="the timeline to be asked for")
+    upload(daemon, gated(gate), "other")  # stored elsewhere: the run's view reloads
+    wait_for(lambda: answered(2), what="the timeline to be asked for again")
+    held[0][0].fulfill(response=held[0][1])  # the first answer comes first
+    gate.touch()
+    expect(web.page.locator(".run-head")).to_have_attribute("data-state", "done",
+                                                            timeout=PUSH_MS)
+    held[1][0].fulfill(response=held[1][1])  # from before the run ended
+    wait_for(lambda: [b["state"] for b in boxes(web, "end")] == ["done"],
+             what="the bar of the job that ran while the timeline loaded")
+    assert [(b["state"], b["open"]) for b in boxes(web, "wait")] == [("done", False)]
     web.assert_not_reloaded_and_clean()
 
 

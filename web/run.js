@@ -129,20 +129,25 @@ export class RunView {
     if (this.timelineLoaded || this.tab === "timeline") this.loadTimeline();
   }
 
-  /** The timeline from the journal, then the events after it (fetched when first shown). */
+  /** The timeline from the journal, then the events after it (fetched when first shown).
+   *  Only the newest of overlapping loads (a reload while one is on its way) is shown: the
+   *  events that came meanwhile wait in its own list, and an older answer, folded up to an
+   *  earlier event, would lose them. */
   async loadTimeline() {
     this.timelineLoaded = true;
-    this.timelinePending = [];
+    const pending = [];
+    this.timelinePending = pending;
     let timeline;
     try {
       timeline = await get(`${runPath(this.id)}/timeline`);
     } catch (error) {
+      if (this.timelinePending !== pending) return;
       this.timelinePending = null;
       this.timelineLoaded = false;
       if (error.status !== 404) showError(error, "The timeline cannot be loaded");
       return;
     }
-    const pending = this.timelinePending;
+    if (this.timelinePending !== pending) return; // a newer load is on its way
     this.timelinePending = null;
     this.timeline.show(timeline, this.jobs);
     for (const event of pending) this.timeline.onEvent(event, this.jobs);
