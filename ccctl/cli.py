@@ -865,4 +865,12 @@ def _print_json(data: object) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    import gc
+
+    try:
+        app()
+    finally:
+        # What is alive now lives until the exit: the collector need not look at it again.
+        # Python's last collection at exit otherwise walks every object of every module
+        # imported (~25 ms of each `ccctl run` here); their memory goes with the process.
+        gc.freeze()

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ccctl.console import console
+from ccctl.console import Printer
 from ccctl.trace import cpu_text, memory_text
 from ccd.model import Event, JobState, JobStatus, NotifySpec, Run, RunState
 from ccd.palette import LOOKS
@@ -59,8 +59,8 @@ class Board:
         self.run = run
         self.json_out = json_out
         self.resumed = resumed
-        self._err = console(stderr=True)
-        self._out = console()
+        self._err = Printer(stderr=True)
+        self._out = Printer()
         self.live = not json_out and self._out.is_terminal
         self._announced: set[str] = set()  # jobs whose start was printed
         # The state directory the run was read from or driven in, when it is not the one
@@ -73,7 +73,7 @@ class Board:
         """A rich Live that redraws the table; use as a context manager."""
         from rich.live import Live
 
-        return Live(get_renderable=self._table, console=self._out, auto_refresh=True,
+        return Live(get_renderable=self._table, console=self._out.rich, auto_refresh=True,
                     refresh_per_second=8, transient=True)
 
     def on_event(self, event: Event) -> None:
@@ -123,7 +123,7 @@ class Board:
 
         now = time.time()
         jobs = list(self.run.jobs.values())
-        room = max(3, self._out.size.height - 6)
+        room = max(3, self._out.rich.size.height - 6)
         shown = jobs if len(jobs) <= room else sorted(jobs, key=lambda s: _ORDER[s.state])[:room]
         if len(jobs) > room:
             position = {name: i for i, name in enumerate(self.run.jobs)}
@@ -174,11 +174,10 @@ class Board:
                               cpu_text(s), memory_text(s),
                               "" if s.exit_code is None else str(s.exit_code), Text(s.message))
             if notable:
-                self._out.print(table)
-        style = STYLES[run.state.value]
-        why = f"\n{_escape(run.message)}" if run.message else ""  # e.g. who cancelled it
-        self._err.print(f"run {run.id} [{style}]{run.state.value}[/] in {took}: {self._counts()}"
-                        f"{why}\nits files: {run.run_dir}", highlight=False)
+                self._out.rich.print(table)
+        why = f"\n{run.message}" if run.message else ""  # e.g. who cancelled it
+        self._err.say(f"run {run.id} ", (run.state.value, STYLES[run.state.value]),
+                      f" in {took}: {self._counts()}{why}\nits files: {run.run_dir}")
 
 
     def failures(self, logs: dict[str, bytes]) -> None:
@@ -235,8 +234,8 @@ class Display(Board):
         def on_sigint() -> None:
             self._interrupted += 1
             if self._interrupted == 1 and self._scheduler is not None:
-                self._err.print("[yellow]cancelling: running jobs get SIGTERM "
-                                "(Ctrl-C again to quit and leave them running)[/]")
+                self._err.say(("cancelling: running jobs get SIGTERM (Ctrl-C again to quit "
+                               "and leave them running)", "yellow"))
                 self._scheduler.cancel("cancelled by Ctrl-C in ccctl run")
             else:
                 task.cancel()
@@ -248,8 +247,8 @@ class Display(Board):
 
                 def trouble(why: str | None) -> None:  # the state cannot be saved (full disk)
                     hosts.pause(why)
-                    self._err.print(f"[yellow]{_escape(why)}: no job starts until it can[/]"
-                                    if why else "[green]the state is saved again[/]")
+                    self._err.say((f"{why}: no job starts until it can", "yellow") if why
+                                  else ("the state is saved again", "green"))
 
                 def from_writer(why: str | None) -> None:  # on the store's writer thread
                     loop.call_soon_threadsafe(trouble, why)
@@ -279,21 +278,20 @@ class Display(Board):
     def left_running(self) -> None:
         """After a second Ctrl-C: say how to come back."""
         self.flush()
-        self._err.print(f"left run {self.run.id} with its jobs running; run the same command "
-                        "again to resume it")
+        self._err.say(f"left run {self.run.id} with its jobs running; run the same command "
+                      "again to resume it")
 
     def _started(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
 
     def _intro(self, announce: bool = True) -> None:
         for w in self.opened.warnings:
-            self._err.print(str(w), markup=False, highlight=False)
+            self._err.say(str(w))
         for note in self.opened.notes:
-            self._err.print(f"[yellow]{_escape(note)}[/]")
+            self._err.say((note, "yellow"))
         if announce:
             verb = "resuming" if self.opened.resumed else "run"
-            self._err.print(f"{verb} [bold]{self.run.id}[/] ({len(self.run.jobs)} jobs)",
-                            highlight=False)
+            self._err.say(f"{verb} ", (self.run.id, "bold"), f" ({len(self.run.jobs)} jobs)")
 
 async def _tail(hosts: Hosts, run: Run, job: str) -> bytes:
     """The end of a job's log, from its executor (wherever the job ran); empty if unreadable."""
@@ -308,9 +306,3 @@ async def _tail(hosts: Hosts, run: Run, job: str) -> bytes:
     except (CcdError, OSError):
         return b""
     return data
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
