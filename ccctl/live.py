@@ -67,6 +67,7 @@ class Board:
         # `ccctl` reads by default: the commands it suggests then name it.
         self.state_dir: Path | None = None
         self._pending: list[str] = []  # job lines not written yet
+        self._second, self._stamp = -1, ""  # the last line's time, and how it was shown
         self._flushing: asyncio.TimerHandle | None = None
 
     def live_view(self) -> Live:
@@ -91,7 +92,11 @@ class Board:
             if event.job in self._announced:
                 return  # a progress step, not the start
             self._announced.add(event.job)
-        stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+        second = int(event.time)
+        if second != self._second:  # localtime and strftime: once a second, not per line
+            self._second, self._stamp = second, time.strftime("%H:%M:%S",
+                                                              time.localtime(second))
+        stamp = self._stamp
         extra = f"  {event.message}" if event.message else ""
         took = f"  {elapsed(status, event.time)}" if event.state != "running" else ""
         self._pending.append(f"{stamp}  {event.state:<9} {event.job}{took}{extra}\n")

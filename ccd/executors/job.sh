@@ -30,14 +30,18 @@
 # room. The final `exit=` line is retried until it is written, or until the wrapper is
 # signalled, so a job's end is not lost while the disk is full.
 case $1 in /*) ccd_d=$1 ;; *) ccd_d=$PWD/$1 ;; esac  # the job may cd
+# Once for the whole wrapper, not per command (a redirection of a builtin saves, opens and
+# restores descriptors: ~8 system calls each): the job reads nothing, and what the shell
+# says about a file it cannot open is not the job's (ccd writes its own words in the log).
+exec </dev/null 2>/dev/null
 set -C
 # printf, not `:`: a failed redirection of a special builtin would end the shell (exit 2).
-if ! { printf '' > "$ccd_d/status"; } 2>/dev/null; then
+if ! { printf '' > "$ccd_d/status"; }; then
     [ -e "$ccd_d/status" ] && exit 75
     exit 73
 fi
 set +C
-if ! { printf 'pid=%s\n' "$$" >> "$ccd_d/status"; } 2>/dev/null; then
+if ! { printf 'pid=%s\n' "$$" >> "$ccd_d/status"; }; then
     rm -f "$ccd_d/status"
     exit 73
 fi
@@ -49,9 +53,9 @@ ccd_end() {
     # the bytes this shell and the processes it waited for read and wrote (Linux), then
     # `times`, whose second line (the children's CPU time) continues this one; `exit=`
     # follows it.
-    { read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io" 2>/dev/null
-    { printf 'trace=%s %s ' "${ccd_r:--}" "${ccd_w:--}"; times; } >> "$ccd_d/status" 2>/dev/null
-    until { printf 'exit=%s\n' "$ccd_rc" >> "$ccd_d/status"; } 2>/dev/null; do
+    { read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io"
+    { printf 'trace=%s %s ' "${ccd_r:--}" "${ccd_w:--}"; times; } >> "$ccd_d/status"
+    until { printf 'exit=%s\n' "$ccd_rc" >> "$ccd_d/status"; }; do
         [ -n "$ccd_sig" ] && break
         sleep 1
     done
@@ -59,7 +63,7 @@ ccd_end() {
 }
 trap 'ccd_rc=$?; ccd_end' EXIT
 trap 'ccd_sig=1' TERM INT HUP
-if ! cd "$2" 2>/dev/null; then
+if ! cd "$2"; then
     printf 'ccd: cannot change to directory %s\n' "$2" > "$ccd_d/log"
     exit 126
 elif [ -n "$3" ] && [ ! -f "$3/bin/activate" ]; then
@@ -72,10 +76,10 @@ if [ -n "$3" ]; then
 fi
 case $4 in
     *exec*|*trap*|*set*|*alias*|*unset*|*readonly*|*". "*|*source*|*"()"*|*ccd_*)
-        ( eval "$4" ) > "$ccd_d/log" 2>&1 < /dev/null ;;
+        ( eval "$4" ) > "$ccd_d/log" 2>&1 ;;
     *)
         trap 'ccd_sig=1; exit 143' TERM
         trap 'ccd_sig=1; exit 130' INT
         trap 'ccd_sig=1; exit 129' HUP
-        { eval "$4"; } > "$ccd_d/log" 2>&1 < /dev/null ;;
+        { eval "$4"; } > "$ccd_d/log" 2>&1 ;;
 esac
