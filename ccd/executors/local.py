@@ -63,7 +63,6 @@ _QUIET = [
 ]
 _LOG_CHUNK = 1 << 20  # read at most this much new log per job per poll
 _FULL = (errno.ENOSPC, errno.EDQUOT)
-INLINE_PREPARES = 4  # jobs prepared in one pass made on the loop; more, on a worker thread
 NO_ROOM_MESSAGE = "no room on this machine's disk for the job's files (the disk is full)"
 
 
@@ -100,30 +99,15 @@ class LocalExecutor:
         # gets ccd's environment as it was when this executor was made.
         self._env: dict[bytes, bytes] = dict(os.environb)
         self._made: set[tuple[str, str]] = set()  # prepared: their directories exist
-        self._to_make: list[Launch] = []  # prepared in this pass of the loop, not made yet
 
     async def prepare(self, launch: Launch) -> None:
         """Create the job's directory and its empty log while its parent runs (file creates
         cost 0.04-0.6 ms each on a busy disk, in the inode allocation; the wrapper then only
-        truncates the log). Never the status file: that is the wrapper's claim.
-
-        The jobs prepared in one pass are made together: a few right here, a burst (one
-        parent's many children: fan500's 500, 20-100 ms of creates) on a worker thread, in
-        order, while the first of them start, so the loop does not stall on the disk. A
-        directory the thread has made costs `start` a failing mkdir (microseconds); one it
-        has not reached yet `start` makes itself."""
-        self._to_make.append(launch)
-        if len(self._to_make) == 1:
-            self._loop.call_soon(self._make_prepared)
-
-    def _make_prepared(self) -> None:
-        batch, self._to_make = self._to_make, []
-        if len(batch) <= INLINE_PREPARES:
-            for launch in batch:
-                if _prepare(_here(launch)):
-                    self._made.add(launch.key)
-        else:
-            self._loop.run_in_executor(None, _prepare_all, [_here(launch) for launch in batch])
+        truncates the log). Never the status file: that is the wrapper's claim. Here, on the
+        loop: made on a worker thread instead, fan500's creates cost more CPU in the hand-offs
+        and the contention for the GIL than they saved (paired A/B, docs/benchmarks.md)."""
+        if _prepare(_here(launch)):
+            self._made.add(launch.key)
 
     async def start(self, launch: Launch) -> int:
         """Start the wrapper in its own session, detached from ccd; its pid."""
@@ -367,11 +351,6 @@ def _prepare(d: str) -> bool:
     except OSError:
         return False
     return True
-
-
-def _prepare_all(dirs: list[str]) -> None:
-    for d in dirs:
-        _prepare(d)
 
 
 def _mkdir(d: str) -> None:
