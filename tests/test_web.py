@@ -585,11 +585,19 @@ def test_the_hosts_view_shows_each_link_by_push_and_why_an_unreachable_one_is_do
         "aria-current", "page")
     assert web.page.locator("main img").count() == 0
     assert web.page.evaluate("window.pwned") is None
-    # The counters stay fresh by push (the periodic notice), with no request.
+    # The counters stay fresh by push (the periodic notice), with no request; what did not
+    # change stays as it was: the reason selected to copy it is still selected.
+    said = web.page.evaluate("""() => {
+        const cell = document.querySelector("table.hosts tr.link-why td.link-error");
+        getSelection().selectAllChildren(cell);
+        return getSelection().toString();
+    }""")
+    assert "Connection refused" in said
     asked = sum("/api/v1/hosts" in url for url in web.requests)
     commands = up.locator("td.commands")
     expect(commands).not_to_have_text(commands.inner_text(), timeout=PUSH_MS)
     assert sum("/api/v1/hosts" in url for url in web.requests) == asked
+    assert web.page.evaluate("getSelection().toString()") == said
     screenshot(web.page, "hosts")
     with daemon.http() as http:
         http.post(f"/api/v1/runs/{run_id}/cancel")

@@ -49,6 +49,25 @@ function hostsTable(hosts) {
     h("tbody", null, hosts.map((x) => hostRows(x, now))));
 }
 
+/** Bring `shown`'s body up to `fresh`'s in place when both have the same rows (by
+ *  data-key, in order); false, changing nothing, when they do not. */
+function patchRows(shown, fresh) {
+  const rows = [...shown.tBodies[0].rows];
+  const next = [...fresh.tBodies[0].rows];
+  if (rows.length !== next.length ||
+      rows.some((row, i) => row.dataset.key !== next[i].dataset.key)) return false;
+  rows.forEach((row, i) => {
+    for (const { name, value } of next[i].attributes) {
+      if (row.getAttribute(name) !== value) row.setAttribute(name, value);
+    }
+    const cells = [...next[i].cells]; // (a cell moved into the page leaves `next[i]`)
+    [...row.cells].forEach((cell, j) => {
+      if (cell.outerHTML !== cells[j].outerHTML) cell.replaceWith(cells[j]);
+    });
+  });
+  return true;
+}
+
 /** `#/hosts`: every remote host's link. */
 export class HostsView {
   constructor(where, live) {
@@ -83,8 +102,14 @@ export class HostsView {
     if (!this.pushed) this.show(hosts); // else a notice newer than this answer is shown
   }
 
+  /** The whole list, as a notice brings it every 2 s: with the same rows as shown, only
+   *  what changed is replaced (a cell, a row's state), so a selection, a hover or a
+   *  Playwright handle on the rest outlives the notice; otherwise the table is rebuilt. */
   show(hosts) {
-    keepFocus(this.list, () => fill(this.list, hostsTable(hosts)));
+    const fresh = hostsTable(hosts);
+    const shown = this.list.querySelector("table.hosts");
+    if (shown && fresh.tagName === "TABLE" && patchRows(shown, fresh)) return;
+    keepFocus(this.list, () => fill(this.list, fresh));
   }
 
   tick() {
