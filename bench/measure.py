@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -23,6 +24,10 @@ class Sample:
     maxrss_mb: float  # the child's peak RSS (its largest waited-for descendant included)
     rc: int  # exit code; negative: killed by that signal
     cpu: float = 0.0  # user+system seconds of the child and its waited-for descendants
+    # The kernel starts a child's mark at its parent's RSS (the spawn shares or copies this
+    # process's memory until exec) and keeps it across exec: a figure not above this
+    # process's own peak says only that the command stayed at most that large.
+    at_most: bool = False
 
 
 @dataclass
@@ -49,6 +54,15 @@ class Series:
         """Largest peak RSS over the samples, MB."""
         return max((s.maxrss_mb for s in self.samples), default=float("nan"))
 
+    @property
+    def rss_at_most(self) -> bool:
+        """Is `rss` only an upper bound (see Sample.at_most)?"""
+        return all(s.at_most for s in self.samples)
+
+    def rss_text(self, width: int) -> str:
+        """`rss` for the table: `<=N` when it is only a bound."""
+        return f"{'<=' if self.rss_at_most else ''}{self.rss:.1f}".rjust(width)
+
     def add(self, sample: Sample, what: str) -> None:
         """Keep a sample; a non-zero exit is recorded as a failure (its time is not used)."""
         self.samples.append(sample)
@@ -58,7 +72,8 @@ class Series:
     def to_json(self) -> dict[str, object]:
         """Summary and raw samples."""
         return {"median_wall_s": num(self.wall), "min_max_wall_s": [num(x) for x in self.spread],
-                "peak_rss_mb": num(self.rss), "failures": self.failures,
+                "peak_rss_mb": num(self.rss), "peak_rss_at_most": self.rss_at_most,
+                "failures": self.failures,
                 "samples": [asdict(s) for s in self.samples]}
 
 
@@ -110,8 +125,9 @@ def timed(cmd: list[str], *, cwd: Path | None = None, stdout: Path | None = None
             out.close()  # type: ignore[union-attr]
     proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     _kill_group(proc.pid)  # anything left in its group (there should be nothing)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return Sample(wall, usage.ru_maxrss / 1024, proc.returncode,
-                  usage.ru_utime + usage.ru_stime)
+                  usage.ru_utime + usage.ru_stime, at_most=usage.ru_maxrss <= own)
 
 
 def _kill_group(pgid: int) -> None:

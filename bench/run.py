@@ -204,7 +204,7 @@ def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int], big
         row = (f"{name:9} {jobs:>4}  {ccd.wall:6.3f} {_mm(ccd):>13}  {base.wall:6.3f} "
                f"{_mm(base):>13}  ")
         if name == "one":
-            row += f"{'':>10} {'':>11} {'':>6}  {ccd.rss:6.1f} {base.rss:7.1f}  "
+            row += f"{'':>10} {'':>11} {'':>6}  {ccd.rss_text(6)} {base.rss_text(7)}  "
             row += target("ccctl run fixed start-up (one job), s", ccd.wall,
                           ccd.wall <= STARTUP_MAX, f"ccd <= {STARTUP_MAX} s")
         else:
@@ -219,7 +219,7 @@ def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int], big
                          ratio_of_fastest=num(fastest))
             mins.append(f"{name} {fastest:.2f}")
             row += (f"{per_ccd * 1e3:10.2f} {per_base * 1e3:11.2f} {ratio:6.2f}  "
-                    f"{ccd.rss:6.1f} {base.rss:7.1f}  ")
+                    f"{ccd.rss_text(6)} {base.rss_text(7)}  ")
             if name in RATIO_WORKLOADS:
                 row += target(f"{name} per-job cost ratio ccd/baseline", ratio,
                               ratio <= RATIO_MAX, f"ratio <= {RATIO_MAX}")
