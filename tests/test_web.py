@@ -148,6 +148,13 @@ workflow:
 """
 
 
+def start_gated(daemon: Daemon, tmp_path: Path) -> tuple[Path, str]:
+    """The `gated` workflow stored and a run of it started: its gate (to touch) and run."""
+    gate = tmp_path / "gate"
+    upload(daemon, gated(gate), "gated")
+    return gate, start(daemon, "gated")
+
+
 def screenshot(page: Page, name: str) -> None:
     """Saved under test-output/ for a person to look at; with CCD_UPDATE_SCREENSHOTS=1 also
     copied to web/screenshots/ for the README (otherwise every run would change them)."""
@@ -310,9 +317,7 @@ def test_the_example_runs_to_done_in_the_table_and_the_graph_by_push(web: Web) -
 
 def test_table_graph_and_log_change_in_place_while_a_job_runs(
         web: Web, daemon: Daemon, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    upload(daemon, gated(gate), "gated")
-    run_id = start(daemon, "gated")
+    gate, run_id = start_gated(daemon, tmp_path)
     web.login()
     web.open(f"#/runs/{run_id}?tab=graph")
     expect(web.page.locator('g.node[data-job="wait"]')).to_have_count(1, timeout=PUSH_MS)
@@ -606,9 +611,7 @@ def test_the_hosts_view_shows_each_link_by_push_and_why_an_unreachable_one_is_do
 
 def test_the_page_catches_up_after_the_daemon_restarts(
         web: Web, daemon: Daemon, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    upload(daemon, gated(gate), "gated")
-    run_id = start(daemon, "gated")
+    gate, run_id = start_gated(daemon, tmp_path)
     web.login()
     web.open(f"#/runs/{run_id}?job=wait")
     expect(web.job_row("wait")).to_have_attribute("data-state", "running", timeout=PUSH_MS)

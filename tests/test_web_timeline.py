@@ -15,7 +15,7 @@ import test_web
 from conftest import Daemon, ssh_workflow, wait_for
 from playwright.sync_api import APIResponse, Route, expect
 from sshd import SshHosts, free_port
-from test_web import PUSH_MS, Web, gated, random_event, screenshot, start, upload
+from test_web import PUSH_MS, Web, gated, random_event, screenshot, start, start_gated, upload
 
 from ccd.timeline import segments
 
@@ -32,9 +32,7 @@ def boxes(web: Web, job: str) -> list[dict[str, Any]]:
 
 def test_bars_appear_and_grow_while_a_job_runs_and_a_click_opens_its_log(
         web: Web, daemon: Daemon, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    upload(daemon, gated(gate), "gated")
-    run_id = start(daemon, "gated")
+    gate, run_id = start_gated(daemon, tmp_path)
     web.login()
     web.open(f"#/runs/{run_id}?tab=timeline")
     expect(web.page.get_by_role("tab", name="Timeline")).to_have_attribute(
@@ -66,9 +64,7 @@ def test_bars_appear_and_grow_while_a_job_runs_and_a_click_opens_its_log(
 
 def test_no_bar_is_lost_when_the_run_reloads_while_its_timeline_loads(
         web: Web, daemon: Daemon, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    upload(daemon, gated(gate), "gated")
-    run_id = start(daemon, "gated")
+    gate, run_id = start_gated(daemon, tmp_path)
     held: list[tuple[Route, APIResponse]] = []
 
     def hold(route: Route) -> None:  # the daemon answers now; the page gets it when told
