@@ -69,7 +69,7 @@ NO_ROOM_MESSAGE = "no room on this machine's disk for the job's files (the disk 
 @dataclass(slots=True, eq=False)
 class _Watched:
     launch: Launch
-    dir: str  # launch.here as text (_here), computed once
+    dir: str  # launch.here_text, computed once
     pid: int
     child: bool  # ours to reap; otherwise a job a previous ccd started
     tstart: float
@@ -106,12 +106,12 @@ class LocalExecutor:
         truncates the log). Never the status file: that is the wrapper's claim. Here, on the
         loop: made on a worker thread instead, fan500's creates cost more CPU in the hand-offs
         and the contention for the GIL than they saved (paired A/B, docs/benchmarks.md)."""
-        if _prepare(_here(launch)):
+        if _prepare(launch.here_text):
             self._made.add(launch.key)
 
     async def start(self, launch: Launch) -> int:
         """Start the wrapper in its own session, detached from ccd; its pid."""
-        d = _here(launch)
+        d = launch.here_text
         try:
             if launch.key not in self._made:
                 _mkdir(d)
@@ -131,7 +131,7 @@ class LocalExecutor:
 
     async def attach(self, launch: Launch) -> Observation:
         """Re-attach after a restart by the status file; never starts anything."""
-        d = _here(launch)
+        d = launch.here_text
         status = _read(f"{d}/status")
         obs = Observation(launch.run_id, launch.job.name)
         for _ in range(3):  # created, its pid not written yet: a wrapper just starting
@@ -152,7 +152,7 @@ class LocalExecutor:
     async def cancel(self, launch: Launch, force: bool = False) -> None:
         """Signal the job's whole process group (the wrapper leads its own session)."""
         w = self._watched.get(launch.key)
-        pid = w.pid if w else parse_status(_read(f"{_here(launch)}/status") or "").pid
+        pid = w.pid if w else parse_status(_read(f"{launch.here_text}/status") or "").pid
         if pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL if force else signal.SIGTERM)
@@ -319,12 +319,6 @@ def _alive(pid: int | None, job_dir: str) -> bool:
             return job_dir.encode() in f.read()
     except OSError:
         return False
-
-
-def _here(launch: Launch) -> str:
-    """`launch.here` as text, made with one f-string rather than two Path joins (each job's
-    start, end and every poll of its log use it)."""
-    return f"{launch.run_dir}/jobs/{launch.job.name}"
 
 
 def _read(path: str) -> str | None:

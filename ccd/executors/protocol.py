@@ -51,7 +51,13 @@ class Launch:
         """The job's directory on this machine, `run_dir/jobs/<job>/`: a local job's own (log
         and status), a remote job's copy of its log. Every executor's `read_log` reads `log`
         there, and so can a reader without executors (`ccctl` with no daemon)."""
-        return self.run_dir / "jobs" / self.job.name
+        return Path(self.here_text)
+
+    @property
+    def here_text(self) -> str:
+        """`here` as text, made without Path joins: the local executor's hot path (each
+        job's start and end, every poll of its log) uses it."""
+        return f"{self.run_dir}/jobs/{self.job.name}"
 
     @property
     def cwd(self) -> str:
