@@ -348,8 +348,12 @@ class Relay:
         except* OSError:
             pass  # a side reset or the server is down: close both ends
         finally:
+            # Every end closed before waiting on any: a close() of the relay that cancels
+            # this task during a wait must not leave the other end open, to be collected
+            # after its loop has gone ("loop is closed").
             for writer in writers:
                 writer.close()
+            for writer in writers:
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
             conn.close()
