@@ -1,5 +1,5 @@
 # ccd job wrapper (POSIX sh). Runs one job at most once and records how it ended.
-# usage: sh job.sh JOBDIR CWD VENV COMMAND
+# usage: sh job.sh JOBDIR CWD VENV COMMAND [parked]
 #
 # JOBDIR/status is created exclusively (noclobber: O_EXCL) when the job starts, then gets
 # `pid=N`; a second wrapper for the same job finds the file and exits 75 without running
@@ -30,6 +30,12 @@
 # room. The final `exit=` line is retried until it is written, or until the wrapper is
 # signalled, so a job's end is not lost while the disk is full.
 case $1 in /*) ccd_d=$1 ;; *) ccd_d=$PWD/$1 ;; esac  # the job may cd
+# Parked (`parked` after COMMAND): started ahead by ccd while the job's parent runs, it waits
+# for ccd's `go` on its stdin (a pipe) before doing anything. The pipe's end without `go`
+# (ccd dropped it, or ccd is gone) means the job is not to start here: exit, nothing made.
+if [ "$5" = parked ]; then
+    IFS= read -r ccd_go && [ "$ccd_go" = go ] || exit 0
+fi
 # Once for the whole wrapper, not per command (a redirection of a builtin saves, opens and
 # restores descriptors: ~8 system calls each): the job reads nothing, and what the shell
 # says about a file it cannot open is not the job's (ccd writes its own words in the log).

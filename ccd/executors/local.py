@@ -10,6 +10,9 @@ rusage). File reads here are synchronous on purpose: the status file and the new
 a local log are read in microseconds, far less than a hop to a thread would cost. Linux
 only (pidfd_open, /proc).
 
+A job that will probably start soon (its parent runs) gets its wrapper started ahead,
+parked until its start (`parking.py`): a chain's next job then starts by a write to a pipe.
+
 A job's files live in `<run dir>/jobs/<job>/`; an attempt set aside for `retries` is
 renamed to `<job>@N` beside it.
 
@@ -44,6 +47,7 @@ from pathlib import Path
 
 from ccd.errors import ExecutorError, HostBusy
 from ccd.executors import Deliver, LinkState, trace
+from ccd.executors.parking import Parking
 from ccd.executors.protocol import (
     CLAIMED_ELSEWHERE,
     NO_ROOM,
@@ -98,36 +102,50 @@ class LocalExecutor:
         # item on the way: bytes, once, save ~0.15 ms of the main thread per job. So a job
         # gets ccd's environment as it was when this executor was made.
         self._env: dict[bytes, bytes] = dict(os.environb)
-        self._made: set[tuple[str, str]] = set()  # prepared: their directories exist
+        self._parking = Parking(self._loop)
 
     async def prepare(self, launch: Launch) -> None:
-        """Create the job's directory and its empty log while its parent runs (file creates
+        """While its parent runs: create the job's directory and its empty log (file creates
         cost 0.04-0.6 ms each on a busy disk, in the inode allocation; the wrapper then only
-        truncates the log). Never the status file: that is the wrapper's claim. Here, on the
-        loop: made on a worker thread instead, fan500's creates cost more CPU in the hand-offs
-        and the contention for the GIL than they saved (paired A/B, docs/benchmarks.md)."""
-        if _prepare(launch.here_text):
-            self._made.add(launch.key)
+        truncates the log), and start its wrapper, parked (`parking.py`). Never the status
+        file: that is the wrapper's claim. Bounded by the parking's room, so a parent of
+        thousands does not make thousands of directories in one burst on the loop. Here, on
+        the loop: made on a worker thread instead, fan500's creates cost more CPU in the
+        hand-offs and the contention for the GIL than they saved (docs/benchmarks.md)."""
+        if self._parking.full or launch.key in self._parking:
+            return
+        d = launch.here_text
+        if _prepare(d):
+            self._parking.park(launch.key, _SH, [*self._argv(launch, d), "parked"],
+                               self._env_of(launch), _QUIET[1:])
 
     async def start(self, launch: Launch) -> int:
-        """Start the wrapper in its own session, detached from ccd; its pid."""
+        """Start the wrapper in its own session, detached from ccd (or tell its parked one to
+        go); its pid."""
         d = launch.here_text
-        try:
-            if launch.key not in self._made:
+        taken = self._parking.take(launch.key)
+        if taken is not None:
+            pid, fd = taken
+        else:
+            fd = None
+            try:
                 _mkdir(d)
-            env = self._env if not launch.job.env else {
-                **self._env, **{k.encode(): v.encode() for k, v in launch.job.env}}
-            pid = os.posix_spawn(_SH, [_SH, WRAPPER, d, launch.cwd, launch.venv,
-                                       launch.command()],
-                                 env, file_actions=_QUIET, setsid=True)
-        except OSError as e:
-            if e.errno in _FULL:
-                raise HostBusy(NO_ROOM_MESSAGE) from e
-            raise ExecutorError(f"cannot start job {launch.job.name!r}: {e}") from e
-        finally:
-            self._made.discard(launch.key)
-        self._watch(launch, d, pid, child=True, tstart=time.time())
+                pid = os.posix_spawn(_SH, self._argv(launch, d), self._env_of(launch),
+                                     file_actions=_QUIET, setsid=True)
+            except OSError as e:
+                if e.errno in _FULL:
+                    raise HostBusy(NO_ROOM_MESSAGE) from e
+                raise ExecutorError(f"cannot start job {launch.job.name!r}: {e}") from e
+        self._watch(launch, d, pid, child=True, tstart=time.time(), fd=fd)
         return pid
+
+    def _argv(self, launch: Launch, d: str) -> list[str]:
+        return [_SH, WRAPPER, d, launch.cwd, launch.venv, launch.command()]
+
+    def _env_of(self, launch: Launch) -> dict[bytes, bytes]:
+        if not launch.job.env:
+            return self._env
+        return {**self._env, **{k.encode(): v.encode() for k, v in launch.job.env}}
 
     async def attach(self, launch: Launch) -> Observation:
         """Re-attach after a restart by the status file; never starts anything."""
@@ -169,7 +187,7 @@ class LocalExecutor:
         d = launch.here
         n = await self.attempts(launch) + 1
         self._unwatch(launch.key)
-        self._made.discard(launch.key)
+        self._parking.drop(launch.key)
         try:
             os.rename(d, d.with_name(f"{d.name}@{n}"))
         except OSError as e:
@@ -181,13 +199,14 @@ class LocalExecutor:
         return read_log(launch.here / "log", offset, limit)
 
     def counters(self) -> dict[str, int]:
-        return {"jobs": len(self._watched), "polls": self._polls}
+        return {"jobs": len(self._watched), "polls": self._polls, "parked": len(self._parking)}
 
     def links(self) -> list[LinkState]:
         return []
 
     async def aclose(self) -> None:
-        """Stop watching; the jobs go on."""
+        """Stop watching; the jobs go on (the parked wrappers end: their jobs never began)."""
+        self._parking.close()
         for key in list(self._watched):
             self._unwatch(key)
         if self._poller is not None:
@@ -197,11 +216,12 @@ class LocalExecutor:
 
     # -- watching -------------------------------------------------------------------------
 
-    def _watch(self, launch: Launch, d: str, pid: int, child: bool, tstart: float) -> None:
+    def _watch(self, launch: Launch, d: str, pid: int, child: bool, tstart: float,
+               fd: int | None = None) -> None:
         w = _Watched(launch, d, pid, child, tstart)
         self._watched[launch.key] = w
         try:
-            w.fd = os.pidfd_open(pid)
+            w.fd = os.pidfd_open(pid) if fd is None else fd
         except ProcessLookupError:
             self._loop.call_soon(self._reap, w)
         else:
