@@ -82,6 +82,7 @@ class _Watched:
     tend: float | None = None  # when we saw it end (file mtimes are coarse: ~4 ms)
     log: LogFollower = field(default_factory=LogFollower)
     usage: tuple[resource.struct_rusage, int] | None = None  # our child's (wait4), and ours
+    io: tuple[int, int] | None = None  # our child's bytes read and written, from its remains
     peak_rss: int | None = None  # bytes: the most seen by sampling
 
 
@@ -116,7 +117,7 @@ class LocalExecutor:
             return
         d = launch.here_text
         if _prepare(d):
-            self._parking.park(launch.key, _SH, [*self._argv(launch, d), "parked"],
+            self._parking.park(launch.key, _SH, [*self._argv(launch, d)[:-1], "parked"],
                                self._env_of(launch), _QUIET[1:])
 
     async def start(self, launch: Launch) -> int:
@@ -140,7 +141,7 @@ class LocalExecutor:
         return pid
 
     def _argv(self, launch: Launch, d: str) -> list[str]:
-        return [_SH, WRAPPER, d, launch.cwd, launch.venv, launch.command()]
+        return [_SH, WRAPPER, d, launch.cwd, launch.venv, launch.command(), "local"]
 
     def _env_of(self, launch: Launch) -> dict[bytes, bytes]:
         if not launch.job.env:
@@ -271,6 +272,7 @@ class LocalExecutor:
         self._unwatch(w.launch.key)
         if w.child:
             try:
+                w.io = trace.io_of(w.pid)  # before wait4: a zombie's, then gone
                 _, status, usage = os.wait4(w.pid, 0)
                 w.returncode = os.waitstatus_to_exitcode(status)
                 w.usage = usage, trace.own_peak_kb(usage.ru_maxrss)
@@ -316,7 +318,7 @@ class LocalExecutor:
         obs.tend = (w.tend if w else None) or _mtime(f"{d}/status") or time.time()
         obs.exit_code = status.exit_code
         if w is not None and w.usage is not None:
-            obs.trace = trace.of_wait4(status.trace, *w.usage, w.peak_rss)
+            obs.trace = trace.of_wait4(status.trace, *w.usage, w.peak_rss, w.io)
         else:
             obs.trace = trace.with_peak(status.trace, w.peak_rss if w else None)
         if status.exit_code is None:

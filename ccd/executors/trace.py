@@ -12,9 +12,11 @@ the job's end rather than sampled wherever the kernel keeps the figure:
   the wrapper's own are the job's. Exact however short the job, on every host (this one, an
   ssh host, a batch node), read with the status file.
 - A local job this process started: its wrapper's rusage from wait4 when it ends (the same
-  CPU figures) and ru_maxrss, the kernel's high-water mark of the largest process of the
-  job, exact however short the job, but only when it exceeds ccd's own VmHWM (the kernel
-  carries the starting process's mark across exec, see `of_wait4`, `own_peak_kb`).
+  CPU figures), its bytes from its /proc/PID/io read just before (`io_of`: the wrapper,
+  ccd's child, then skips its own read), and ru_maxrss, the kernel's high-water mark of the
+  largest process of the job, exact however short the job, but only when it exceeds ccd's
+  own VmHWM (the kernel carries the starting process's mark across exec, see `of_wait4`,
+  `own_peak_kb`).
 - Peak RSS otherwise is sampled while the job runs: the largest VmHWM (one process's
   high-water mark, kept by the kernel) among the wrapper and its descendants, every
   SAMPLE_EVERY seconds in the pass that already watches all running jobs: `ccd_poll`
@@ -31,6 +33,7 @@ sum over the job's processes: four workers of 1 GB each show 1 GB.
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 
@@ -59,17 +62,36 @@ def parse(value: str) -> Trace | None:
 
 
 def of_wait4(wrapper: Trace | None, usage: resource.struct_rusage, own: int,
-             sampled: int | None) -> Trace:
-    """A local job's trace from its wrapper's rusage (wait4) and record (bytes). ru_maxrss
-    also counts the process that started the wrapper (the kernel keeps the high-water mark
-    of the memory an exec replaces), so it is the job's own only above `own` (kB: ours, from
-    RUSAGE_SELF); a smaller job has what sampling saw of it (`sampled`, bytes), if anything."""
+             sampled: int | None, io: tuple[int, int] | None = None) -> Trace:
+    """A local job's trace from its wrapper's rusage (wait4) and its bytes (`io`, read from
+    its remains by `io_of`, else its record). ru_maxrss also counts the process that started
+    the wrapper (the kernel keeps the high-water mark of the memory an exec replaces), so it
+    is the job's own only above `own` (kB: ours, from RUSAGE_SELF); a smaller job has what
+    sampling saw of it (`sampled`, bytes), if anything."""
     exact = usage.ru_maxrss > own
+    read, written = io if io is not None else (
+        (wrapper.bytes_read, wrapper.bytes_written) if wrapper else (None, None))
     return Trace(cpu_user=usage.ru_utime, cpu_system=usage.ru_stime,
                  peak_rss=usage.ru_maxrss * 1024 if exact else sampled,
                  rss_sampled=not exact and sampled is not None,
-                 bytes_read=wrapper.bytes_read if wrapper else None,
-                 bytes_written=wrapper.bytes_written if wrapper else None)
+                 bytes_read=read, bytes_written=written)
+
+
+def io_of(pid: int) -> tuple[int, int] | None:
+    """rchar and wchar of our child `pid` once it has ended, before it is reaped: what the
+    wrapper and every process it waited for read and wrote (job.sh then skips its own read
+    of them). None if they cannot be read (no /proc)."""
+    try:
+        fd = os.open(f"/proc/{pid}/io", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        first, second, _ = os.read(fd, 512).split(b"\n", 2)
+        return int(first.split()[1]), int(second.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    finally:
+        os.close(fd)
 
 
 _own_kb = 0  # this process's VmHWM when last read (kB); it only grows
