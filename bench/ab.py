@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import BenchError
-from measure import Sample, Series, bench_env, num, timed
+from measure import Sample, Series, bench_env, num, settle, timed
 from workloads import Workload, chain, fan, one
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,6 +134,7 @@ class AB:
         files = {w.name: w.write(self.tmp / w.name) for w in loads}
         out = {w.name: Pairs(w.n_exec) for w in loads}
         first = files[loads[0].name]
+        settle(self.tmp, lambda text: print(text, file=sys.stderr, flush=True))
         self.ccd(self.a, first[0])  # warm the page cache and both trees' bytecode
         self.ccd(self.b, first[0])
         self.floor(first[1])

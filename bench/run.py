@@ -57,7 +57,7 @@ import slurm
 import spy
 import ssh
 from harness import BenchError
-from measure import Sample, Series, fs_probe, kill_strays, num, timed
+from measure import Sample, Series, fs_probe, kill_strays, num, settle, timed
 from workloads import Workload, big_yaml, standard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,6 +233,8 @@ def report(results: dict[str, tuple[Series, Series]], sizes: dict[str, int], big
               f"start-up {ccd_one.spread[0]:.3f} s, per-job ratio {', '.join(mins)}"]
     lines += [f"raw costs in the bench tree {when} the runs: mkdir {c['mkdir_ms']:.2f} ms, "
               f"file create {c['create_ms']:.2f} ms, sh spawn+wait {c['sh_spawn_wait_ms']:.2f} ms"
+              + (f" (after {c['settle_wait_s']:.0f} s waiting for the disk to settle)"
+                 if c.get("settle_wait_s") else "")
               for when, c in fs.items()]
     lines.append("")
 
@@ -324,7 +326,7 @@ def main() -> int:
         if "engine" in parts:
             bench = Bench(tmp, args.reps, args.timeout)
             workloads = standard()
-            fs = {"before": fs_probe(tmp)}
+            fs = {"before": settle(tmp, _progress)}
             results = bench.workloads(workloads)
             fs["after"] = fs_probe(tmp)
             big = bench.big(args.nodes)

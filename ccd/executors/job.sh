@@ -3,6 +3,7 @@
 # How and why: the notes at the end of this file, after the last command (the shell never
 # reads that far: 2 KB of comments parsed cost every job ~15 us).
 case $1 in /*) ccd_d=$1 ;; *) ccd_d=$PWD/$1 ;; esac  # the job may cd
+ccd_how=$5  # how ccd started it (the trap's function has no $5)
 # Once for the whole wrapper, not per command (a redirection of a builtin saves, opens and
 # restores descriptors: ~8 system calls each): the job reads nothing, and what the shell
 # says about a file it cannot open is not the job's (ccd writes its own words in the log).
@@ -33,7 +34,7 @@ ccd_end() {
     # the bytes this shell and the processes it waited for read and wrote (Linux), then
     # `times`, whose second line (the children's CPU time) continues this one; `exit=`
     # follows it.
-    case $5 in
+    case $ccd_how in
         local|parked) kill -0 "$PPID" || { read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io" ;;
         *) { read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io" ;;
     esac
