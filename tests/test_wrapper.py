@@ -61,3 +61,21 @@ def test_sigterm_ends_a_job_run_in_the_wrappers_shell_and_records_143(
     assert (status.pid, status.exit_code) == (wrapper.pid, 128 + signal.SIGTERM)
     assert "after" not in (job / "log").read_text()
 
+
+
+def test_a_pipeline_whose_reader_stops_early_ends_quietly_as_in_a_terminal(
+        tmp_path: Path, ccctl: Ccctl) -> None:
+    # ccd (Python) ignores SIGPIPE and SIGXFSZ; its jobs must not inherit that: `yes` would
+    # write "Broken pipe" into the log, a Python job would raise BrokenPipeError. `second`
+    # starts from a parked wrapper (it waits for `first`), `first` from a fresh one.
+    wf = write(tmp_path / "pipes.yaml", """\
+        workflow:
+          nodes:
+            first: {exec: 'yes | head -n 1'}
+            second: {exec: 'yes | head -n 1'}
+          dependencies: ['first,second']
+        """)
+    proc = ccctl("run", wf, "--json")
+    jobs = {job["name"]: job for job in json.loads(proc.stdout)["jobs"]}
+    jobs[""] = json.loads(proc.stdout)
+    assert [log_of(jobs, name) for name in ("first", "second")] == ["y\n", "y\n"]

@@ -65,6 +65,11 @@ _QUIET = [
     (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
     (os.POSIX_SPAWN_DUP2, 1, 2),
 ]
+# Every signal at its default in the job, whatever ccd's own handling: Python ignores SIGPIPE
+# and SIGXFSZ, and an ignored signal stays ignored across exec, so `yes | head -n 1` wrote
+# "Broken pipe" into the log and a Python job raised BrokenPipeError. Also half of
+# posix_spawn's work in the child: glibc resets each signal with one call, not two.
+_SIGDEF = frozenset(signal.valid_signals())
 _LOG_CHUNK = 1 << 20  # read at most this much new log per job per poll
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 NO_ROOM_MESSAGE = "no room on this machine's disk for the job's files (the disk is full)"
@@ -118,7 +123,7 @@ class LocalExecutor:
         d = launch.here_text
         if _prepare(d):
             self._parking.park(launch.key, _SH, [*self._argv(launch, d)[:-1], "parked"],
-                               self._env_of(launch), _QUIET[1:])
+                               self._env_of(launch), _QUIET[1:], _SIGDEF)
 
     async def start(self, launch: Launch) -> int:
         """Start the wrapper in its own session, detached from ccd (or tell its parked one to
@@ -132,7 +137,7 @@ class LocalExecutor:
             try:
                 _mkdir(d)
                 pid = os.posix_spawn(_SH, self._argv(launch, d), self._env_of(launch),
-                                     file_actions=_QUIET, setsid=True)
+                                     file_actions=_QUIET, setsid=True, setsigdef=_SIGDEF)
             except OSError as e:
                 if e.errno in _FULL:
                     raise HostBusy(NO_ROOM_MESSAGE) from e

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 MAX_PARKED = 8
@@ -63,13 +63,14 @@ class Parking:
         return len(self._parked) >= MAX_PARKED
 
     def park(self, key: Key, path: str, argv: list[str], env: dict[bytes, bytes],
-             quiet: Sequence[tuple[object, ...]]) -> None:
+             quiet: Sequence[tuple[object, ...]], sigdef: Iterable[int]) -> None:
         """Start `argv` (a wrapper given `parked`) in its own session, reading a pipe of ours
-        as its stdin and with `quiet`'s stdout and stderr. Does nothing if it cannot: the
-        job's start spawns it then, and says why if that fails too."""
+        as its stdin, with `quiet`'s stdout and stderr and the signals `sigdef` at their
+        defaults. Does nothing if it cannot: the job's start spawns it then, and says why if
+        that fails too."""
         r, w = os.pipe2(os.O_CLOEXEC)
         try:
-            pid = os.posix_spawn(path, argv, env, setsid=True,
+            pid = os.posix_spawn(path, argv, env, setsid=True, setsigdef=sigdef,
                                  file_actions=[(os.POSIX_SPAWN_DUP2, r, 0), *quiet])
         except OSError:
             os.close(w)
