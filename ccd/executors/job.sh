@@ -38,7 +38,10 @@ ccd_end() {
         local|parked) kill -0 "$PPID" || { read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io" ;;
         *) { read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io" ;;
     esac
-    { printf 'trace=%s %s ' "${ccd_r:--}" "${ccd_w:--}"; times; } >> "$ccd_d/status"
+    # One append for both (the exit line last); should it fail (a full disk), the exit line
+    # alone is retried.
+    { printf 'trace=%s %s ' "${ccd_r:--}" "${ccd_w:--}"; times
+      printf 'exit=%s\n' "$ccd_rc"; } >> "$ccd_d/status" ||
     until { printf 'exit=%s\n' "$ccd_rc" >> "$ccd_d/status"; }; do
         [ -n "$ccd_sig" ] && break
         sleep 1
