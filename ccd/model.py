@@ -29,7 +29,9 @@ class JobState(enum.StrEnum):
 
     @property
     def final(self) -> bool:
-        return self not in (JobState.READY, JobState.QUEUED, JobState.RUNNING)
+        # By identity: `in` on a tuple of enum members compares with __eq__ (~14 calls a job)
+        return self is not JobState.READY and self is not JobState.QUEUED \
+            and self is not JobState.RUNNING
 
     @property
     def started(self) -> bool:
