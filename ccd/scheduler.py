@@ -52,6 +52,7 @@ class Scheduler:
         self._repeats: list[tuple[str, dict[str, Any]]] = []  # ended done; `repeat` decides
         self._running: dict[str, Launch] = {}
         self._launches: dict[str, Launch] = {}  # a job's never changes
+        self._work = run.work  # one Path for every launch (made text once)
         self._stopping: dict[str, tuple[str, float]] = {}  # job -> (reason, SIGKILL deadline)
         self._timed: set[str] = set()  # running jobs with a `timeout`: the only ones to watch
         self._observed: deque[Observation] = deque()
@@ -268,7 +269,7 @@ class Scheduler:
                 # workflow's `files:` and what the jobs before it produce
                 inputs = spec.files + tuple(p for a in self._graph.ancestors(name)
                                             for p in spec.jobs[a].results)
-            launch = self._launches[name] = launch_for(self.run, name, inputs)
+            launch = self._launches[name] = launch_for(self.run, name, inputs, self._work)
         return launch
 
     def _decide(self, changed: Iterable[str]) -> None:

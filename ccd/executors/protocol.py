@@ -133,14 +133,17 @@ def parse_status(text: str) -> Status:
     return Status(pid, exit_code, used if exit_code is not None else None)
 
 
-def launch_for(run: Run, name: str, inputs: tuple[str, ...] = ()) -> Launch:
-    """How an executor sees job `name` of `run` (no I/O)."""
+def launch_for(run: Run, name: str, inputs: tuple[str, ...] = (), work: Path | None = None
+               ) -> Launch:
+    """How an executor sees job `name` of `run` (no I/O). `work`: `run.work`, from a caller
+    that makes many (the scheduler): one Path for all, so it is joined and made text once.
+    """
     job = run.spec.jobs[name]
     venv = ""
     if job.venv and job.kind == "local":
         venv = str(run.spec.base_dir / Path(job.venv).expanduser())
-    return Launch(run.id, job, run.run_dir, run.work, venv, run.spec.hosts.get(job.host),
-                  inputs, run.jobs[name].batch_id)
+    return Launch(run.id, job, run.run_dir, work or run.work, venv,
+                  run.spec.hosts.get(job.host), inputs, run.jobs[name].batch_id)
 
 
 def read_log(path: Path, offset: int, limit: int) -> tuple[bytes, int]:
