@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Ccctl, log_of, wait_for, write
+from conftest import Ccctl, jobs_of, log_of, wait_for, write
 
 from ccd.executors.protocol import WRAPPER, parse_status
 
@@ -62,7 +62,6 @@ def test_sigterm_ends_a_job_run_in_the_wrappers_shell_and_records_143(
     assert "after" not in (job / "log").read_text()
 
 
-
 def test_a_pipeline_whose_reader_stops_early_ends_quietly_as_in_a_terminal(
         tmp_path: Path, ccctl: Ccctl) -> None:
     # ccd (Python) ignores SIGPIPE and SIGXFSZ; its jobs must not inherit that: `yes` would
@@ -75,7 +74,5 @@ def test_a_pipeline_whose_reader_stops_early_ends_quietly_as_in_a_terminal(
             second: {exec: 'yes | head -n 1'}
           dependencies: ['first,second']
         """)
-    proc = ccctl("run", wf, "--json")
-    jobs = {job["name"]: job for job in json.loads(proc.stdout)["jobs"]}
-    jobs[""] = json.loads(proc.stdout)
+    jobs = jobs_of(ccctl("run", wf, "--json"))
     assert [log_of(jobs, name) for name in ("first", "second")] == ["y\n", "y\n"]
