@@ -60,12 +60,8 @@ from ccd.executors.protocol import (
 )
 from ccd.progress import LogFollower
 
-_SH = shutil.which("sh") or "/bin/sh"
-_QUIET = [
-    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-    (os.POSIX_SPAWN_DUP2, 1, 2),
-]
+_SH = shutil.which("sh") or "/bin/sh"  # as the job's argv[0] shows it
+_SH_FILE = os.path.realpath(_SH)  # what is executed: no symbolic link to follow per job
 # Every signal at its default in the job, whatever ccd's own handling: Python ignores SIGPIPE
 # and SIGXFSZ, and an ignored signal stays ignored across exec, so `yes | head -n 1` wrote
 # "Broken pipe" into the log and a Python job raised BrokenPipeError. Also half of
@@ -116,6 +112,10 @@ class LocalExecutor:
         # gets ccd's environment as it was when this executor was made.
         self._env: dict[bytes, bytes] = dict(os.environb)
         self._parking = Parking(self._loop)
+        # The wrapper's stdin, stdout and stderr: /dev/null, opened once (an open per job is
+        # a path walk in the child, while posix_spawn holds ccd's thread).
+        self._null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        self._quiet = [(os.POSIX_SPAWN_DUP2, self._null, fd) for fd in (0, 1, 2)]
 
     async def prepare(self, launch: Launch) -> None:
         """While its parent runs: create the job's directory and its empty log (file creates
@@ -129,8 +129,8 @@ class LocalExecutor:
             return
         d = launch.here_text
         if _prepare(d):
-            self._parking.park(launch.key, _SH, [*self._argv(launch, d)[:-1], "parked"],
-                               self._env_of(launch), _QUIET[1:], _SIGDEF)
+            self._parking.park(launch.key, _SH_FILE, [*self._argv(launch, d)[:-1], "parked"],
+                               self._env_of(launch), self._quiet[1:], _SIGDEF)
 
     async def start(self, launch: Launch) -> int:
         """Start the wrapper in its own session, detached from ccd (or tell its parked one to
@@ -143,8 +143,9 @@ class LocalExecutor:
             fd = None
             try:
                 _mkdir(d)
-                pid = os.posix_spawn(_SH, self._argv(launch, d), self._env_of(launch),
-                                     file_actions=_QUIET, setsid=True, setsigdef=_SIGDEF)
+                pid = os.posix_spawn(_SH_FILE, self._argv(launch, d), self._env_of(launch),
+                                     file_actions=self._quiet, setsid=True,
+                                     setsigdef=_SIGDEF)
             except OSError as e:
                 if e.errno in _FULL:
                     raise HostBusy(NO_ROOM_MESSAGE) from e
@@ -225,6 +226,7 @@ class LocalExecutor:
         if not self._ends.closed:
             self._loop.remove_reader(self._ends.fileno())
             self._ends.close()
+            os.close(self._null)
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
