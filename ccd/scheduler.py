@@ -323,10 +323,12 @@ class Scheduler:
         deadlines = [kill_at for _, kill_at in self._stopping.values()]
         deadlines += [due for name in self._timed if name not in self._stopping
                       and (due := self._due(name)) is not None]
-        timeout = max(0.0, min(deadlines) - self._clock()) if deadlines else None
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
+        if deadlines:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, min(deadlines) - self._clock())):
+                    await self._wake.wait()
+        else:  # the common case, once a job: no timer to make and cancel
+            await self._wake.wait()
         self._wake.clear()
 
     def _take_observations(self) -> None:
