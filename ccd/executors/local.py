@@ -25,10 +25,17 @@ wrapper's shell stops it at its next command and writes `exit=143` too. A job th
 then ends in its own time (or at SIGKILL, with no exit line: "killed by SIGKILL").
 
 Measured per job on the main thread, where fan500's time goes (posix_spawn holds the GIL
-until the child execs): the environment is handed to posix_spawn as bytes built once
-(os.environ decodes every item on every call: ~0.15 ms), status files and the last of a
-log are read with os.read/pread rather than through the io stack, and a directory made in
-`prepare` is not made again in `start`.
+until the child execs, and that child's work before its exec is the thread's wait): the
+environment is handed to posix_spawn as bytes built once (os.environ decodes every item on
+every call: ~0.15 ms), /dev/null is dup'd from one descriptor and sh run by its real path
+(no open, no symbolic link in the child), every signal is reset in one call (setsigdef:
+glibc otherwise asks and sets each), the pidfds sit in an epoll set of our own, status
+files and the last of a log are read with os.read/pread rather than through the io stack,
+and the ended wrapper's byte counts are read here (`trace.io_of`, ~12 us) rather than by
+the wrapper a byte at a time (~20-35 us of its CPU; A/B: +0.020 ms/job on fan500 when the
+wrapper read them). Tried and dropped: the job directories made on a worker thread, and
+posix_spawn through ctypes on a worker thread (the GIL released while the child execs):
+neither was faster (docs/benchmarks.md).
 """
 
 from __future__ import annotations
