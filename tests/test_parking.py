@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
-from conftest import Ccctl, Daemon, jobs_of, kill_jobs, wait_for, write
+from conftest import Ccctl, Daemon, jobs_of, kill_jobs, log_of, wait_for, write
 
 from ccd.executors.parking import MAX_PARKED
 from ccd.executors.protocol import WRAPPER, parse_status
@@ -129,3 +130,30 @@ def test_a_parked_wrapper_that_ended_first_is_replaced_when_its_job_starts(
     jobs = daemon.ended(run_id)
     assert {jobs[n]["state"] for n in "abc"} == {"done"}
     assert counter.read_text() == "b\nc\n"
+
+
+def test_a_parked_job_runs_its_script_as_its_parent_left_it(
+        ccctl: Ccctl, state_dir: Path, tmp_path: Path) -> None:
+    # The script's first line decides how it runs (here: sh, then python); a wrapper
+    # started ahead must not run it as it was when its parent began.
+    release = tmp_path / "release"
+    write(tmp_path / "step.sh", "#!/bin/sh\necho 'from sh'\n")
+    python = write(tmp_path / "python", f"#!{sys.executable}\nprint('from python')\n")
+    wf = write(tmp_path / "rewrite.yaml", f"""\
+        workflow:
+          nodes:
+            rewrite: {{exec: 'while [ ! -f {release} ]; do sleep 0.02; done; cp {python} step.sh'}}
+            step: {{script: step.sh}}
+          dependencies: ['rewrite,step']
+        """)
+    proc = ccctl.start("run", wf, "--json")
+    try:
+        wait_for(lambda: list(parked(state_dir).values()) == ["step"], what="step parked")
+        release.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+        kill_jobs(state_dir)
+    jobs = jobs_of(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    assert jobs["step"]["state"] == "done", err
+    assert log_of(jobs, "step") == "from python\n"

@@ -143,14 +143,15 @@ class LocalExecutor:
         """Start the wrapper in its own session, detached from ccd (or tell its parked one to
         go); its pid."""
         d = launch.here_text
-        taken = self._parking.take(launch.key)
+        argv = self._argv(launch, d)  # the job's command as it is now: as a fresh start
+        taken = self._parking.take(launch.key, [*argv[:-1], "parked"])
         if taken is not None:
             pid, fd = taken
         else:
             fd = None
             try:
                 _mkdir(d)
-                pid = os.posix_spawn(_SH_FILE, self._argv(launch, d), self._env_of(launch),
+                pid = os.posix_spawn(_SH_FILE, argv, self._env_of(launch),
                                      file_actions=self._quiet, setsid=True,
                                      setsigdef=_SIGDEF)
             except OSError as e:

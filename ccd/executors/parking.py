@@ -39,6 +39,7 @@ Key = tuple[str, str]  # (run id, job name)
 @dataclass(slots=True, eq=False)
 class _Parked:
     pid: int
+    argv: list[str]  # as started: the job's command then
     pidfd: int  # registered with the loop while it is ours to reap
     go: int  # the pipe's write end; -1 once closed
     expiry: asyncio.TimerHandle | None = None
@@ -77,17 +78,21 @@ class Parking:
             return
         finally:
             os.close(r)
-        parked = _Parked(pid, os.pidfd_open(pid), w)  # our child, not reaped: it exists
+        parked = _Parked(pid, argv, os.pidfd_open(pid), w)  # our child, not reaped: exists
         parked.expiry = self._loop.call_later(PARKED_FOR, self.drop, key)
         self._loop.add_reader(parked.pidfd, self._reap, key, parked)
         self._parked[key] = parked
 
-    def take(self, key: Key) -> tuple[int, int] | None:
-        """Tell the parked wrapper of `key` to go: its pid and pidfd, the caller's to watch
-        and reap from now on; None if there is none, or it has gone (it is reaped here)."""
-        parked = self._parked.pop(key, None)
-        if parked is None:
+    def take(self, key: Key, argv: list[str]) -> tuple[int, int] | None:
+        """Tell the parked wrapper of `key` to go, if it was started as `argv` (parked) is
+        now (a script's first line, which says how it runs, may have changed meanwhile: its
+        parent may write it): its pid and pidfd, the caller's to watch and reap from now
+        on; None if there is none, it has gone or it is dropped (it is reaped here)."""
+        parked = self._parked.get(key)
+        if parked is None or parked.argv != argv:
+            self.drop(key)
             return None
+        del self._parked[key]
         self._cancel(parked)
         try:
             os.write(parked.go, b"go\n")
