@@ -239,7 +239,7 @@ class Api:
         run = await self.service.run(request.path_params["run"])
         events = await self._events(run.id)
         return reply(shapes.Timeline(events[-1].id if events else 0,
-                                     timeline.segments(events, run.jobs)))
+                                     timeline.segments(events, run.jobs, run.created)))
 
     async def run_report(self, request: Request) -> Response:
         run = await self.service.run(request.path_params["run"])

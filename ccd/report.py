@@ -90,7 +90,8 @@ async def build(run: model.Run, events: Iterable[Event],
     dot = graphs.to_dot(run.spec, run.jobs, RunTimes(run.created, run.t0, run.t1), now,
                         variables(), os.environ)
     drawn = await asyncio.to_thread(draw, dot)
-    return render(shapes.Run.of(run), timeline.segments(events, run.jobs), tails, drawn, now)
+    return render(shapes.Run.of(run), timeline.segments(events, run.jobs, run.created),
+                  tails, drawn, now)
 
 
 def draw(dot: str) -> Graph:

@@ -67,16 +67,20 @@ class Fold:
         self.segments.append(segment)
 
 
-def segments(events: Iterable[Event], jobs: Mapping[str, JobStatus] | None = None
-             ) -> list[Segment]:
-    """The segments of a run's events, oldest first; a job of `jobs` that started but has no
-    event (a rerun's done job, kept from the run before) gets one from its status."""
+def segments(events: Iterable[Event], jobs: Mapping[str, JobStatus] | None = None,
+             created: float = 0.0) -> list[Segment]:
+    """The segments of a run's events, oldest first; a job of `jobs` that started before the
+    run was `created` (a rerun's done job, kept from the run before: it has no event) gets
+    one from its status. Not one that started since: its events are in `events` or still
+    to come, and a live run's `jobs` are newer than a journal just read (the page folds
+    the events after it; drawn from the status too, the job's bar came twice)."""
     fold = Fold()
     for e in events:
         fold.add(e)
     seen = {s.job for s in fold.segments}
     for s in (jobs or {}).values():
-        if s.name not in seen and s.tstart is not None and s.state.final:
+        if s.name not in seen and s.tstart is not None and s.tstart < created \
+                and s.state.final:
             fold.segments.append(Segment(s.name, s.attempt, "running", s.tstart,
                                          max(s.tstart, s.tend or s.tstart), s.state))
     return fold.segments

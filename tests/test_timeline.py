@@ -58,8 +58,16 @@ def test_a_job_that_ran_between_two_looks_at_the_queue_gets_its_run() -> None:
 
 def test_a_reruns_kept_job_without_events_is_drawn_from_its_status() -> None:
     kept = JobStatus("a", JobState.DONE, 100, tstart=3, tend=8, attempt=1)
-    assert [(s.job, s.start, s.end, s.state) for s in segments([], {"a": kept})] == [
+    assert [(s.job, s.start, s.end, s.state) for s in segments([], {"a": kept}, 10)] == [
         ("a", 3, 8, JobState.DONE)]
+
+
+def test_a_job_that_ended_after_the_journal_was_read_is_left_to_its_events() -> None:
+    # The run (created at 10) is live: b ended after its journal was read. The page folds
+    # the events after the journal's last; drawn from b's status too, its bar came twice.
+    kept = JobStatus("a", JobState.DONE, 100, tstart=3, tend=8, attempt=1)
+    ran = JobStatus("b", JobState.DONE, 100, tstart=12, tend=13, attempt=1)
+    assert [s.job for s in segments([], {"a": kept, "b": ran}, 10)] == ["a"]
 
 
 # -- a real batch queue ------------------------------------------------------------------
