@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conftest import Ccctl, Daemon, jobs_of, kill_jobs, log_of, wait_for, write
 
@@ -27,6 +29,23 @@ def parked(state_dir: Path) -> dict[int, str]:
                 and argv[2].startswith(str(state_dir).encode()):
             found[int(proc.name)] = Path(argv[2].decode()).name
     return found
+
+
+def run_released(ccctl: Ccctl, state_dir: Path, wf: Path, release: Path,
+                 parked_as_meant: Callable[[], bool], check: Callable[[], bool] = lambda: True
+                 ) -> dict[str, dict[str, Any]]:
+    """`ccctl run wf` in the background; once `parked_as_meant()` (and `check()` then),
+    `release` is made, on which the workflow's parent goes on: the run's jobs at its end."""
+    with ccctl.start("run", wf, "--json") as proc:
+        try:
+            wait_for(parked_as_meant, what="the jobs parked as meant")
+            assert check()
+            release.touch()
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+            kill_jobs(state_dir)
+    return jobs_of(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
 
 
 def test_a_parked_wrapper_runs_its_job_on_go_and_nothing_otherwise(tmp_path: Path) -> None:
@@ -88,17 +107,10 @@ workflow:
   dependencies:
 {deps}
 """)
-    proc = ccctl.start("run", wf, "--json")
-    try:
-        # A parent of many: only so many are started ahead, and as many directories made.
-        wait_for(lambda: len(parked(state_dir)) == MAX_PARKED, what="children parked")
-        assert len(list(state_dir.glob("runs/*/jobs/c*"))) == MAX_PARKED
-        release.touch()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        kill_jobs(state_dir)
-    jobs = jobs_of(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    # A parent of many: only so many are started ahead, and as many directories made.
+    jobs = run_released(ccctl, state_dir, wf, release,
+                        lambda: len(parked(state_dir)) == MAX_PARKED,
+                        lambda: len(list(state_dir.glob("runs/*/jobs/c*"))) == MAX_PARKED)
     assert {jobs[f"c{i}"]["state"] for i in range(children)} == {"skipped"}
     wait_for(lambda: not parked(state_dir), what="the parked wrappers to end")
     assert not counter.exists()
@@ -146,14 +158,7 @@ def test_a_parked_job_runs_its_script_as_its_parent_left_it(
             step: {{script: step.sh}}
           dependencies: ['rewrite,step']
         """)
-    proc = ccctl.start("run", wf, "--json")
-    try:
-        wait_for(lambda: list(parked(state_dir).values()) == ["step"], what="step parked")
-        release.touch()
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-        kill_jobs(state_dir)
-    jobs = jobs_of(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
-    assert jobs["step"]["state"] == "done", err
+    jobs = run_released(ccctl, state_dir, wf, release,
+                        lambda: list(parked(state_dir).values()) == ["step"])
+    assert jobs["step"]["state"] == "done"
     assert log_of(jobs, "step") == "from python\n"
