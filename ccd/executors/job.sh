@@ -34,10 +34,9 @@ ccd_end() {
     # the bytes this shell and the processes it waited for read and wrote (Linux), then
     # `times`, whose second line (the children's CPU time) continues this one; `exit=`
     # follows it.
-    case $ccd_how in
-        local|parked) kill -0 "$PPID" || { read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io" ;;
-        *) { read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io" ;;
-    esac
+    # ccd, our parent when it started us `local` or `parked`, reads them itself while alive.
+    case $ccd_how in local|parked) kill -0 "$PPID" ;; *) false ;; esac ||
+        { read -r _ ccd_r; read -r _ ccd_w; } < "/proc/$$/io"
     # One append for both (the exit line last); should it fail (a full disk), the exit line
     # alone is retried.
     { printf 'trace=%s %s ' "${ccd_r:--}" "${ccd_w:--}"; times

@@ -136,7 +136,7 @@ class LocalExecutor:
             return
         d = launch.here_text
         if _prepare(d):
-            self._parking.park(launch.key, _SH_FILE, [*self._argv(launch, d)[:-1], "parked"],
+            self._parking.park(launch.key, _SH_FILE, self._argv(launch, d),
                                self._env_of(launch), self._quiet[1:], _SIGDEF)
 
     async def start(self, launch: Launch) -> int:
@@ -144,14 +144,14 @@ class LocalExecutor:
         go); its pid."""
         d = launch.here_text
         argv = self._argv(launch, d)  # the job's command as it is now: as a fresh start
-        taken = self._parking.take(launch.key, [*argv[:-1], "parked"])
+        taken = self._parking.take(launch.key, argv)
         if taken is not None:
             pid, fd = taken
         else:
             fd = None
             try:
                 _mkdir(d)
-                pid = os.posix_spawn(_SH_FILE, argv, self._env_of(launch),
+                pid = os.posix_spawn(_SH_FILE, [*argv, "local"], self._env_of(launch),
                                      file_actions=self._quiet, setsid=True,
                                      setsigdef=_SIGDEF)
             except OSError as e:
@@ -162,7 +162,8 @@ class LocalExecutor:
         return pid
 
     def _argv(self, launch: Launch, d: str) -> list[str]:
-        return [_SH, WRAPPER, d, launch.cwd, launch.venv, launch.command(), "local"]
+        """The wrapper's command line but for how it is started (`local`, `parked`)."""
+        return [_SH, WRAPPER, d, launch.cwd, launch.venv, launch.command()]
 
     def _env_of(self, launch: Launch) -> dict[bytes, bytes]:
         if not launch.job.env:

@@ -39,7 +39,7 @@ Key = tuple[str, str]  # (run id, job name)
 @dataclass(slots=True, eq=False)
 class _Parked:
     pid: int
-    argv: list[str]  # as started: the job's command then
+    argv: list[str]  # the wrapper's, as started but for `parked`: the job's command then
     pidfd: int  # registered with the loop while it is ours to reap
     go: int  # the pipe's write end; -1 once closed
     expiry: asyncio.TimerHandle | None = None
@@ -65,13 +65,13 @@ class Parking:
 
     def park(self, key: Key, path: str, argv: list[str], env: dict[bytes, bytes],
              quiet: Sequence[tuple[object, ...]], sigdef: Iterable[int]) -> None:
-        """Start `argv` (a wrapper given `parked`) in its own session, reading a pipe of ours
-        as its stdin, with `quiet`'s stdout and stderr and the signals `sigdef` at their
-        defaults. Does nothing if it cannot: the job's start spawns it then, and says why if
-        that fails too."""
+        """Start the wrapper `argv`, given `parked` (job.sh's word for it), in its own
+        session, reading a pipe of ours as its stdin, with `quiet`'s stdout and stderr and
+        the signals `sigdef` at their defaults. Does nothing if it cannot: the job's start
+        spawns it then, and says why if that fails too."""
         r, w = os.pipe2(os.O_CLOEXEC)
         try:
-            pid = os.posix_spawn(path, argv, env, setsid=True, setsigdef=sigdef,
+            pid = os.posix_spawn(path, [*argv, "parked"], env, setsid=True, setsigdef=sigdef,
                                  file_actions=[(os.POSIX_SPAWN_DUP2, r, 0), *quiet])
         except OSError:
             os.close(w)
@@ -84,7 +84,7 @@ class Parking:
         self._parked[key] = parked
 
     def take(self, key: Key, argv: list[str]) -> tuple[int, int] | None:
-        """Tell the parked wrapper of `key` to go, if it was started as `argv` (parked) is
+        """Tell the parked wrapper of `key` to go, if it was started with `argv` as it is
         now (a script's first line, which says how it runs, may have changed meanwhile: its
         parent may write it): its pid and pidfd, the caller's to watch and reap from now
         on; None if there is none, it has gone or it is dropped (it is reaped here)."""
